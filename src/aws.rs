@@ -1,0 +1,217 @@
+//! The AWS side of a command run: SDK clients built from the standard configuration chain
+//! (profile, credentials, `AWS_REGION`, `AWS_ENDPOINT_URL`), a counter of API calls for the
+//! benchmark, and [`CallError`], the one error type kinds return.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Counts every HTTP request the SDK sends (retries included), per `Service.Operation`.
+#[derive(Debug, Default, Clone)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>);
+
+impl CallCounter {
+    pub fn total(&self) -> usize {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    pub fn by_operation(&self) -> BTreeMap<String, usize> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "mskctl-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map(|m| format!("{}.{}", m.service(), m.name()))
+            .unwrap_or_else(|| "unknown".into());
+        *self.0.lock().unwrap().entry(name).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// One client per service, all sharing configuration and the call counter.
+#[derive(Clone)]
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub kafka: aws_sdk_kafka::Client,
+    pub pipes: aws_sdk_pipes::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub calls: CallCounter,
+    pub region: String,
+}
+
+/// Where to connect: CLI flags override the environment and the profile's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl Clients {
+    /// Build clients from the standard chain. `fallback_region` is the stack file's `region:`,
+    /// used when neither the flag nor the environment/profile sets one.
+    pub async fn connect(target: &Target, fallback_region: Option<&str>) -> Result<Clients, String> {
+        let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(profile) = &target.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &target.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let mut conf = loader.load().await;
+        if conf.region().is_none() {
+            match fallback_region {
+                Some(r) => {
+                    conf = conf
+                        .into_builder()
+                        .region(aws_config::Region::new(r.to_string()))
+                        .build()
+                }
+                None => {
+                    return Err("no AWS region: pass --region, set AWS_REGION, or put `region:` in the stack file".into());
+                }
+            }
+        }
+        let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
+        let calls = CallCounter::default();
+        macro_rules! client {
+            ($krate:ident) => {
+                $krate::Client::from_conf(
+                    $krate::config::Builder::from(&conf).interceptor(calls.clone()).build(),
+                )
+            };
+        }
+        Ok(Clients {
+            ec2: client!(aws_sdk_ec2),
+            iam: client!(aws_sdk_iam),
+            sqs: client!(aws_sdk_sqs),
+            lambda: client!(aws_sdk_lambda),
+            kafka: client!(aws_sdk_kafka),
+            pipes: client!(aws_sdk_pipes),
+            sts: client!(aws_sdk_sts),
+            tagging: client!(aws_sdk_resourcegroupstagging),
+            calls,
+            region,
+        })
+    }
+
+    /// The account id of the caller (one STS call).
+    pub async fn account_id(&self) -> Result<String, CallError> {
+        let out = self.sts.get_caller_identity().send().await.call("GetCallerIdentity")?;
+        Ok(out.account.unwrap_or_default())
+    }
+}
+
+/// An AWS call that failed (after the SDK's own retries), with the operation and AWS error
+/// code so messages can say exactly what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub op: String,
+    /// The AWS error code (`DependencyViolation`, `ThrottlingException`…), when AWS sent one.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl CallError {
+    pub fn new(op: impl Into<String>, code: Option<&str>, message: impl Into<String>) -> CallError {
+        CallError { op: op.into(), code: code.map(String::from), message: message.into() }
+    }
+
+    /// A failure detected by mskctl itself (a resource ended in a failed state, a wait timed out).
+    pub fn state(op: impl Into<String>, message: impl Into<String>) -> CallError {
+        CallError { op: op.into(), code: None, message: message.into() }
+    }
+
+    pub fn code_is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} failed: {}: {}", self.op, code, self.message),
+            None => write!(f, "{}: {}", self.op, self.message),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Attach the operation name to an SDK result: `client.create_vpc()...send().await.call("CreateVpc")?`.
+pub trait CallResult<T> {
+    fn call(self, op: &str) -> Result<T, CallError>;
+}
+
+impl<T, E, R> CallResult<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    fn call(self, op: &str) -> Result<T, CallError> {
+        self.map_err(|err| {
+            let (code, message) = match &err {
+                SdkError::ServiceError(service) => {
+                    let e = service.err();
+                    (
+                        e.code().map(String::from),
+                        e.message().map(String::from).unwrap_or_else(|| e.to_string()),
+                    )
+                }
+                SdkError::TimeoutError(_) => (Some("Timeout".into()), "the request timed out".into()),
+                other => (None, error_chain(other)),
+            };
+            CallError { op: op.to_string(), code, message }
+        })
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,95 @@
+//! Command-line interface types (clap). Behaviour lives in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Declarative provisioning for serverless Kafka on AWS: MSK Serverless, Lambda, EventBridge
+/// Pipes, SQS and the VPC around them, from one YAML stack file diffed against live AWS.
+///
+/// AWS access uses the standard chain: --profile / AWS_PROFILE, environment credentials,
+/// AWS_REGION, and AWS_ENDPOINT_URL (e.g. the local emulator started by `scripts/emulator`).
+#[derive(Debug, Parser)]
+#[command(name = "mskctl", version, propagate_version = true)]
+pub struct Cli {
+    /// AWS region (overrides AWS_REGION, the profile and the stack file's `region:`)
+    #[arg(long, global = true, env = "MSKCTL_REGION")]
+    pub region: Option<String>,
+
+    /// Named AWS profile from ~/.aws/config
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the stack file (syntax, types, references, cycles) without calling AWS
+    Validate(StackArgs),
+    /// Show what apply would change, comparing the stack file with live AWS (read-only)
+    Plan(PlanArgs),
+    /// Create, update, replace and delete resources until AWS matches the stack file
+    Apply(ApplyArgs),
+    /// Delete every resource the stack owns, dependents first
+    Destroy(ApplyArgs),
+    /// Print the stack's outputs, resolved from live AWS
+    Outputs(OutputsArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StackArgs {
+    /// Stack file
+    #[arg(short = 'f', long = "file", default_value = "mskctl.yaml", env = "MSKCTL_FILE")]
+    pub file: PathBuf,
+
+    /// Override a parameter: --var name=value (repeatable)
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// After the plan, print the number of AWS API calls made and the wall time (benchmarking)
+    #[arg(long)]
+    pub stats: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Skip the interactive confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Maximum number of resources changed at the same time
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Print a JSON object instead of `name = value` lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}

@@ -1,0 +1,50 @@
+//! mskctl: thin binary. Parses the command line, sets up logging and the runtime, maps the
+//! result to an exit code (0 ok, 1 error, 2 changes present with `plan --detailed-exitcode`).
+
+mod aws;
+mod cli;
+mod commands;
+mod engine;
+mod graph;
+mod plan;
+mod resources;
+mod retry;
+mod schema;
+mod stack;
+mod ui;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(commands::EXIT_ERROR);
+        }
+    };
+    let code = match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            commands::EXIT_ERROR
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Logs go to stderr, filtered by `MSKCTL_LOG` (e.g. `MSKCTL_LOG=mskctl=debug`). The SDK's
+/// own crates are capped at `info` whatever the filter says: their debug and trace output
+/// contains request bodies, which can carry secret values.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let mut filter = EnvFilter::try_from_env("MSKCTL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    for krate in ["aws_smithy_runtime", "aws_smithy_runtime_api", "aws_smithy_http", "aws_sdk_lambda", "aws_config", "hyper", "aws_sigv4"] {
+        if let Ok(d) = format!("{krate}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

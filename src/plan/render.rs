@@ -1,0 +1,142 @@
+//! Plan → text, in the spirit of `terraform plan`: one block per resource with the before and
+//! after of every attribute, replacements naming the attribute that forces them, and a
+//! summary line. Sensitive values are masked here, the only place plans become text.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::{Action, AttrChange, Change, Plan, UNKNOWN};
+
+pub fn render(plan: &Plan, stack: &str, region: &str) -> String {
+    let mut out = String::new();
+    let changes: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    if changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "No changes. Stack `{stack}` in {region} matches the file ({} resources up to date).",
+            plan.count(Action::NoOp)
+        );
+        return out;
+    }
+    let _ = writeln!(out, "mskctl will perform these actions on stack `{stack}` in {region}:\n");
+    for c in changes {
+        render_change(&mut out, c);
+        out.push('\n');
+    }
+    out.push_str(&summary(plan));
+    out.push('\n');
+    out
+}
+
+pub fn summary(plan: &Plan) -> String {
+    format!(
+        "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+        plan.count(Action::Create),
+        plan.count(Action::Update),
+        plan.count(Action::Replace),
+        plan.count(Action::Delete)
+    )
+}
+
+pub fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::NoOp => " ",
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Replace => "-/+",
+        Action::Delete => "-",
+    }
+}
+
+fn render_change(out: &mut String, c: &Change) {
+    let physical = c.observed.as_ref().map(|o| format!(" [{}]", o.physical_id)).unwrap_or_default();
+    let what = match c.action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Replace => "must be replaced",
+        Action::Delete => "will be destroyed",
+        Action::NoOp => "is up to date",
+    };
+    let _ = writeln!(out, "  {} {} ({}){physical} {what}", symbol(c.action), c.id, c.kind);
+    for w in &c.warnings {
+        let _ = writeln!(out, "      ! {w}");
+    }
+    let width = c.attrs.iter().map(|a| a.path.len()).max().unwrap_or(0);
+    for a in &c.attrs {
+        render_attr(out, a, c.action, width);
+    }
+}
+
+fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
+    let show = |v: &Value| if a.sensitive { "(sensitive value)".to_string() } else { value(v) };
+    let forces = if a.forces_replacement { "   # forces replacement" } else { "" };
+    match (&a.before, &a.after) {
+        (None, Some(after)) => {
+            let _ = writeln!(out, "      + {:width$} = {}", a.path, show(after));
+        }
+        (Some(before), Some(after)) => {
+            if let (Value::Array(b), Value::Array(af)) = (before, after)
+                && !a.sensitive
+                && (b.iter().chain(af).any(Value::is_object))
+            {
+                // Lists of rules/routes: show each element that goes or comes on its own.
+                let _ = writeln!(out, "      ~ {}{forces}", a.path);
+                for item in b.iter().filter(|i| !af.contains(i)) {
+                    let _ = writeln!(out, "          - {}", value(item));
+                }
+                for item in af.iter().filter(|i| !b.contains(i)) {
+                    let _ = writeln!(out, "          + {}", value(item));
+                }
+                return;
+            }
+            if let (Value::Object(b), Value::Object(af)) = (before, after)
+                && !a.sensitive
+            {
+                let _ = writeln!(out, "      ~ {}{forces}", a.path);
+                for (k, v) in b.iter().filter(|(k, _)| !af.contains_key(*k)) {
+                    let _ = writeln!(out, "          - {k} = {}", value(v));
+                }
+                for (k, v) in af {
+                    match b.get(k) {
+                        None => {
+                            let _ = writeln!(out, "          + {k} = {}", value(v));
+                        }
+                        Some(old) if old != v => {
+                            let _ = writeln!(out, "          ~ {k} = {} -> {}", value(old), value(v));
+                        }
+                        _ => {}
+                    }
+                }
+                return;
+            }
+            let (b, af) = if a.sensitive {
+                ("(sensitive value)".to_string(), "(sensitive value, changed)".to_string())
+            } else {
+                (value(before), value(after))
+            };
+            let _ = writeln!(out, "      ~ {:width$} = {b} -> {af}{forces}", a.path);
+        }
+        (Some(before), None) if action == Action::Delete => {
+            let _ = writeln!(out, "      - {:width$} = {}", a.path, show(before));
+        }
+        _ => {}
+    }
+}
+
+/// A value in plan output: strings quoted, unknowns spelled out, compact JSON otherwise.
+pub fn value(v: &Value) -> String {
+    match v {
+        Value::String(s) if s == UNKNOWN => "(known after apply)".into(),
+        Value::Null => "(unset)".into(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(value).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Object(m) => {
+            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {}", value(v))).collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,199 @@
+//! The resource kinds mskctl manages. Each kind lives in its own file and implements
+//! [`Kind`]: bulk read of the stack's live resources, create, update, delete. The engine
+//! only knows this trait; the planner only knows each kind's [`Schema`] and [`Kind::normalize`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::aws::{CallError, Clients};
+use crate::schema::Schema;
+
+mod ec2;
+pub mod eip;
+pub mod event_source_mapping;
+pub mod iam_role;
+pub mod internet_gateway;
+pub mod lambda_function;
+pub mod msk_serverless_cluster;
+pub mod nat_gateway;
+pub mod pipe;
+pub mod route_table;
+pub mod security_group;
+pub mod sqs_queue;
+pub mod subnet;
+pub mod vpc;
+
+/// Tag keys that tie a live resource to a stack and a logical id. They are the only state
+/// mskctl keeps: there is no state file.
+pub const TAG_STACK: &str = "mskctl:stack";
+pub const TAG_ID: &str = "mskctl:id";
+
+/// Property values after references, parameters and defaults are resolved.
+/// `tags` (when the kind is taggable) holds the complete tag set: stack tags, resource tags,
+/// the ownership tags and `Name`.
+pub type Props = BTreeMap<String, Value>;
+
+/// What the file asks for, ready to be sent to AWS.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub id: String,
+    pub props: Props,
+    /// Directory of the stack file, for relative paths such as function code.
+    pub base_dir: PathBuf,
+}
+
+/// A live resource owned by the stack, as read from AWS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// Logical id, from the `mskctl:id` tag (or the kind's own identity scheme).
+    pub id: String,
+    /// AWS identifier used for update/delete: a `vpc-…` id, an ARN, a queue URL…
+    pub physical_id: String,
+    /// Same keys and shapes as [`Desired::props`] so the planner can compare them.
+    pub props: Props,
+    /// Attributes other resources reference (`id`, `arn`, …), as strings.
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// Access to AWS and to progress reporting for one command run.
+pub struct Ctx {
+    pub aws: Clients,
+    pub stack: String,
+    pub region: String,
+    pub account_id: String,
+    progress: Arc<dyn Fn(&str, &str) + Send + Sync>,
+}
+
+impl Ctx {
+    pub fn new(
+        aws: Clients,
+        stack: String,
+        region: String,
+        account_id: String,
+        progress: Arc<dyn Fn(&str, &str) + Send + Sync>,
+    ) -> Ctx {
+        Ctx { aws, stack, region, account_id, progress }
+    }
+
+    /// Report progress for a resource, e.g. "waiting for NAT gateway to be available (12s)".
+    pub fn progress(&self, id: &str, message: &str) {
+        (self.progress)(id, message)
+    }
+}
+
+#[async_trait]
+pub trait Kind: Send + Sync {
+    fn schema(&self) -> &'static Schema;
+
+    /// Canonical form of a property value for comparison, applied to both the desired and the
+    /// observed value (sort sets, decode and reorder policy documents…). Pure.
+    fn normalize(&self, _prop: &str, value: &Value) -> Value {
+        value.clone()
+    }
+
+    /// A plain-words warning shown when the planner replaces this resource, for consequences
+    /// AWS does not spell out (e.g. a new Kafka consumer group that loses committed offsets).
+    fn replace_warning(&self, _desired: &Props, _observed: &Props) -> Option<String> {
+        None
+    }
+
+    /// Local work before planning (e.g. hash the function package). May read files, never AWS.
+    /// Errors are shown with the resource id.
+    fn prepare(&self, _desired: &mut Desired) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Every live resource of this kind owned by `cx.stack`, in as few calls as the API allows
+    /// (tag filters, batch describes). Resources being deleted count as gone.
+    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError>;
+
+    /// Create the resource with ownership tags set in the create call where the API allows,
+    /// wait until it is usable, and return its live state.
+    async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError>;
+
+    /// Change `changed` properties (top-level names) in place; return the new live state.
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError>;
+
+    /// Delete and wait until it is gone. Deleting something already gone is success.
+    async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError>;
+}
+
+/// Every kind mskctl knows, in the order docs list them.
+pub fn registry() -> Vec<&'static dyn Kind> {
+    vec![
+        &vpc::Vpc,
+        &subnet::Subnet,
+        &internet_gateway::InternetGateway,
+        &eip::Eip,
+        &nat_gateway::NatGateway,
+        &route_table::RouteTable,
+        &security_group::SecurityGroup,
+        &msk_serverless_cluster::MskServerlessCluster,
+        &iam_role::IamRole,
+        &sqs_queue::SqsQueue,
+        &lambda_function::LambdaFunction,
+        &pipe::Pipe,
+        &event_source_mapping::EventSourceMapping,
+    ]
+}
+
+/// All schemas, for the loader and docs.
+pub fn schemas() -> Vec<&'static Schema> {
+    registry().into_iter().map(|k| k.schema()).collect()
+}
+
+pub fn kind(name: &str) -> Option<&'static dyn Kind> {
+    registry().into_iter().find(|k| k.schema().kind == name)
+}
+
+/// The complete tag set for a resource from its resolved `tags` property
+/// (already including stack tags, ownership tags and `Name`), as sorted pairs.
+pub fn tags_of(props: &Props) -> Vec<(String, String)> {
+    match props.get("tags") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Convert live tags to the `tags` property value, dropping AWS-reserved `aws:` keys.
+pub fn tags_value<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
+    let map: serde_json::Map<String, Value> = tags
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    Value::Object(map)
+}
+
+/// Helpers to read resolved properties without repeating `and_then` chains in every kind.
+pub fn s<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
+    props.get(key).and_then(Value::as_str)
+}
+
+pub fn i(props: &Props, key: &str) -> Option<i64> {
+    props.get(key).and_then(Value::as_i64)
+}
+
+pub fn b(props: &Props, key: &str) -> Option<bool> {
+    props.get(key).and_then(Value::as_bool)
+}
+
+pub fn strs(props: &Props, key: &str) -> Vec<String> {
+    match props.get(key) {
+        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    }
+}

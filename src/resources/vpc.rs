@@ -1,0 +1,211 @@
+//! `vpc`: an Amazon VPC. The CIDR block is fixed at creation; the two DNS attributes are
+//! changed in place with ModifyVpcAttribute (one attribute per call, as the API requires).
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
+use serde_json::{Value, json};
+
+use crate::aws::{CallError, CallResult};
+use crate::resources::ec2::{gone_ok, logical_id, missing, normalize_cidr_value, stack_filter, tag_spec, tags_prop};
+use crate::resources::{Ctx, Desired, Kind, Observed, Props, b, ec2, s};
+use crate::retry::{DEPENDENCY_VIOLATION, retry_while};
+use crate::schema::{Schema, Ty, Update, dflt, req};
+
+pub struct Vpc;
+
+static SCHEMA: Schema = Schema {
+    kind: "vpc",
+    doc: "An Amazon VPC: an isolated IPv4 network for subnets, gateways and security groups.",
+    props: &[
+        req("cidr_block", Ty::Cidr, Update::Replace, "IPv4 CIDR block of the VPC, e.g. 10.10.0.0/16."),
+        dflt(
+            "enable_dns_support",
+            Ty::Bool,
+            Update::InPlace,
+            "true",
+            "Whether the Amazon-provided DNS resolver answers in the VPC (needed for MSK bootstrap names).",
+        ),
+        dflt(
+            "enable_dns_hostnames",
+            Ty::Bool,
+            Update::InPlace,
+            "false",
+            "Whether instances and interfaces get public DNS hostnames (needs DNS support).",
+        ),
+    ],
+    attrs: &["id", "cidr_block"],
+    taggable: true,
+};
+
+#[async_trait]
+impl Kind for Vpc {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn normalize(&self, prop: &str, value: &Value) -> Value {
+        match prop {
+            "cidr_block" => normalize_cidr_value(value),
+            _ => value.clone(),
+        }
+    }
+
+    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
+        let out = cx.aws.ec2.describe_vpcs().filters(stack_filter(cx)).send().await.call("DescribeVpcs")?;
+        let mut found = Vec::new();
+        for vpc in out.vpcs() {
+            if let Some(id) = logical_id(vpc.tags()) {
+                found.push(observe(cx, id, vpc).await?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
+        let p = &desired.props;
+        let out = cx
+            .aws
+            .ec2
+            .create_vpc()
+            .cidr_block(s(p, "cidr_block").unwrap_or_default())
+            .tag_specifications(tag_spec(ResourceType::Vpc, p))
+            .send()
+            .await
+            .call("CreateVpc")?;
+        let vpc_id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+        // CreateVpc returns `pending` for a moment; ModifyVpcAttribute works either way.
+        // AWS's defaults are support=true, hostnames=false: only send what differs.
+        if !b(p, "enable_dns_support").unwrap_or(true) {
+            set_dns(cx, &vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
+        }
+        if b(p, "enable_dns_hostnames").unwrap_or(false) {
+            set_dns(cx, &vpc_id, VpcAttributeName::EnableDnsHostnames, true).await?;
+        }
+        self.reread(cx, &desired.id, &vpc_id).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
+        let p = &desired.props;
+        let vpc_id = &observed.physical_id;
+        let want_support = b(p, "enable_dns_support").unwrap_or(true);
+        let want_hostnames = b(p, "enable_dns_hostnames").unwrap_or(false);
+        // Hostnames need support: turn support on before hostnames, and hostnames off before support.
+        let support_changed = changed.iter().any(|c| c == "enable_dns_support");
+        let hostnames_changed = changed.iter().any(|c| c == "enable_dns_hostnames");
+        if support_changed && want_support {
+            set_dns(cx, vpc_id, VpcAttributeName::EnableDnsSupport, true).await?;
+        }
+        if hostnames_changed {
+            set_dns(cx, vpc_id, VpcAttributeName::EnableDnsHostnames, want_hostnames).await?;
+        }
+        if support_changed && !want_support {
+            set_dns(cx, vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
+        }
+        if changed.iter().any(|c| c == "tags") {
+            ec2::sync_tags(cx, vpc_id, p, &observed.props).await?;
+        }
+        self.reread(cx, &desired.id, vpc_id).await
+    }
+
+    async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
+        let vpc_id = observed.physical_id.clone();
+        gone_ok(
+            retry_while(cx, &observed.id, &DEPENDENCY_VIOLATION, || async {
+                cx.aws.ec2.delete_vpc().vpc_id(&vpc_id).send().await.call("DeleteVpc").map(|_| ())
+            })
+            .await,
+        )
+    }
+}
+
+impl Vpc {
+    /// The live state of one VPC by id (after create/update).
+    async fn reread(&self, cx: &Ctx, id: &str, vpc_id: &str) -> Result<Observed, CallError> {
+        let out = cx.aws.ec2.describe_vpcs().vpc_ids(vpc_id).send().await.call("DescribeVpcs")?;
+        let vpc = out.vpcs().first().ok_or_else(|| missing("DescribeVpcs", "VPC", vpc_id))?;
+        observe(cx, id.to_string(), vpc).await
+    }
+}
+
+/// One VPC as Observed: its describe entry plus its two DNS attributes.
+async fn observe(cx: &Ctx, id: String, vpc: &aws_sdk_ec2::types::Vpc) -> Result<Observed, CallError> {
+    let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
+    let (dns_support, dns_hostnames) = dns_attributes(cx, &vpc_id).await?;
+    let cidr = vpc.cidr_block().unwrap_or_default().to_string();
+    let props: Props = [
+        ("cidr_block".to_string(), json!(cidr)),
+        ("enable_dns_support".to_string(), json!(dns_support)),
+        ("enable_dns_hostnames".to_string(), json!(dns_hostnames)),
+        ("tags".to_string(), tags_prop(vpc.tags())),
+    ]
+    .into();
+    Ok(Observed {
+        id,
+        physical_id: vpc_id.clone(),
+        props,
+        attrs: [("id".to_string(), vpc_id), ("cidr_block".to_string(), cidr)].into(),
+    })
+}
+
+/// (enableDnsSupport, enableDnsHostnames): DescribeVpcAttribute answers one attribute per call.
+async fn dns_attributes(cx: &Ctx, vpc_id: &str) -> Result<(bool, bool), CallError> {
+    let support = cx
+        .aws
+        .ec2
+        .describe_vpc_attribute()
+        .vpc_id(vpc_id)
+        .attribute(VpcAttributeName::EnableDnsSupport)
+        .send()
+        .await
+        .call("DescribeVpcAttribute")?;
+    let hostnames = cx
+        .aws
+        .ec2
+        .describe_vpc_attribute()
+        .vpc_id(vpc_id)
+        .attribute(VpcAttributeName::EnableDnsHostnames)
+        .send()
+        .await
+        .call("DescribeVpcAttribute")?;
+    Ok((
+        support.enable_dns_support().and_then(|v| v.value()).unwrap_or(true),
+        hostnames.enable_dns_hostnames().and_then(|v| v.value()).unwrap_or(false),
+    ))
+}
+
+async fn set_dns(cx: &Ctx, vpc_id: &str, attr: VpcAttributeName, value: bool) -> Result<(), CallError> {
+    let v = AttributeBooleanValue::builder().value(value).build();
+    let req = cx.aws.ec2.modify_vpc_attribute().vpc_id(vpc_id);
+    let req = match attr {
+        VpcAttributeName::EnableDnsHostnames => req.enable_dns_hostnames(v),
+        _ => req.enable_dns_support(v),
+    };
+    req.send().await.call("ModifyVpcAttribute")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_what_aws_reports_for_a_new_vpc() {
+        let d = |n: &str| SCHEMA.prop(n).unwrap().default;
+        assert_eq!(d("enable_dns_support"), Some("true"));
+        assert_eq!(d("enable_dns_hostnames"), Some("false"));
+        assert_eq!(SCHEMA.prop("cidr_block").unwrap().update, Update::Replace);
+        assert_eq!(SCHEMA.attrs[0], "id");
+    }
+
+    #[test]
+    fn cidr_normalised() {
+        assert_eq!(Vpc.normalize("cidr_block", &json!("10.10.0.5/16")), json!("10.10.0.0/16"));
+        assert_eq!(Vpc.normalize("enable_dns_support", &json!(true)), json!(true));
+    }
+}

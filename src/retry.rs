@@ -1,0 +1,159 @@
+//! The one place that decides what is worth retrying and how waits are paced.
+//!
+//! The SDK already retries throttling and transient network errors. What remains are AWS
+//! behaviours that need time rather than a fix: IAM propagation, `DependencyViolation` while
+//! network interfaces drain, `QueueDeletedRecently`. Everything else fails at once.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::aws::CallError;
+use crate::resources::Ctx;
+
+/// A condition that goes away by itself, and for how long it is worth waiting.
+#[derive(Debug)]
+pub struct Transient {
+    /// AWS error codes that signal the condition.
+    pub codes: &'static [&'static str],
+    /// If non-empty, the message must also contain one of these (case-insensitive), so an
+    /// unrelated error with the same code is not retried blindly.
+    pub messages: &'static [&'static str],
+    /// Shown in progress lines: what mskctl is waiting for.
+    pub why: &'static str,
+    pub budget: Duration,
+}
+
+/// A deletion blocked by something that still uses the resource (network interfaces of
+/// Lambda or pipes drain for many minutes on AWS).
+pub const DEPENDENCY_VIOLATION: Transient = Transient {
+    codes: &["DependencyViolation", "InvalidNetworkInterface.InUse"],
+    messages: &[],
+    why: "dependent resources (often network interfaces left by Lambda, pipes or MSK) still use it",
+    budget: Duration::from_secs(45 * 60),
+};
+
+/// A role created seconds ago that Lambda or Pipes cannot assume yet (IAM is eventually consistent).
+pub const ROLE_PROPAGATION: Transient = Transient {
+    codes: &["InvalidParameterValueException", "ValidationException", "AccessDeniedException"],
+    messages: &["assume", "role"],
+    why: "the IAM role was just created and is not yet assumable (IAM propagation)",
+    budget: Duration::from_secs(90),
+};
+
+/// SQS refuses to recreate a queue name for 60 seconds after deleting it.
+pub const QUEUE_DELETED_RECENTLY: Transient = Transient {
+    codes: &["AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"],
+    messages: &[],
+    why: "SQS does not allow reusing a queue name for 60 seconds after deletion",
+    budget: Duration::from_secs(90),
+};
+
+/// Lambda rejects a change while a previous update of the same function is in progress.
+pub const FUNCTION_BUSY: Transient = Transient {
+    codes: &["ResourceConflictException"],
+    messages: &["in progress", "pending"],
+    why: "a previous update of the function is still in progress",
+    budget: Duration::from_secs(300),
+};
+
+impl Transient {
+    pub fn matches(&self, err: &CallError) -> bool {
+        let code_ok = err.code.as_deref().is_some_and(|c| self.codes.contains(&c));
+        let msg = err.message.to_lowercase();
+        code_ok && (self.messages.is_empty() || self.messages.iter().any(|m| msg.contains(m)))
+    }
+}
+
+fn pacing(max: Duration) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(poll_floor())
+        .with_max_delay(max)
+        .without_max_times()
+        .build()
+}
+
+/// Smallest pause between polls. AWS resources take seconds to minutes; the local emulator
+/// answers in milliseconds, so tests may lower it with `MSKCTL_POLL_MS`.
+fn poll_floor() -> Duration {
+    std::env::var("MSKCTL_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(1))
+}
+
+/// Run `call`, retrying while its error matches `transient`, with backoff and a progress line
+/// for `id` on each retry. Other errors and an exhausted budget return the last error.
+pub async fn retry_while<T, F, Fut>(
+    cx: &Ctx,
+    id: &str,
+    transient: &Transient,
+    mut call: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CallError>>,
+{
+    let start = Instant::now();
+    let mut delays = pacing(Duration::from_secs(15));
+    loop {
+        match call().await {
+            Err(err) if transient.matches(&err) && start.elapsed() < transient.budget => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(15));
+                cx.progress(
+                    id,
+                    &format!(
+                        "{} returned {}: retrying because {} ({}s elapsed)",
+                        err.op,
+                        err.code.as_deref().unwrap_or("an error"),
+                        transient.why,
+                        start.elapsed().as_secs()
+                    ),
+                );
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What one poll of a resource's state found.
+pub enum Poll<T> {
+    Ready(T),
+    /// Still in progress; the string is the current state, shown in progress lines.
+    Pending(String),
+}
+
+/// Poll `check` until it is ready, reporting "`what`: STATE (Ns)" for `id`; fail after `timeout`.
+pub async fn wait_for<T, F, Fut>(
+    cx: &Ctx,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, CallError>>,
+{
+    let start = Instant::now();
+    let mut delays = pacing(Duration::from_secs(10));
+    loop {
+        match check().await? {
+            Poll::Ready(v) => return Ok(v),
+            Poll::Pending(state) => {
+                let elapsed = start.elapsed();
+                if elapsed > timeout {
+                    return Err(CallError::state(
+                        what,
+                        format!("still {state} after {}s; giving up (re-run to keep waiting)", elapsed.as_secs()),
+                    ));
+                }
+                cx.progress(id, &format!("{what}: {state} ({}s elapsed)", elapsed.as_secs()));
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The stack file as validated data: what the user declared, before anything is resolved
+//! against AWS. `load` turns YAML into a `Stack` or diagnostics pointing into the file.
+
+pub mod load;
+mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::schema::Schema;
+
+pub use load::{LoadError, load_file, load_str};
+
+/// A validated stack file.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    /// `region:` from the file; the CLI flag and environment take precedence.
+    pub region: Option<String>,
+    /// Stack-wide tags, added to every taggable resource.
+    pub tags: BTreeMap<String, String>,
+    /// Parameter values after defaults and `--var` overrides.
+    pub params: BTreeMap<String, String>,
+    pub resources: BTreeMap<String, ResourceSpec>,
+    pub outputs: BTreeMap<String, OutputSpec>,
+    /// The stack file; relative paths (function code) resolve against its directory.
+    pub path: PathBuf,
+}
+
+/// One entry of `resources:`.
+#[derive(Debug, Clone)]
+pub struct ResourceSpec {
+    /// The logical id: the key under `resources:`.
+    pub id: String,
+    pub schema: &'static Schema,
+    /// Properties as written (defaults not yet applied), `tags` included.
+    pub props: BTreeMap<String, Expr>,
+    /// Explicit `depends_on:` entries (references add implicit ones).
+    pub depends_on: Vec<String>,
+}
+
+/// An output: a string template resolved from live attributes after apply.
+#[derive(Debug, Clone)]
+pub struct OutputSpec {
+    pub value: Expr,
+    pub description: Option<String>,
+}
+
+/// A property value as declared. References are kept symbolic until planning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A string, possibly with `${...}` interpolations.
+    Str(Vec<Part>),
+    /// A typed reference (`vpc: main_vpc`): the attribute `attr` of resource `id`.
+    Ref { id: String, attr: String },
+    List(Vec<Expr>),
+    Map(BTreeMap<String, Expr>),
+}
+
+/// A piece of an interpolated string. `${param.x}` and `${stack.name}` are substituted by
+/// the loader; the rest need live data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Lit(String),
+    /// `${id.attr}`
+    Ref { id: String, attr: String },
+    /// `${aws.region}`
+    Region,
+    /// `${aws.account_id}`
+    AccountId,
+}
+
+impl Expr {
+    /// A plain string with no interpolation.
+    pub fn lit(s: impl Into<String>) -> Expr {
+        Expr::Str(vec![Part::Lit(s.into())])
+    }
+
+    /// Logical ids this value refers to, in order of appearance.
+    pub fn refs(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Ref { id, .. } => out.push(id.clone()),
+            Expr::Str(parts) => {
+                for p in parts {
+                    if let Part::Ref { id, .. } = p {
+                        out.push(id.clone());
+                    }
+                }
+            }
+            Expr::List(items) => items.iter().for_each(|e| e.refs(out)),
+            Expr::Map(m) => m.values().for_each(|e| e.refs(out)),
+            _ => {}
+        }
+    }
+
+    /// Whether any part needs `${aws.account_id}`.
+    pub fn needs_account_id(&self) -> bool {
+        match self {
+            Expr::Str(parts) => parts.iter().any(|p| matches!(p, Part::AccountId)),
+            Expr::List(items) => items.iter().any(Expr::needs_account_id),
+            Expr::Map(m) => m.values().any(Expr::needs_account_id),
+            _ => false,
+        }
+    }
+}
+
+impl ResourceSpec {
+    /// Every logical id this resource depends on (references and `depends_on`), deduplicated.
+    pub fn dependencies(&self) -> Vec<String> {
+        let mut out = self.depends_on.clone();
+        for e in self.props.values() {
+            e.refs(&mut out);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        out.retain(|id| id != &self.id && seen.insert(id.clone()));
+        out
+    }
+}

@@ -1,0 +1,68 @@
+"""Local AWS emulator for mskctl's tests: moto's server plus mskctl's patches.
+
+There is no AWS account for tests, so they run against moto (pinned in
+requirements.txt). Moto 5.2.5 misses a few behaviours mskctl depends on (MSK
+lifecycle and bootstrap brokers, Kafka event source mappings, ...); the
+`patches` package fills them in before the server starts, and adds a
+`/_emulator/*` control endpoint for fault injection. See README.md.
+
+    launcher.py [--host 127.0.0.1] [--port 4566]
+
+`--port 0` picks a free port. Once listening, it prints exactly one line,
+`EMULATOR_READY http://HOST:PORT`, on stdout; SIGTERM or SIGINT stops it.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+# Read by moto at import time: AttachRolePolicy with AWS managed policies
+# (AWSLambdaBasicExecutionRole, ...) needs them loaded.
+os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+
+import patches  # noqa: E402
+
+
+class QuietHandler(MotoRequestHandler):
+    """One test server per test: keep the request log off unless asked for."""
+
+    def log_request(self, *args: object, **kwargs: object) -> None:
+        if os.environ.get("EMULATOR_LOG_REQUESTS"):
+            super().log_request(*args, **kwargs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566, help="0 picks a free port")
+    args = parser.parse_args()
+
+    patches.apply_all()
+    app = patches.faults.ControlApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietHandler)
+    host, port = server.server_address[:2]
+
+    def stop(signum: int, frame: object) -> None:
+        # shutdown() waits for serve_forever to return: call it off this thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    print(f"EMULATOR_READY http://{host}:{port}", flush=True)
+    server.serve_forever()
+    server.server_close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Patches that make moto 5.2.5 behave like AWS for mskctl's stack.
+
+Each patch is one function named after what it fixes; `apply_all` applies
+them in order. tests/emulator/README.md lists them with the moto gap each one
+closes and the test in test_patches.py that proves it.
+"""
+
+from . import ec2, faults, kafka, lambda_esm, lambda_functions, pipes
+
+PATCHES = [
+    kafka.patch_creation_time_rfc3339,
+    kafka.patch_cluster_arn_format,
+    kafka.patch_cluster_lifecycle,
+    kafka.patch_get_bootstrap_brokers,
+    lambda_functions.patch_dead_letter_config,
+    lambda_functions.patch_other_accounts_layers,
+    lambda_esm.patch_kafka_event_source_mappings,
+    ec2.patch_nat_gateway_client_token,
+    ec2.patch_security_group_rules,
+    pipes.patch_pipe_lifecycle,
+    faults.patch_throttling,
+]
+
+
+def apply_all() -> None:
+    for patch in PATCHES:
+        patch()

@@ -1,0 +1,59 @@
+"""EC2 patches: idempotent NAT gateways and complete security group rules."""
+
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.ec2.responses.nat_gateways import NatGateways
+from moto.ec2.responses.security_groups import SecurityGroups
+
+
+def patch_nat_gateway_client_token() -> None:
+    # moto ignores ClientToken on CreateNatGateway, so a retried call makes a
+    # second gateway (or fails with Resource.AlreadyAssociated on the EIP).
+    original = NatGateways.create_nat_gateway
+
+    def create_nat_gateway(self: NatGateways) -> ActionResult:
+        token = self._get_param("ClientToken")
+        if not token:
+            return original(self)
+        backend = self.ec2_backend
+        tokens = backend.__dict__.setdefault("_emulator_nat_tokens", {})
+        request = (self._get_param("SubnetId"), self._get_param("AllocationId"),
+                   self._get_param("ConnectivityType") or "public")
+        if token in tokens:
+            nat_id, earlier = tokens[token]
+            if earlier != request:
+                raise EC2ClientError(
+                    "IdempotentParameterMismatch",
+                    f"Client token {token} was already used with different parameters.",
+                )
+            return ActionResult({"ClientToken": token, "NatGateway": backend.nat_gateways[nat_id]})
+        result = original(self)
+        nat = result.result["NatGateway"]
+        tokens[token] = (nat.id, request)
+        return ActionResult({"ClientToken": token, "NatGateway": nat})
+
+    NatGateways.create_nat_gateway = create_nat_gateway
+
+
+def patch_security_group_rules() -> None:
+    # moto returns only the last IpPermission's rules from Authorize*, and loses
+    # the Description of rules that reference a security group or prefix list.
+    def collect(method: str) -> Any:
+        def authorize(self: SecurityGroups) -> ActionResult:
+            self.error_on_dryrun()
+            rules: list[Any] = []
+            for kwargs in self._process_rules_from_querystring():
+                added, _ = getattr(self.ec2_backend, method)(**kwargs)
+                rules.extend(added)
+            return ActionResult({"Return": True, "SecurityGroupRules": rules})
+
+        return authorize
+
+    SecurityGroups.authorize_security_group_ingress = collect("authorize_security_group_ingress")
+    SecurityGroups.authorize_security_group_egress = collect("authorize_security_group_egress")
+    SecurityGroupRule.description = property(
+        lambda self: self.ip_range.get("Description") or self.source_group.get("Description")
+    )

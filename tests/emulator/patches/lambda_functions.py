@@ -1,0 +1,56 @@
+"""Lambda function patches: dead-letter config and other accounts' layers."""
+
+import re
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+
+# A layer version ARN: arn:PARTITION:lambda:REGION:ACCOUNT:layer:NAME:VERSION
+LAYER_VERSION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:(?P<account>\d{12}):layer:[\w-]+:\d+$"
+)
+
+
+def patch_dead_letter_config() -> None:
+    # moto drops DeadLetterConfig on CreateFunction and UpdateFunctionConfiguration
+    # and never returns it from GetFunction/GetFunctionConfiguration/ListFunctions.
+    original_init = LambdaFunction.__init__
+    original_update = LambdaFunction.update_configuration
+    original_get = LambdaFunction.get_configuration
+
+    def __init__(self: LambdaFunction, account_id: str, spec: dict[str, Any], *a: Any, **kw: Any) -> None:
+        self.dead_letter_target = (spec.get("DeadLetterConfig") or {}).get("TargetArn")
+        original_init(self, account_id, spec, *a, **kw)
+
+    def update_configuration(self: LambdaFunction, updates: dict[str, Any]) -> dict[str, Any]:
+        if "DeadLetterConfig" in updates:
+            # An empty TargetArn (or {}) removes the dead-letter queue, as on AWS.
+            self.dead_letter_target = (updates["DeadLetterConfig"] or {}).get("TargetArn") or None
+        return original_update(self, updates)
+
+    def get_configuration(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
+        config = original_get(self, on_create)
+        if getattr(self, "dead_letter_target", None):
+            config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target}
+        return config
+
+    LambdaFunction.__init__ = __init__
+    LambdaFunction.update_configuration = update_configuration
+    LambdaFunction.get_configuration = get_configuration
+
+
+def patch_other_accounts_layers() -> None:
+    # moto only knows layers published in the emulator, so public layers of other
+    # accounts (AWSSDKPandas, ...) fail CreateFunction with "LayerVersion does
+    # not exist". AWS accepts them; the emulator cannot know their CodeSize.
+    original = LambdaFunction._get_layers_data
+
+    def _get_layers_data(self: LambdaFunction, arns: list[str]) -> list[dict[str, Any]]:
+        def foreign(arn: str) -> bool:
+            match = LAYER_VERSION_ARN.match(arn)
+            return bool(match) and match["account"] != self.account_id
+
+        local = iter(original(self, [a for a in arns if not foreign(a)]))
+        return [{"Arn": a} if foreign(a) else next(local) for a in arns]
+
+    LambdaFunction._get_layers_data = _get_layers_data

@@ -1,0 +1,477 @@
+"""Proves each patch in patches/ against a real launcher subprocess.
+
+Run: .venv/emulator/bin/python -m unittest discover -s tests/emulator -v
+One launcher (--port 0) serves the module, with lifecycle delays lowered
+through the environment; every test uses its own resource names and clears
+the faults it set.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = Path(__file__).resolve().parent
+REGION = "ap-northeast-1"
+DELAYS = {
+    "EMULATOR_MSK_CREATE_SECONDS": "0.6",
+    "EMULATOR_MSK_DELETE_SECONDS": "0.4",
+    "EMULATOR_ESM_SECONDS": "0.4",
+    "EMULATOR_PIPE_SECONDS": "0.4",
+}
+PANDAS_LAYER = "arn:aws:lambda:ap-northeast-1:336392948345:layer:AWSSDKPandas-Python311:22"
+launcher: subprocess.Popen
+endpoint = ""
+
+
+def setUpModule() -> None:
+    global launcher, endpoint
+    launcher = subprocess.Popen(
+        [sys.executable, str(HERE / "launcher.py"), "--port", "0"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, **DELAYS},
+    )
+    line = launcher.stdout.readline().strip()
+    assert line.startswith("EMULATOR_READY http://"), f"launcher said {line!r}"
+    endpoint = line.split(" ", 1)[1]
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    client("iam").create_role(RoleName="test-role", Path="/service-role/", AssumeRolePolicyDocument=json.dumps(trust))
+
+
+def tearDownModule() -> None:
+    launcher.terminate()
+    assert launcher.wait(timeout=10) == 0, "launcher did not exit cleanly on SIGTERM"
+
+
+def client(service: str, **config: object):
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(**config) if config else None,
+    )
+
+
+def control(path: str, payload: object = None) -> dict:
+    data = json.dumps(payload).encode() if payload is not None else b""
+    req = urllib.request.Request(f"{endpoint}/_emulator/{path}", data=data, method="POST")
+    with urllib.request.urlopen(req) as resp:
+        return json.load(resp)
+
+
+def wait_for(read, want, timeout: float = 5.0):
+    """Polls read() until it returns want; returns the sequence of values seen."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read()
+        if not seen or seen[-1] != value:
+            seen.append(value)
+        if value == want:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"never reached {want!r}; saw {seen}")
+
+
+def error_code(call) -> str:
+    try:
+        call()
+    except ClientError as error:
+        return error.response["Error"]["Code"]
+    raise AssertionError("call succeeded")
+
+
+def function_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    return buf.getvalue()
+
+
+ROLE = "arn:aws:iam::123456789012:role/service-role/test-role"
+
+
+def make_function(name: str, **extra) -> dict:
+    return client("lambda").create_function(
+        FunctionName=name, Runtime="python3.11", Architectures=["x86_64"], Role=ROLE,
+        Handler="handler.handler", Code={"ZipFile": function_zip()}, **extra,
+    )
+
+
+def make_cluster(name: str) -> str:
+    return client("kafka").create_cluster_v2(
+        ClusterName=name, Tags={"stack": name},
+        Serverless={
+            "VpcConfigs": [{"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}],
+            "ClientAuthentication": {"Sasl": {"Iam": {"Enabled": True}}},
+        },
+    )["ClusterArn"]
+
+
+class EmulatorTest(unittest.TestCase):
+    def tearDown(self) -> None:
+        control("reset-faults")
+
+
+class MskTest(EmulatorTest):
+    def test_msk_creation_time_is_rfc3339_with_offset(self) -> None:
+        kafka = client("kafka")
+        raw = {}
+        kafka.meta.events.register(
+            "after-call.kafka.*", lambda http_response, model, **_: raw.__setitem__(model.name, http_response.content)
+        )
+        arn = make_cluster("ts-cluster")
+        kafka.list_clusters_v2(ClusterNameFilter="ts-cluster")
+        kafka.describe_cluster_v2(ClusterArn=arn)
+        for op in ("ListClustersV2", "DescribeClusterV2"):
+            body = json.loads(raw[op])
+            info = body["clusterInfo"] if op == "DescribeClusterV2" else body["clusterInfoList"][0]
+            self.assertRegex(info["creationTime"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", op)
+            self.assertNotIn("activeOperationArn", info)
+            self.assertNotIn("stateInfo", info)
+
+    def test_msk_cluster_lifecycle_and_tags(self) -> None:
+        kafka = client("kafka")
+        arn = make_cluster("life-cluster")
+        self.assertRegex(arn, r"^arn:aws:kafka:ap-northeast-1:\d{12}:cluster/life-cluster/[0-9a-f-]{36}-s1$")
+        state = lambda: kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["State"]
+        self.assertEqual(wait_for(state, "ACTIVE"), ["CREATING", "ACTIVE"])
+        listed = kafka.list_clusters_v2(ClusterNameFilter="life-cluster")["ClusterInfoList"]
+        self.assertEqual(listed[0]["Tags"], {"stack": "life-cluster"})
+        self.assertEqual(kafka.list_tags_for_resource(ResourceArn=arn)["Tags"], {"stack": "life-cluster"})
+        self.assertEqual(kafka.delete_cluster(ClusterArn=arn)["State"], "DELETING")
+
+        def gone() -> str:
+            try:
+                return state()
+            except kafka.exceptions.NotFoundException:
+                return "GONE"
+
+        self.assertEqual(wait_for(gone, "GONE"), ["DELETING", "GONE"])
+        self.assertEqual(kafka.list_clusters_v2(ClusterNameFilter="life-cluster")["ClusterInfoList"], [])
+
+    def test_get_bootstrap_brokers_serverless(self) -> None:
+        kafka = client("kafka")
+        arn = make_cluster("boot-cluster")
+        first = kafka.get_bootstrap_brokers(ClusterArn=arn)
+        second = kafka.get_bootstrap_brokers(ClusterArn=arn)
+        self.assertRegex(
+            first["BootstrapBrokerStringSaslIam"],
+            r"^boot-[0-9a-f]{8}\.c2\.kafka-serverless\.ap-northeast-1\.amazonaws\.com:9098$",
+        )
+        self.assertEqual(first["BootstrapBrokerStringSaslIam"], second["BootstrapBrokerStringSaslIam"])
+        self.assertNotIn("BootstrapBrokerString", first)
+
+
+class LambdaFunctionTest(EmulatorTest):
+    def test_dead_letter_config_is_stored_and_returned(self) -> None:
+        lam = client("lambda")
+        dlq = "arn:aws:sqs:ap-northeast-1:123456789012:dlq-a"
+        make_function("dlq-fn", DeadLetterConfig={"TargetArn": dlq}, Timeout=300, MemorySize=512)
+        self.assertEqual(lam.get_function(FunctionName="dlq-fn")["Configuration"]["DeadLetterConfig"], {"TargetArn": dlq})
+        listed = [f for f in lam.list_functions()["Functions"] if f["FunctionName"] == "dlq-fn"]
+        self.assertEqual(listed[0]["DeadLetterConfig"], {"TargetArn": dlq})
+        other = "arn:aws:sqs:ap-northeast-1:123456789012:dlq-b"
+        lam.update_function_configuration(FunctionName="dlq-fn", DeadLetterConfig={"TargetArn": other})
+        self.assertEqual(lam.get_function_configuration(FunctionName="dlq-fn")["DeadLetterConfig"]["TargetArn"], other)
+        lam.update_function_configuration(FunctionName="dlq-fn", DeadLetterConfig={"TargetArn": ""})
+        self.assertNotIn("DeadLetterConfig", lam.get_function_configuration(FunctionName="dlq-fn"))
+
+    def test_layers_of_other_accounts_are_accepted(self) -> None:
+        lam = client("lambda")
+        made = make_function("layer-fn", Layers=[PANDAS_LAYER])
+        self.assertEqual([l["Arn"] for l in made["Layers"]], [PANDAS_LAYER])
+        lam.update_function_configuration(FunctionName="layer-fn", Layers=[PANDAS_LAYER])
+        self.assertEqual([l["Arn"] for l in lam.get_function(FunctionName="layer-fn")["Configuration"]["Layers"]], [PANDAS_LAYER])
+        # A missing layer of the caller's own account is still an error, as on AWS.
+        own = "arn:aws:lambda:ap-northeast-1:123456789012:layer:missing:1"
+        self.assertEqual(error_code(lambda: make_function("layer-fn-2", Layers=[own])), "ResourceNotFoundException")
+
+
+class EventSourceMappingTest(EmulatorTest):
+    def test_kafka_esm_from_msk_lifecycle_and_fields(self) -> None:
+        lam = client("lambda")
+        fn = make_function("esm-msk-fn")["FunctionArn"]
+        cluster = make_cluster("esm-cluster")
+        created = lam.create_event_source_mapping(
+            FunctionName="esm-msk-fn", EventSourceArn=cluster, Topics=["orders"], StartingPosition="LATEST",
+            MaximumBatchingWindowInSeconds=5, AmazonManagedKafkaEventSourceConfig={"ConsumerGroupId": "grp"},
+            SourceAccessConfigurations=[{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"}],
+            DestinationConfig={"OnFailure": {"Destination": "arn:aws:sqs:ap-northeast-1:123456789012:dlq"}},
+            Tags={"stack": "esm"},
+        )
+        uuid = created["UUID"]
+        self.assertEqual(created["State"], "Creating")
+        self.assertEqual(created["EventSourceMappingArn"], f"arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:{uuid}")
+        self.assertEqual((created["FunctionArn"], created["EventSourceArn"], created["Topics"]), (fn, cluster, ["orders"]))
+        self.assertEqual((created["BatchSize"], created["MaximumBatchingWindowInSeconds"], created["StartingPosition"]), (100, 5, "LATEST"))
+        self.assertEqual(created["AmazonManagedKafkaEventSourceConfig"], {"ConsumerGroupId": "grp"})
+        self.assertEqual(created["SourceAccessConfigurations"], [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"}])
+        self.assertEqual(created["DestinationConfig"]["OnFailure"]["Destination"], "arn:aws:sqs:ap-northeast-1:123456789012:dlq")
+        state = lambda: lam.get_event_source_mapping(UUID=uuid)["State"]
+        self.assertEqual(wait_for(state, "Enabled"), ["Creating", "Enabled"])
+        got = lam.get_event_source_mapping(UUID=uuid)
+        self.assertEqual((got["StateTransitionReason"], got["LastProcessingResult"]), ("USER_INITIATED", "No records processed"))
+
+        for by in ({"FunctionName": "esm-msk-fn"}, {"FunctionName": fn}, {"EventSourceArn": cluster}):
+            self.assertEqual([m["UUID"] for m in lam.list_event_source_mappings(**by)["EventSourceMappings"]], [uuid], by)
+        esm_arn = got["EventSourceMappingArn"]
+        self.assertEqual(lam.list_tags(Resource=esm_arn)["Tags"], {"stack": "esm"})
+        lam.tag_resource(Resource=esm_arn, Tags={"team": "data"})
+        lam.untag_resource(Resource=esm_arn, TagKeys=["stack"])
+        self.assertEqual(lam.list_tags(Resource=esm_arn)["Tags"], {"team": "data"})
+
+        updated = lam.update_event_source_mapping(UUID=uuid, BatchSize=500, MaximumBatchingWindowInSeconds=10)
+        self.assertEqual((updated["State"], updated["BatchSize"]), ("Updating", 500))
+        self.assertEqual(error_code(lambda: lam.update_event_source_mapping(UUID=uuid, BatchSize=10)), "ResourceInUseException")
+        wait_for(state, "Enabled")
+        self.assertEqual(error_code(lambda: lam.update_event_source_mapping(UUID=uuid, BatchSize=10001)), "InvalidParameterValueException")
+        self.assertEqual(error_code(lambda: lam.update_event_source_mapping(
+            UUID=uuid, AmazonManagedKafkaEventSourceConfig={"ConsumerGroupId": "other"})), "InvalidParameterValueException")
+        self.assertEqual(self.raw_update(uuid, {"Topics": ["payments"]})[0], 400)
+        self.assertEqual(lam.update_event_source_mapping(UUID=uuid, Enabled=False)["State"], "Disabling")
+        self.assertEqual(wait_for(state, "Disabled"), ["Disabling", "Disabled"])
+
+        self.assertEqual(lam.delete_event_source_mapping(UUID=uuid)["State"], "Deleting")
+
+        def gone() -> str:
+            try:
+                return state()
+            except lam.exceptions.ResourceNotFoundException:
+                return "Gone"
+
+        self.assertEqual(wait_for(gone, "Gone"), ["Deleting", "Gone"])
+
+    def raw_update(self, uuid: str, body: dict) -> tuple[int, dict]:
+        """UpdateEventSourceMapping with members the SDKs cannot send."""
+        req = urllib.request.Request(
+            f"{endpoint}/2015-03-31/event-source-mappings/{uuid}", data=json.dumps(body).encode(), method="PUT",
+            headers={"Content-Type": "application/json", "Authorization":
+                     "AWS4-HMAC-SHA256 Credential=test/20260101/ap-northeast-1/lambda/aws4_request, SignedHeaders=host, Signature=x"},
+        )
+        try:
+            with urllib.request.urlopen(req) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def test_kafka_esm_self_managed_and_validation(self) -> None:
+        lam = client("lambda")
+        make_function("esm-smk-fn")
+        source = {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["b-1.example.com:9092", "b-2.example.com:9092"]}}
+        created = lam.create_event_source_mapping(
+            FunctionName="esm-smk-fn", SelfManagedEventSource=source, Topics=["clicks"], StartingPosition="TRIM_HORIZON",
+            Enabled=False, SelfManagedKafkaEventSourceConfig={"ConsumerGroupId": "clicks-grp"},
+            SourceAccessConfigurations=[{"Type": "SASL_SCRAM_512_AUTH", "URI": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kafka"}],
+        )
+        self.assertNotIn("EventSourceArn", created)
+        self.assertEqual(created["SelfManagedEventSource"], source)
+        self.assertEqual(created["SelfManagedKafkaEventSourceConfig"], {"ConsumerGroupId": "clicks-grp"})
+        state = lambda: lam.get_event_source_mapping(UUID=created["UUID"])["State"]
+        self.assertEqual(wait_for(state, "Disabled"), ["Creating", "Disabled"])
+        again = lambda: lam.create_event_source_mapping(
+            FunctionName="esm-smk-fn", SelfManagedEventSource=source, Topics=["clicks"], StartingPosition="TRIM_HORIZON")
+        self.assertEqual(error_code(again), "ResourceConflictException")
+        too_big = lambda: lam.create_event_source_mapping(
+            FunctionName="esm-smk-fn", SelfManagedEventSource=source, Topics=["other"], StartingPosition="LATEST", BatchSize=10001)
+        self.assertEqual(error_code(too_big), "InvalidParameterValueException")
+        no_position = lambda: lam.create_event_source_mapping(
+            FunctionName="esm-smk-fn", SelfManagedEventSource=source, Topics=["other"])
+        self.assertEqual(error_code(no_position), "InvalidParameterValueException")
+
+
+class Ec2Test(EmulatorTest):
+    def test_nat_gateway_client_token_is_idempotent(self) -> None:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+        eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        tags = [{"ResourceType": "natgateway", "Tags": [{"Key": "Name", "Value": "nat"}]}]
+        create = lambda: ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip, ClientToken="nat-token-1", TagSpecifications=tags)
+        first, second = create(), create()
+        self.assertEqual(first["NatGateway"]["NatGatewayId"], second["NatGateway"]["NatGatewayId"])
+        self.assertEqual(second["ClientToken"], "nat-token-1")
+        listed = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NatGateways"]
+        self.assertEqual(len(listed), 1)
+        self.assertEqual(listed[0]["Tags"], [{"Key": "Name", "Value": "nat"}])
+        other_eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        mismatch = lambda: ec2.create_nat_gateway(SubnetId=subnet, AllocationId=other_eip, ClientToken="nat-token-1")
+        self.assertEqual(error_code(mismatch), "IdempotentParameterMismatch")
+
+    def test_security_group_rules_keep_all_permissions_and_descriptions(self) -> None:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+        sg = ec2.create_security_group(GroupName="msk", Description="msk", VpcId=vpc)["GroupId"]
+        out = ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 9098, "ToPort": 9098, "UserIdGroupPairs": [{"GroupId": sg, "Description": "self"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.2.0.0/16", "Description": "vpc"}]},
+        ])
+        self.assertEqual(sorted(r["Description"] for r in out["SecurityGroupRules"]), ["self", "vpc"])
+        rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroupRules"]
+        ingress = {r.get("Description") for r in rules if not r["IsEgress"]}
+        self.assertEqual(ingress, {"self", "vpc"})
+
+
+class PipeTest(EmulatorTest):
+    def make_pipe(self, name: str, **extra) -> dict:
+        return client("pipes").create_pipe(
+            Name=name, RoleArn=ROLE, Target="arn:aws:lambda:ap-northeast-1:123456789012:function:target",
+            Source="arn:aws:kafka:ap-northeast-1:123456789012:cluster/pipe-src/0e2f1c7a-1111-2222-3333-444455556666-s1",
+            SourceParameters={"ManagedStreamingKafkaParameters": {
+                "TopicName": "orders", "StartingPosition": "TRIM_HORIZON", "ConsumerGroupID": "pipe-grp",
+                "BatchSize": 10, "MaximumBatchingWindowInSeconds": 1}},
+            TargetParameters={"LambdaFunctionParameters": {"InvocationType": "REQUEST_RESPONSE"}},
+            Tags={"stack": name}, **extra,
+        )
+
+    def test_pipe_lifecycle_update_and_delete(self) -> None:
+        pipes = client("pipes")
+        self.assertEqual(self.make_pipe("pipe-life")["CurrentState"], "CREATING")
+        state = lambda: pipes.describe_pipe(Name="pipe-life")["CurrentState"]
+        self.assertEqual(wait_for(state, "RUNNING"), ["CREATING", "RUNNING"])
+        self.assertEqual(error_code(lambda: self.make_pipe("pipe-life")), "ConflictException")
+        pipes.update_pipe(
+            Name="pipe-life", RoleArn=ROLE, DesiredState="STOPPED",
+            SourceParameters={"ManagedStreamingKafkaParameters": {"BatchSize": 50, "MaximumBatchingWindowInSeconds": 3}},
+            TargetParameters={"LambdaFunctionParameters": {"InvocationType": "FIRE_AND_FORGET"}},
+        )
+        self.assertEqual(wait_for(state, "STOPPED"), ["UPDATING", "STOPPED"])
+        described = pipes.describe_pipe(Name="pipe-life")
+        self.assertEqual(described["SourceParameters"]["ManagedStreamingKafkaParameters"], {
+            "TopicName": "orders", "StartingPosition": "TRIM_HORIZON", "ConsumerGroupID": "pipe-grp",
+            "BatchSize": 50, "MaximumBatchingWindowInSeconds": 3})
+        self.assertEqual(described["TargetParameters"]["LambdaFunctionParameters"]["InvocationType"], "FIRE_AND_FORGET")
+        self.assertEqual(pipes.list_tags_for_resource(resourceArn=described["Arn"])["tags"], {"stack": "pipe-life"})
+        pipes.start_pipe(Name="pipe-life")
+        self.assertEqual(wait_for(state, "RUNNING"), ["STARTING", "RUNNING"])
+        self.assertEqual(pipes.delete_pipe(Name="pipe-life")["CurrentState"], "DELETING")
+
+        def gone() -> str:
+            try:
+                return state()
+            except pipes.exceptions.NotFoundException:
+                return "GONE"
+
+        self.assertEqual(wait_for(gone, "GONE"), ["DELETING", "GONE"])
+
+    def test_pipe_created_stopped_ends_stopped(self) -> None:
+        self.make_pipe("pipe-stopped", DesiredState="STOPPED")
+        state = lambda: client("pipes").describe_pipe(Name="pipe-stopped")["CurrentState"]
+        self.assertEqual(wait_for(state, "STOPPED"), ["CREATING", "STOPPED"])
+
+
+class FaultTest(EmulatorTest):
+    def test_fault_esm_ends_disabled_with_reason(self) -> None:
+        lam = client("lambda")
+        make_function("esm-fault-fn")
+        control("faults", {"esm": [{"functionName": "esm-fault-fn", "stateTransitionReason": "PROBLEM: Connection error.",
+                                    "lastProcessingResult": "PROBLEM: Cluster failed to authorize Lambda."}]})
+        uuid = lam.create_event_source_mapping(
+            FunctionName="esm-fault-fn", EventSourceArn=make_cluster("esm-fault-cluster"), Topics=["t"], StartingPosition="LATEST")["UUID"]
+        state = lambda: lam.get_event_source_mapping(UUID=uuid)["State"]
+        self.assertEqual(wait_for(state, "Disabled"), ["Creating", "Disabled"])
+        got = lam.get_event_source_mapping(UUID=uuid)
+        self.assertEqual(got["StateTransitionReason"], "PROBLEM: Connection error.")
+        self.assertEqual(got["LastProcessingResult"], "PROBLEM: Cluster failed to authorize Lambda.")
+
+    def test_fault_pipe_create_failed(self) -> None:
+        control("faults", {"pipes": [{"name": "pipe-fail", "state": "CREATE_FAILED", "stateReason": "Role cannot be assumed."}]})
+        PipeTest.make_pipe(self, "pipe-fail")
+        state = lambda: client("pipes").describe_pipe(Name="pipe-fail")["CurrentState"]
+        self.assertEqual(wait_for(state, "CREATE_FAILED"), ["CREATING", "CREATE_FAILED"])
+        self.assertEqual(client("pipes").describe_pipe(Name="pipe-fail")["StateReason"], "Role cannot be assumed.")
+
+    def test_fault_msk_cluster_failed(self) -> None:
+        control("faults", {"msk": [{"clusterName": "failing-cluster", "code": "InsufficientCapacity", "message": "No capacity."}]})
+        kafka = client("kafka")
+        arn = make_cluster("failing-cluster")
+        state = lambda: kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["State"]
+        self.assertEqual(wait_for(state, "FAILED"), ["CREATING", "FAILED"])
+        self.assertEqual(kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["StateInfo"],
+                         {"Code": "InsufficientCapacity", "Message": "No capacity."})
+
+    def test_fault_throttle_then_retry_succeeds(self) -> None:
+        control("faults", {"throttle": [{"action": "DescribeVpcs", "count": 1}, {"action": "ListFunctions", "count": 2}]})
+        ec2 = client("ec2", retries={"mode": "standard", "max_attempts": 3})
+        raw = []
+        ec2.meta.events.register("needs-retry.ec2.DescribeVpcs", lambda response, **_: raw.append(
+            (response[0].status_code, response[1].get("Error", {}).get("Code")) if response else None))
+        self.assertEqual(ec2.describe_vpcs()["ResponseMetadata"]["RetryAttempts"], 1)
+        self.assertEqual(raw, [(400, "RequestLimitExceeded"), (200, None)])
+        lam = client("lambda", retries={"mode": "standard", "max_attempts": 3})
+        self.assertEqual(lam.list_functions()["ResponseMetadata"]["RetryAttempts"], 2)
+        control("faults", {"throttle": [{"action": "ListFunctions", "count": 5}]})
+        self.assertEqual(error_code(lam.list_functions), "TooManyRequestsException")
+
+    def test_fault_delay_knob(self) -> None:
+        snapshot = control("faults", {"delays": {"msk_create": 0.05}})
+        self.assertEqual(snapshot["delays"]["msk_create"], 0.05)
+        kafka = client("kafka")
+        arn = make_cluster("fast-cluster")
+        time.sleep(0.1)
+        self.assertEqual(kafka.describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["State"], "ACTIVE")
+        self.assertEqual(control("reset-faults")["delays"]["msk_create"], float(DELAYS["EMULATOR_MSK_CREATE_SECONDS"]))
+
+
+class AcceptanceFlowTest(EmulatorTest):
+    """The non-patched parts of mskctl's stack, end to end through boto3."""
+
+    def test_network_iam_sqs_lambda_and_tagging_flow(self) -> None:
+        ec2, iam, sqs, lam = client("ec2"), client("iam"), client("sqs"), client("lambda")
+        tags = lambda kind: [{"ResourceType": kind, "Tags": [{"Key": "stack", "Value": "flow"}]}]
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=tags("vpc"))["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        self.assertTrue(ec2.describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"])
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", TagSpecifications=tags("subnet"))["Subnet"]["SubnetId"]
+        ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+        self.assertTrue(ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["MapPublicIpOnLaunch"])
+        igw = ec2.create_internet_gateway(TagSpecifications=tags("internet-gateway"))["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        eip = ec2.allocate_address(Domain="vpc", TagSpecifications=tags("elastic-ip"))["AllocationId"]
+        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip, TagSpecifications=tags("natgateway"))["NatGateway"]["NatGatewayId"]
+        rt = ec2.create_route_table(VpcId=vpc, TagSpecifications=tags("route-table"))["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+        ec2.associate_route_table(RouteTableId=rt, SubnetId=subnet)
+        self.assertIn(nat, [r.get("NatGatewayId") for r in ec2.describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]["Routes"]])
+        ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        role = iam.create_role(RoleName="flow-role", Path="/mskctl/", AssumeRolePolicyDocument=trust,
+                               Tags=[{"Key": "stack", "Value": "flow"}])["Role"]["Arn"]
+        iam.put_role_policy(RoleName="flow-role", PolicyName="kafka", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kafka-cluster:Connect", "Resource": "*"}]}))
+        for policy in ("service-role/AWSLambdaBasicExecutionRole", "AmazonSQSFullAccess"):
+            iam.attach_role_policy(RoleName="flow-role", PolicyArn=f"arn:aws:iam::aws:policy/{policy}")
+        self.assertEqual(len(iam.list_attached_role_policies(RoleName="flow-role")["AttachedPolicies"]), 2)
+
+        queue = sqs.create_queue(QueueName="flow-dlq", Attributes={"MessageRetentionPeriod": "1209600"}, tags={"stack": "flow"})["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+        self.assertEqual(attrs["MessageRetentionPeriod"], "1209600")
+        lam.create_function(
+            FunctionName="flow-fn", Runtime="python3.11", Architectures=["x86_64"], Role=role, Handler="handler.handler",
+            Code={"ZipFile": function_zip()}, Layers=[PANDAS_LAYER], Environment={"Variables": {"MODE": "test"}},
+            Timeout=300, MemorySize=512, DeadLetterConfig={"TargetArn": attrs["QueueArn"]}, Tags={"stack": "flow"})
+        lam.put_function_event_invoke_config(FunctionName="flow-fn", MaximumRetryAttempts=2, MaximumEventAgeInSeconds=300)
+        invoke_config = lam.get_function_event_invoke_config(FunctionName="flow-fn")
+        self.assertEqual((invoke_config["MaximumRetryAttempts"], invoke_config["MaximumEventAgeInSeconds"]), (2, 300))
+
+        found = client("resourcegroupstaggingapi").get_resources(TagFilters=[{"Key": "stack", "Values": ["flow"]}])
+        arns = {m["ResourceARN"] for m in found["ResourceTagMappingList"]}
+        self.assertIn(f"arn:aws:ec2:ap-northeast-1:123456789012:vpc/{vpc}", arns)
+        self.assertIn("arn:aws:lambda:ap-northeast-1:123456789012:function:flow-fn", arns)
+        self.assertIn(attrs["QueueArn"], arns)
+
+
+if __name__ == "__main__":
+    unittest.main()

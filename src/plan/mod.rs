@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::resources::{Desired, Kind, Observed, Props, TAG_ID, TAG_STACK};
-use crate::schema::{Prop, Schema, Ty, Update};
+use crate::schema::{Prop, Ty, Update};
 use crate::stack::{Expr, Part, ResourceSpec, Stack};
 
 /// Placeholder for a value that only exists once a dependency has been created or replaced.
@@ -303,7 +303,7 @@ pub fn plan(
         let existing = by_id.get(id.as_str()).filter(|l| l.kind == spec.schema.kind);
         let change = match existing {
             None => {
-                let attrs = creation_attrs(spec.schema, &desired.props);
+                let attrs = creation_attrs(&desired.props);
                 let mut change = Change {
                     id: id.clone(),
                     kind: spec.schema.kind,
@@ -373,7 +373,7 @@ fn deletion(l: &Live) -> Change {
     }
 }
 
-fn creation_attrs(schema: &Schema, props: &Props) -> Vec<AttrChange> {
+fn creation_attrs(props: &Props) -> Vec<AttrChange> {
     props
         .iter()
         .filter(|(k, _)| !k.starts_with('_'))
@@ -382,7 +382,7 @@ fn creation_attrs(schema: &Schema, props: &Props) -> Vec<AttrChange> {
             before: None,
             after: Some(v.clone()),
             forces_replacement: false,
-            sensitive: k.starts_with("secret_") || schema.prop(k).is_none() && k != "tags",
+            sensitive: k.starts_with("secret_"),
         })
         .collect()
 }

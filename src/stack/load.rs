@@ -1,18 +1,1451 @@
-//! Placeholder until the loader lands (being written).
-use std::collections::BTreeMap;
-use std::path::Path;
+//! Stack file loader: YAML text → validated [`Stack`], or every problem found, each pointing
+//! into the file.
+//!
+//! Validation is driven by the kinds' [`Schema`]s, so adding a kind needs no change here. The
+//! loader keeps going after a problem so one run shows all of them (up to [`MAX_PROBLEMS`]).
 
-use super::Stack;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{0}")]
-pub struct LoadError(String);
+use ipnet::Ipv4Net;
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 
-pub fn load_file(path: &Path, vars: &BTreeMap<String, String>) -> Result<Stack, LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|e| LoadError(e.to_string()))?;
-    load_str(path, &src, vars)
+use super::yaml::{self, Entry, Node, NodeKind, Scalar, Style, Value};
+use super::{Expr, OutputSpec, Part, ResourceSpec, Stack};
+use crate::graph::{Deps, find_cycle};
+use crate::schema::{Prop, Schema, Ty};
+
+/// More problems than this are counted, not shown: past a point they are mostly consequences.
+pub const MAX_PROBLEMS: usize = 20;
+/// AWS allows 50 tags per resource; mskctl adds `mskctl:stack`, `mskctl:id` and `Name`.
+const MAX_TAGS: usize = 40;
+const TOP_KEYS: &[&str] = &["stack", "region", "tags", "parameters", "resources", "outputs"];
+
+/// Why a stack file could not be loaded: one or more [`Problem`]s, ordered by position.
+///
+/// `Display` is the first problem as `<path>:<line>:<col>: <message>`; as a miette
+/// [`Diagnostic`] the first problem is the main report and the others are `related`.
+#[derive(Debug, thiserror::Error)]
+#[error("{headline}")]
+pub struct LoadError {
+    headline: String,
+    problems: Vec<Problem>,
+    /// Problems found beyond [`MAX_PROBLEMS`], not kept.
+    omitted: usize,
 }
 
-pub fn load_str(_path: &Path, _source: &str, _vars: &BTreeMap<String, String>) -> Result<Stack, LoadError> {
-    Err(LoadError("not implemented".into()))
+/// One thing wrong with a stack file (or with the `--var`s given for it).
+#[derive(Debug, Clone)]
+pub struct Problem {
+    message: String,
+    label: String,
+    help: Option<String>,
+    at: Option<Location>,
+    file: String,
+    source: Option<Arc<NamedSource<Arc<str>>>>,
+}
+
+/// Where a problem is: a byte range in the file and the 1-based line and column of its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub span: Range<usize>,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl LoadError {
+    fn new(mut problems: Vec<Problem>) -> LoadError {
+        // Problems without a place in the file (`--var`s) go last; the rest in file order.
+        problems.sort_by_key(|p| p.at.as_ref().map_or(usize::MAX, |a| a.span.start));
+        let omitted = problems.len().saturating_sub(MAX_PROBLEMS);
+        problems.truncate(MAX_PROBLEMS);
+        let more = problems.len() - 1 + omitted;
+        let headline = match more {
+            0 => problems[0].to_string(),
+            1 => format!("{} (and 1 more problem)", problems[0]),
+            n => format!("{} (and {n} more problems)", problems[0]),
+        };
+        LoadError { headline, problems, omitted }
+    }
+
+    fn unreadable(path: &Path, e: &std::io::Error) -> LoadError {
+        let help = (e.kind() == std::io::ErrorKind::NotFound)
+            .then(|| "check the path; a relative path is resolved from the current directory".into());
+        LoadError::new(vec![Problem {
+            message: format!("{}: cannot read the stack file: {e}", path.display()),
+            label: String::new(),
+            help,
+            at: None,
+            file: path.display().to_string(),
+            source: None,
+        }])
+    }
+
+    /// The problems shown, in file order (at most [`MAX_PROBLEMS`]).
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// How many more problems were found than are shown.
+    pub fn omitted(&self) -> usize {
+        self.omitted
+    }
+}
+
+impl Diagnostic for LoadError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("mskctl::stack_file"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.problems[0].help()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.problems[0].labels()
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.problems[0].source_code()
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.problems.len() < 2 {
+            return None;
+        }
+        Some(Box::new(self.problems[1..].iter().map(|p| p as &dyn Diagnostic)))
+    }
+}
+
+impl Problem {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn help_text(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        self.at.as_ref()
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.at {
+            Some(at) => write!(f, "{}:{}:{}: {}", self.file, at.line, at.col, self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl Diagnostic for Problem {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let at = self.at.as_ref()?;
+        let label = (!self.label.is_empty()).then(|| self.label.clone());
+        let span = LabeledSpan::new(label, at.span.start, at.span.len());
+        Some(Box::new(std::iter::once(span)))
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.as_deref().map(|s| s as &dyn SourceCode)
+    }
+}
+
+/// Read and load a stack file. `vars` are the `--var name=value` overrides.
+pub fn load_file(path: &Path, vars: &BTreeMap<String, String>) -> Result<Stack, LoadError> {
+    let source = std::fs::read_to_string(path).map_err(|e| LoadError::unreadable(path, &e))?;
+    load_str(path, &source, vars)
+}
+
+/// Load a stack file's text; `path` is used in messages and to resolve relative paths.
+pub fn load_str(
+    path: &Path,
+    source: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Stack, LoadError> {
+    load_with(path, source, vars, &crate::resources::schemas())
+}
+
+/// [`load_str`] against a given set of kinds (tests use their own).
+pub(crate) fn load_with(
+    path: &Path,
+    source: &str,
+    vars: &BTreeMap<String, String>,
+    schemas: &[&'static Schema],
+) -> Result<Stack, LoadError> {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    let file = path.display().to_string();
+    let named = NamedSource::new(&file, Arc::<str>::from(source)).with_language("yaml");
+    let mut loader = Loader {
+        src: source,
+        file,
+        source: Arc::new(named),
+        base_dir,
+        schemas,
+        problems: Vec::new(),
+        stack_name: None,
+        params: BTreeMap::new(),
+        ids: BTreeMap::new(),
+        current: None,
+        ref_spans: BTreeMap::new(),
+    };
+    let stack = loader.load(vars, abs);
+    match stack {
+        Some(stack) if loader.problems.is_empty() => Ok(stack),
+        _ => {
+            if loader.problems.is_empty() {
+                // Every path that returns None reports why; this guards against a silent failure.
+                loader.err(0..0, "the stack file could not be loaded", "", None);
+            }
+            Err(LoadError::new(loader.problems))
+        }
+    }
+}
+
+struct Param {
+    value: Option<String>,
+}
+
+struct Loader<'a> {
+    src: &'a str,
+    file: String,
+    source: Arc<NamedSource<Arc<str>>>,
+    base_dir: PathBuf,
+    schemas: &'a [&'static Schema],
+    problems: Vec<Problem>,
+    stack_name: Option<String>,
+    params: BTreeMap<String, Param>,
+    /// Every declared logical id, with its kind when `type:` named a known one.
+    ids: BTreeMap<String, Option<&'static Schema>>,
+    /// The resource being read, for self-reference checks and the cycle report.
+    current: Option<String>,
+    /// (from, to) → where `from` first refers to `to`.
+    ref_spans: BTreeMap<(String, String), Range<usize>>,
+}
+
+/// A resource's entry, between the id pass and the property pass.
+struct Declared<'n> {
+    id: String,
+    key: &'n Node,
+    entries: &'n [Entry],
+    schema: &'static Schema,
+}
+
+/// Either a substituted string or a part that needs live data.
+enum Sub {
+    Text(String),
+    Part(Part),
+}
+
+impl<'a> Loader<'a> {
+    // ---- reporting -------------------------------------------------------------------------
+
+    fn err(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) {
+        // Label only the first line of multi-line nodes: the rest is the node's content.
+        let mut span = span.start.min(self.src.len())..span.end.min(self.src.len());
+        if let Some(nl) = self.src.get(span.clone()).and_then(|s| s.find('\n')) {
+            span.end = span.start + nl;
+        }
+        let (line, col) = yaml::line_col(self.src, span.start);
+        self.problems.push(Problem {
+            message: message.into(),
+            label: label.into(),
+            help,
+            at: Some(Location { span, line, col }),
+            file: self.file.clone(),
+            source: Some(self.source.clone()),
+        });
+    }
+
+    fn err_nowhere(&mut self, message: String, help: Option<String>) {
+        self.problems.push(Problem {
+            message,
+            label: String::new(),
+            help,
+            at: None,
+            file: self.file.clone(),
+            source: None,
+        });
+    }
+
+    // ---- top level -------------------------------------------------------------------------
+
+    fn load(&mut self, vars: &BTreeMap<String, String>, path: PathBuf) -> Option<Stack> {
+        let parsed = yaml::parse(self.src);
+        for e in parsed.errors {
+            self.err(e.span, e.message, e.label, e.help);
+        }
+        let Some(root) = parsed.root else {
+            if self.problems.is_empty() {
+                self.err(
+                    0..0,
+                    "the stack file is empty",
+                    "",
+                    Some("start with `stack: <name>` and a `resources:` mapping".into()),
+                );
+            }
+            return None;
+        };
+        let NodeKind::Map(entries) = &root.kind else {
+            self.err(
+                root.span.clone(),
+                format!("a stack file is a mapping, but this is {}", root.describe()),
+                "expected `key: value` lines",
+                Some("start with `stack: <name>` and a `resources:` mapping".into()),
+            );
+            return None;
+        };
+        let top = self.fields(entries, TOP_KEYS, "at the top level", |_| None);
+
+        let name = match top.get("stack") {
+            Some(e) => self.stack_name(&e.value),
+            None => {
+                self.err(
+                    root.span.start..root.span.start,
+                    "missing `stack:`",
+                    "",
+                    Some(
+                        "add `stack: <name>`; the name tags every resource so mskctl can find \
+                         them again"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        };
+        self.stack_name = name.clone();
+        let region = top.get("region").and_then(|e| self.region(&e.value));
+        if let Some(e) = top.get("parameters") {
+            self.parameters(&e.value);
+        }
+        self.check_vars(vars);
+        let params: BTreeMap<String, String> = self
+            .params
+            .iter()
+            .filter_map(|(k, p)| Some((k.clone(), p.value.clone()?)))
+            .collect();
+
+        let declared = match top.get("resources") {
+            Some(e) => self.declare_resources(e),
+            None => {
+                self.err(
+                    root.span.start..root.span.start,
+                    "missing `resources:`",
+                    "",
+                    Some("add a `resources:` mapping of logical id → resource".into()),
+                );
+                Vec::new()
+            }
+        };
+        let tags = match top.get("tags") {
+            Some(e) => self.tags(&e.value, None).unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        let tags = tags
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                Expr::Str(parts) => Some((k, literal(&parts)?)),
+                _ => None,
+            })
+            .collect();
+
+        let mut resources = BTreeMap::new();
+        for d in &declared {
+            self.current = Some(d.id.clone());
+            let spec = self.resource(d);
+            resources.insert(d.id.clone(), spec);
+        }
+        self.current = None;
+
+        let outputs = match top.get("outputs") {
+            Some(e) => self.outputs(&e.value),
+            None => BTreeMap::new(),
+        };
+        self.check_cycles(&resources);
+
+        Some(Stack { name: name?, region, tags, params, resources, outputs, path })
+    }
+
+    /// The entries of a mapping by key, reporting unknown and non-string keys. `special` may
+    /// claim a key the `valid` list lacks (returning Some(message, help) reports it instead).
+    fn fields<'n>(
+        &mut self,
+        entries: &'n [Entry],
+        valid: &[&str],
+        place: &str,
+        special: impl Fn(&str) -> Option<(String, Option<String>)>,
+    ) -> BTreeMap<&'n str, &'n Entry> {
+        let mut out = BTreeMap::new();
+        for e in entries {
+            let Some(key) = self.key(&e.key) else { continue };
+            if valid.contains(&key) {
+                out.insert(key, e);
+            } else if let Some((message, help)) = special(key) {
+                self.err(e.key.span.clone(), message, "not allowed here", help);
+            } else {
+                let help = Some(did_you_mean(key, valid.iter().copied()).unwrap_or_else(|| {
+                    format!("valid keys {place}: {}", list(valid.iter().copied()))
+                }));
+                self.err(e.key.span.clone(), format!("unknown key `{key}` {place}"), "unknown key", help);
+            }
+        }
+        out
+    }
+
+    fn key<'n>(&mut self, key: &'n Node) -> Option<&'n str> {
+        match key.scalar() {
+            Some(s) if !s.text.is_empty() => Some(&s.text),
+            _ => {
+                self.err(
+                    key.span.clone(),
+                    format!("keys must be names, but this key is {}", key.describe()),
+                    "not a name",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn stack_name(&mut self, node: &Node) -> Option<String> {
+        let text = self.plain_text(node, "`stack`")?;
+        if !is_name(&text, 40, false) {
+            self.err(
+                node.span.clone(),
+                format!("invalid stack name `{text}`"),
+                "invalid name",
+                Some(
+                    "the stack name goes into AWS resource names and IAM paths: start with a \
+                     letter, then letters, digits or `-`, at most 40 characters"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    fn region(&mut self, node: &Node) -> Option<String> {
+        let text = self.plain_text(node, "`region`")?;
+        let mut pieces = text.split('-');
+        let ok = pieces.clone().count() >= 3
+            && pieces.next().is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()))
+            && text.bytes().last().is_some_and(|b| b.is_ascii_digit())
+            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            self.err(
+                node.span.clone(),
+                format!("`{text}` is not an AWS region code"),
+                "not a region",
+                Some("use a region code such as `ap-northeast-1` or `us-east-1`".into()),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A scalar's text with no interpolation (names, descriptions).
+    fn plain_text(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node.scalar() {
+            Some(s) if !node.is_empty_value() => Some(s.text.clone()),
+            _ => {
+                self.err(
+                    node.span.clone(),
+                    format!("{what} must be a string, but it is {}", node.describe()),
+                    "expected a string",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    // ---- parameters ------------------------------------------------------------------------
+
+    fn parameters(&mut self, node: &Node) {
+        let Some(entries) = self.mapping(node, "`parameters`") else { return };
+        for e in entries {
+            let Some(name) = self.key(&e.key) else { continue };
+            if !is_param_name(name) {
+                self.err(
+                    e.key.span.clone(),
+                    format!("invalid parameter name `{name}`"),
+                    "invalid name",
+                    Some("use letters, digits, `_` or `-`, starting with a letter or `_`".into()),
+                );
+            }
+            let value = match &e.value.kind {
+                NodeKind::Scalar(_) if e.value.is_empty_value() => None,
+                NodeKind::Scalar(s) => Some(s.text.clone()),
+                NodeKind::Map(fields) => {
+                    let f = self.fields(fields, &["default", "description"], "in a parameter", |_| None);
+                    if let Some(d) = f.get("description") {
+                        self.plain_text(&d.value, "`description`");
+                    }
+                    match f.get("default") {
+                        Some(d) if d.value.is_empty_value() => None,
+                        Some(d) => self.plain_text(&d.value, "`default`"),
+                        None => None,
+                    }
+                }
+                NodeKind::Seq(_) => {
+                    self.err(
+                        e.value.span.clone(),
+                        format!("parameter `{name}` must be a string, but it is a list"),
+                        "expected a string",
+                        Some("parameters are strings: `name: value` or `name: {default: value}`".into()),
+                    );
+                    None
+                }
+            };
+            self.params.insert(name.to_string(), Param { value });
+            // Remember where it is declared for the missing-value check.
+            self.ref_spans.insert((String::new(), name.to_string()), e.key.span.clone());
+        }
+    }
+
+    fn check_vars(&mut self, vars: &BTreeMap<String, String>) {
+        for (name, value) in vars {
+            match self.params.get_mut(name) {
+                Some(p) => p.value = Some(value.clone()),
+                None => {
+                    let help = did_you_mean(name, self.params.keys().map(String::as_str)).or_else(|| {
+                        Some(match self.params.is_empty() {
+                            true => "declare it under `parameters:` in the stack file".into(),
+                            false => format!(
+                                "declared parameters: {}",
+                                list(self.params.keys().map(String::as_str))
+                            ),
+                        })
+                    });
+                    let message = format!("--var {name}: no parameter `{name}` in {}", self.file);
+                    self.err_nowhere(message, help);
+                }
+            }
+        }
+        let missing: Vec<String> =
+            self.params.iter().filter(|(_, p)| p.value.is_none()).map(|(k, _)| k.clone()).collect();
+        for name in missing {
+            let span = self.ref_spans.remove(&(String::new(), name.clone())).unwrap_or(0..0);
+            self.err(
+                span,
+                format!("parameter `{name}` has no default and no value was given"),
+                "needs a value",
+                Some(format!("pass `--var {name}=<value>` or add a `default:`")),
+            );
+        }
+        self.ref_spans.retain(|(from, _), _| !from.is_empty());
+    }
+
+    // ---- resources -------------------------------------------------------------------------
+
+    /// First pass: logical ids and kinds, so references can be checked in any order.
+    fn declare_resources<'n>(&mut self, entry: &'n Entry) -> Vec<Declared<'n>> {
+        let mut out = Vec::new();
+        let Some(entries) = self.mapping(&entry.value, "`resources`") else { return out };
+        if entries.is_empty() {
+            self.err(
+                entry.key.span.clone(),
+                "`resources` is empty",
+                "no resources",
+                Some("declare at least one resource: `<id>: {type: <kind>, ...}`".into()),
+            );
+        }
+        for e in entries {
+            let Some(id) = self.key(&e.key) else { continue };
+            if !is_name(id, 64, true) {
+                self.err(
+                    e.key.span.clone(),
+                    format!("invalid logical id `{id}`"),
+                    "invalid id",
+                    Some(
+                        "logical ids go into tags and names on AWS: start with a letter, then \
+                         letters, digits, `_` or `-`, at most 64 characters"
+                            .into(),
+                    ),
+                );
+            }
+            let id = id.to_string();
+            let NodeKind::Map(fields) = &e.value.kind else {
+                self.err(
+                    e.value.span.clone(),
+                    format!("resource `{id}` must be a mapping, but it is {}", e.value.describe()),
+                    "expected `type:` and properties",
+                    None,
+                );
+                self.ids.insert(id, None);
+                continue;
+            };
+            let ty = fields.iter().find(|f| f.key.scalar().is_some_and(|s| s.text == "type"));
+            let schema = match ty {
+                None => {
+                    self.err(
+                        e.key.span.clone(),
+                        format!("resource `{id}` has no `type`"),
+                        "missing `type`",
+                        Some(format!("add `type:` with one of: {}", self.kind_list())),
+                    );
+                    None
+                }
+                Some(t) => self.kind(&t.value),
+            };
+            self.ids.insert(id.clone(), schema);
+            if let Some(schema) = schema {
+                out.push(Declared { id, key: &e.key, entries: fields, schema });
+            }
+        }
+        out
+    }
+
+    fn kind_list(&self) -> String {
+        list(self.schemas.iter().map(|s| s.kind))
+    }
+
+    fn kind(&mut self, node: &Node) -> Option<&'static Schema> {
+        let name = self.plain_text(node, "`type`")?;
+        if let Some(s) = self.schemas.iter().find(|s| s.kind == name) {
+            return Some(s);
+        }
+        let help = match did_you_mean(&name, self.schemas.iter().map(|s| s.kind)) {
+            Some(d) => format!("{d} known types: {}", self.kind_list()),
+            None => format!("known types: {}", self.kind_list()),
+        };
+        self.err(node.span.clone(), format!("unknown resource type `{name}`"), "unknown type", Some(help));
+        None
+    }
+
+    fn resource(&mut self, d: &Declared<'_>) -> ResourceSpec {
+        let schema = d.schema;
+        let mut valid: Vec<&str> = vec!["type", "depends_on"];
+        if schema.taggable {
+            valid.push("tags");
+        }
+        valid.extend(schema.props.iter().map(|p| p.name));
+        let (id, kind) = (d.id.clone(), schema.kind);
+        let place = format!("in resource `{id}` ({kind})");
+        let fields = self.fields(d.entries, &valid, &place, |k| {
+            (k == "tags").then(|| {
+                (
+                    format!("resource `{id}` is a {kind}, which takes no tags"),
+                    Some("remove `tags:`; mskctl cannot tag this kind of resource on AWS".into()),
+                )
+            })
+        });
+        let mut props = BTreeMap::new();
+        let mut depends_on = Vec::new();
+        for (key, e) in &fields {
+            match *key {
+                "type" => {}
+                "depends_on" => depends_on = self.depends_on(&e.value),
+                "tags" if schema.prop("tags").is_none() => {
+                    if let Some(t) = self.tags(&e.value, Some(&e.key)) {
+                        props.insert("tags".to_string(), Expr::Map(t));
+                    }
+                }
+                name => {
+                    let prop = schema.prop(name).expect("fields() only returns valid keys");
+                    if let Some(v) = self.value(&e.value, &e.key, &prop.ty, name) {
+                        props.insert(name.to_string(), v);
+                    }
+                }
+            }
+        }
+        self.missing(schema.props, &fields, d.key, &format!("resource `{}` ({kind})", d.id));
+        ResourceSpec { id: d.id.clone(), schema, props, depends_on }
+    }
+
+    fn missing(&mut self, props: &[Prop], fields: &BTreeMap<&str, &Entry>, at: &Node, what: &str) {
+        for p in props.iter().filter(|p| p.required && !fields.contains_key(p.name)) {
+            let help = match p.doc.is_empty() {
+                true => format!("add `{}:`", p.name),
+                false => format!("add `{}:` ({})", p.name, p.doc),
+            };
+            self.err(
+                at.span.clone(),
+                format!("{what} is missing the required property `{}`", p.name),
+                format!("missing `{}`", p.name),
+                Some(help),
+            );
+        }
+    }
+
+    fn depends_on(&mut self, node: &Node) -> Vec<String> {
+        let items: Vec<&Node> = match &node.kind {
+            NodeKind::Seq(items) => items.iter().collect(),
+            NodeKind::Scalar(_) if !node.is_empty_value() => vec![node],
+            _ => {
+                self.err(
+                    node.span.clone(),
+                    format!("`depends_on` must be a list of logical ids, but it is {}", node.describe()),
+                    "expected a list",
+                    None,
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(id) = self.plain_text(item, "a `depends_on` entry") else { continue };
+            if self.check_target(&id, item.span.clone(), None) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// Whether `id` is a resource other than the current one; reports otherwise. Records the
+    /// reference for the cycle report.
+    fn check_target(&mut self, id: &str, span: Range<usize>, kinds: Option<&[&str]>) -> bool {
+        if !self.ids.contains_key(id) {
+            let ids: Vec<&str> = match kinds {
+                Some(kinds) if !kinds.is_empty() => self
+                    .ids
+                    .iter()
+                    .filter(|(_, s)| s.is_some_and(|s| kinds.contains(&s.kind)))
+                    .map(|(k, _)| k.as_str())
+                    .collect(),
+                _ => self.ids.keys().map(String::as_str).collect(),
+            };
+            let help = did_you_mean(id, ids.iter().copied())
+                .or_else(|| did_you_mean(id, self.ids.keys().map(String::as_str)))
+                .or_else(|| (!ids.is_empty()).then(|| format!("resources that fit: {}", list(ids.iter().copied()))));
+            self.err(span, format!("unknown resource `{id}`"), "no such resource", help);
+            return false;
+        }
+        if let Some(current) = &self.current {
+            if current == id {
+                self.err(
+                    span,
+                    format!("resource `{id}` refers to itself"),
+                    "self-reference",
+                    Some("a resource cannot depend on its own attributes: AWS assigns them only once it exists".into()),
+                );
+                return false;
+            }
+            self.ref_spans.entry((current.clone(), id.to_string())).or_insert(span);
+        }
+        true
+    }
+
+    // ---- values ----------------------------------------------------------------------------
+
+    /// Check one property value against its type. `key` is where the property is named.
+    fn value(&mut self, node: &Node, key: &Node, ty: &Ty, field: &str) -> Option<Expr> {
+        if node.is_empty_value() && !matches!(ty, Ty::Json) {
+            self.err(
+                node.span.start..key.span.end,
+                format!("`{field}` has no value"),
+                "no value",
+                Some("write a value after the colon, or remove the key".into()),
+            );
+            return None;
+        }
+        match ty {
+            Ty::Str => {
+                let (s, _) = self.scalar(node, field, "a string")?;
+                Some(Expr::Str(self.interpolate(node, s)?))
+            }
+            Ty::Int { min, max } => {
+                let (text, quoted) = self.known_scalar(node, field, "a whole number")?;
+                match resolve(&text, quoted) {
+                    Value::Int(n) if n >= *min as i128 && n <= *max as i128 => Some(Expr::Int(n as i64)),
+                    Value::Int(_) | Value::Float(_) => {
+                        self.err(
+                            node.span.clone(),
+                            format!("`{field}` must be between {min} and {max}, but it is {text}"),
+                            format!("outside {min}..={max}"),
+                            Some(format!("use a whole number from {min} to {max}")),
+                        );
+                        None
+                    }
+                    _ => {
+                        let help = quoted_help(node, "a number");
+                        let m = format!("`{field}` must be a whole number, but it is {}", node.describe());
+                        self.err(node.span.clone(), m, "expected a number", help.or_else(|| {
+                            Some(format!("use a whole number from {min} to {max}"))
+                        }));
+                        None
+                    }
+                }
+            }
+            Ty::Bool => {
+                let (text, quoted) = self.known_scalar(node, field, "`true` or `false`")?;
+                match resolve(&text, quoted) {
+                    Value::Bool(b) => Some(Expr::Bool(b)),
+                    _ => {
+                        let help = quoted_help(node, "a boolean").or_else(|| {
+                            Some("YAML 1.2 booleans are `true` and `false` (not `yes`/`no`/`on`/`off`)".into())
+                        });
+                        let m = format!("`{field}` must be `true` or `false`, but it is {}", node.describe());
+                        self.err(node.span.clone(), m, "expected a boolean", help);
+                        None
+                    }
+                }
+            }
+            Ty::Enum(values) => {
+                let (text, _) = self.known_scalar(node, field, "one of a fixed set of values")?;
+                if values.contains(&text.as_str()) {
+                    return Some(Expr::lit(text));
+                }
+                let all = format!("valid values: {}", list(values.iter().copied()));
+                let help = match did_you_mean(&text, values.iter().copied()) {
+                    Some(d) => format!("{d} {all}"),
+                    None => all,
+                };
+                self.err(node.span.clone(), format!("`{text}` is not a valid `{field}`"), "invalid value", Some(help));
+                None
+            }
+            Ty::Cidr => self.cidr(node, field),
+            Ty::Ref { kinds, attr, literal } => self.reference(node, field, kinds, attr, *literal),
+            Ty::List(item) => {
+                let NodeKind::Seq(items) = &node.kind else {
+                    self.err(
+                        node.span.clone(),
+                        format!("`{field}` must be a list, but it is {}", node.describe()),
+                        "expected a list",
+                        Some("write `[a, b]` or one `- item` per line".into()),
+                    );
+                    return None;
+                };
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, it) in items.iter().enumerate() {
+                    match self.value(it, it, item, &format!("{field}[{i}]")) {
+                        Some(v) => out.push(v),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Expr::List(out))
+            }
+            Ty::StrMap => {
+                let entries = self.mapping(node, &format!("`{field}`"))?;
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for e in entries {
+                    let Some(k) = self.key(&e.key) else {
+                        ok = false;
+                        continue;
+                    };
+                    match self.value(&e.value, &e.key, &Ty::Str, &format!("{field}.{k}")) {
+                        Some(v) => {
+                            out.insert(k.to_string(), v);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Expr::Map(out))
+            }
+            Ty::Object(props) => {
+                let entries = self.mapping(node, &format!("`{field}`"))?;
+                let names: Vec<&str> = props.iter().map(|p| p.name).collect();
+                let fields = self.fields(entries, &names, &format!("in `{field}`"), |_| None);
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for (k, e) in &fields {
+                    let prop = props.iter().find(|p| p.name == *k).expect("valid key");
+                    match self.value(&e.value, &e.key, &prop.ty, &format!("{field}.{k}")) {
+                        Some(v) => {
+                            out.insert(k.to_string(), v);
+                        }
+                        None => ok = false,
+                    }
+                }
+                self.missing(props, &fields, key, &format!("`{field}`"));
+                ok.then_some(Expr::Map(out))
+            }
+            Ty::MapOf(item) => {
+                let entries = self.mapping(node, &format!("`{field}`"))?;
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for e in entries {
+                    let Some(k) = self.key(&e.key) else {
+                        ok = false;
+                        continue;
+                    };
+                    match self.value(&e.value, &e.key, item, &format!("{field}.{k}")) {
+                        Some(v) => {
+                            out.insert(k.to_string(), v);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Expr::Map(out))
+            }
+            Ty::Json => self.json(node),
+            Ty::Path => {
+                let (text, _) = self.known_scalar(node, field, "a path")?;
+                let path = normalize(&self.base_dir.join(&text));
+                if !path.exists() {
+                    self.err(
+                        node.span.clone(),
+                        format!("`{text}` does not exist (looked for {})", path.display()),
+                        "no such file or directory",
+                        Some("relative paths are resolved from the stack file's directory".into()),
+                    );
+                    return None;
+                }
+                Some(Expr::lit(path.to_string_lossy()))
+            }
+        }
+    }
+
+    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Entry]> {
+        match &node.kind {
+            NodeKind::Map(entries) => Some(entries),
+            _ => {
+                self.err(
+                    node.span.clone(),
+                    format!("{what} must be a mapping, but it is {}", node.describe()),
+                    "expected `key: value` entries",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn scalar<'n>(&mut self, node: &'n Node, field: &str, expected: &str) -> Option<(&'n Scalar, ())> {
+        match node.scalar() {
+            Some(s) => Some((s, ())),
+            None => {
+                self.err(
+                    node.span.clone(),
+                    format!("`{field}` must be {expected}, but it is {}", node.describe()),
+                    format!("expected {expected}"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A scalar's value after substituting parameters, for places that need it before
+    /// deploying (numbers, booleans, enums, paths). A quoted scalar without interpolation
+    /// stays a string (`"5"` is not a number); substituted text resolves like a plain scalar.
+    fn known_scalar(&mut self, node: &Node, field: &str, expected: &str) -> Option<(String, bool)> {
+        let (s, _) = self.scalar(node, field, expected)?;
+        if !s.text.contains("${") {
+            let quoted = s.style != Style::Plain || s.forced_str;
+            return Some((s.text.clone(), quoted));
+        }
+        let parts = self.interpolate(node, s)?;
+        match literal(&parts) {
+            Some(t) => Some((t, false)),
+            None => {
+                self.err(
+                    node.span.clone(),
+                    format!("`{field}` must be known before deploying, but it refers to live values"),
+                    "depends on a deployed resource",
+                    Some(format!("`{field}` takes {expected}; use a literal or a `${{param.NAME}}`")),
+                );
+                None
+            }
+        }
+    }
+
+    fn cidr(&mut self, node: &Node, field: &str) -> Option<Expr> {
+        let (s, _) = self.scalar(node, field, "an IPv4 CIDR block")?;
+        let parts = self.interpolate(node, s)?;
+        let Some(text) = literal(&parts) else {
+            // Depends on a deployed resource: checked by AWS.
+            return Some(Expr::Str(parts));
+        };
+        let label = match text != s.text {
+            true => format!("`{}` is {text}", s.text),
+            false => "invalid CIDR".into(),
+        };
+        let net: Ipv4Net = match text.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                self.err(
+                    node.span.clone(),
+                    format!("`{text}` is not an IPv4 CIDR block"),
+                    label,
+                    Some("write an address and prefix length, such as `10.0.0.0/16`".into()),
+                );
+                return None;
+            }
+        };
+        if net.addr() != net.network() {
+            let fixed = net.trunc();
+            self.err(
+                node.span.clone(),
+                format!("CIDR {text} has host bits set; AWS expects the network address {fixed}"),
+                label,
+                Some(format!("use `{fixed}`")),
+            );
+            return None;
+        }
+        Some(Expr::Str(parts))
+    }
+
+    fn reference(
+        &mut self,
+        node: &Node,
+        field: &str,
+        kinds: &[&str],
+        attr: &str,
+        allow_literal: bool,
+    ) -> Option<Expr> {
+        let takes = match kinds {
+            [] => "any resource".to_string(),
+            _ => kinds.iter().map(|k| format!("{} {k}", article(k))).collect::<Vec<_>>().join(" or "),
+        };
+        let (s, _) = self.scalar(node, field, &format!("the logical id of {takes}"))?;
+        let text = if s.text.contains("${") {
+            let parts = self.interpolate(node, s)?;
+            match literal(&parts) {
+                Some(t) => t,
+                None => return Some(Expr::Str(parts)),
+            }
+        } else {
+            s.text.clone()
+        };
+        if let Some(target) = self.ids.get(&text).copied() {
+            if let Some(schema) = target {
+                if !kinds.is_empty() && !kinds.contains(&schema.kind) {
+                    let fit: Vec<&str> = self
+                        .ids
+                        .iter()
+                        .filter(|(_, s)| s.is_some_and(|s| kinds.contains(&s.kind)))
+                        .map(|(k, _)| k.as_str())
+                        .collect();
+                    let help = match fit.is_empty() {
+                        true => format!("declare {takes} and name it here"),
+                        false => format!("resources that fit: {}", list(fit.iter().copied())),
+                    };
+                    self.err(
+                        node.span.clone(),
+                        format!("`{text}` is {} {}, but this field takes {takes}", article(schema.kind), schema.kind),
+                        format!("`{field}` takes {takes}"),
+                        Some(help),
+                    );
+                    return None;
+                }
+            }
+            if !self.check_target(&text, node.span.clone(), Some(kinds)) {
+                return None;
+            }
+            return Some(Expr::Ref { id: text, attr: attr.to_string() });
+        }
+        if allow_literal && looks_like_aws_id(&text) {
+            return Some(Expr::lit(text));
+        }
+        let ok = self.check_target(&text, node.span.clone(), Some(kinds));
+        debug_assert!(!ok);
+        if allow_literal {
+            if let Some(last) = self.problems.last_mut() {
+                let extra = "or give an existing AWS id (`vpc-0abc…`) or ARN";
+                last.help = Some(match last.help.take() {
+                    Some(h) => format!("{h} ({extra})"),
+                    None => format!("name a resource in this file, {extra}"),
+                });
+            }
+        }
+        None
+    }
+
+    fn json(&mut self, node: &Node) -> Option<Expr> {
+        match &node.kind {
+            NodeKind::Scalar(s) => match s.resolve() {
+                Value::Null => Some(Expr::Null),
+                Value::Bool(b) => Some(Expr::Bool(b)),
+                Value::Int(n) => Some(i64::try_from(n).map_or(Expr::Float(n as f64), Expr::Int)),
+                Value::Float(f) => Some(Expr::Float(f)),
+                Value::Str(_) => Some(Expr::Str(self.interpolate(node, s)?)),
+            },
+            NodeKind::Seq(items) => {
+                let out: Vec<Option<Expr>> = items.iter().map(|i| self.json(i)).collect();
+                out.into_iter().collect::<Option<Vec<_>>>().map(Expr::List)
+            }
+            NodeKind::Map(entries) => {
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for e in entries {
+                    let k = self.key(&e.key);
+                    match (k, self.json(&e.value)) {
+                        (Some(k), Some(v)) => {
+                            out.insert(k.to_string(), v);
+                        }
+                        _ => ok = false,
+                    }
+                }
+                ok.then_some(Expr::Map(out))
+            }
+        }
+    }
+
+    /// `tags:` of the stack (`resource` None: values must be known now) or of a resource.
+    fn tags(&mut self, node: &Node, resource: Option<&Node>) -> Option<BTreeMap<String, Expr>> {
+        let entries = self.mapping(node, "`tags`")?;
+        let at = resource.map_or(node.span.clone(), |k| k.span.clone());
+        if entries.len() > MAX_TAGS {
+            self.err(
+                at,
+                format!("`tags` has {} entries, but at most {MAX_TAGS} are allowed", entries.len()),
+                "too many tags",
+                Some("AWS allows 50 tags per resource and mskctl adds its own (`mskctl:stack`, `mskctl:id`, `Name`)".into()),
+            );
+        }
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for e in entries {
+            let Some(k) = self.key(&e.key) else {
+                ok = false;
+                continue;
+            };
+            let lower = k.to_ascii_lowercase();
+            let problem = if lower.starts_with("aws:") {
+                Some(("tag keys starting with `aws:` are reserved by AWS", "pick another key"))
+            } else if lower.starts_with("mskctl:") {
+                Some((
+                    "tag keys starting with `mskctl:` are reserved: mskctl finds the stack's resources by them",
+                    "pick another key; mskctl sets `mskctl:stack` and `mskctl:id` itself",
+                ))
+            } else if k.chars().count() > 128 {
+                Some(("tag keys are at most 128 characters on AWS", "shorten the key"))
+            } else {
+                None
+            };
+            if let Some((m, h)) = problem {
+                self.err(e.key.span.clone(), format!("invalid tag key `{k}`: {m}"), "invalid tag key", Some(h.into()));
+                ok = false;
+                continue;
+            }
+            let Some(Expr::Str(parts)) = self.value(&e.value, &e.key, &Ty::Str, &format!("tags.{k}")) else {
+                ok = false;
+                continue;
+            };
+            match literal(&parts) {
+                Some(v) if v.chars().count() > 256 => {
+                    self.err(
+                        e.value.span.clone(),
+                        format!("the value of tag `{k}` has {} characters; AWS allows at most 256", v.chars().count()),
+                        "too long",
+                        None,
+                    );
+                    ok = false;
+                }
+                None if resource.is_none() => {
+                    self.err(
+                        e.value.span.clone(),
+                        format!("stack tag `{k}` refers to live values, but stack tags must be known before deploying"),
+                        "not known before deploying",
+                        Some("use literals, `${param.NAME}` or `${stack.name}`, or set the tag on the resource".into()),
+                    );
+                    ok = false;
+                }
+                _ => {
+                    out.insert(k.to_string(), Expr::Str(parts));
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    // ---- outputs ---------------------------------------------------------------------------
+
+    fn outputs(&mut self, node: &Node) -> BTreeMap<String, OutputSpec> {
+        let mut out = BTreeMap::new();
+        let Some(entries) = self.mapping(node, "`outputs`") else { return out };
+        for e in entries {
+            let Some(name) = self.key(&e.key) else { continue };
+            let (value, description) = match &e.value.kind {
+                NodeKind::Map(fields) => {
+                    let f = self.fields(fields, &["value", "description"], "in an output", |_| None);
+                    let description = f.get("description").and_then(|d| self.plain_text(&d.value, "`description`"));
+                    match f.get("value") {
+                        Some(v) => (self.value(&v.value, &v.key, &Ty::Str, "value"), description),
+                        None => {
+                            self.err(
+                                e.key.span.clone(),
+                                format!("output `{name}` has no `value`"),
+                                "missing `value`",
+                                Some("add `value: \"${<resource>.<attribute>}\"`".into()),
+                            );
+                            (None, description)
+                        }
+                    }
+                }
+                _ => (self.value(&e.value, &e.key, &Ty::Str, name), None),
+            };
+            if let Some(value) = value {
+                out.insert(name.to_string(), OutputSpec { value, description });
+            }
+        }
+        out
+    }
+
+    // ---- interpolation ---------------------------------------------------------------------
+
+    /// Split a string into parts, substituting `${param.*}` and `${stack.name}`.
+    fn interpolate(&mut self, node: &Node, s: &Scalar) -> Option<Vec<Part>> {
+        let text = s.text.as_str();
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut ok = true;
+        let mut i = 0;
+        while i < text.len() {
+            let rest = &text[i..];
+            if rest.starts_with("$${") {
+                lit.push_str("${");
+                i += 3;
+            } else if rest.starts_with("${") {
+                let Some(end) = rest.find('}') else {
+                    let span = self.inner_span(node, s, i..text.len());
+                    self.err(
+                        span,
+                        format!("unterminated `${{` in \"{text}\""),
+                        "not closed",
+                        Some("close it with `}`, or write `$${` for a literal `${`".into()),
+                    );
+                    return None;
+                };
+                let span = self.inner_span(node, s, i..i + end + 1);
+                match self.substitute(rest[2..end].trim(), span) {
+                    Some(Sub::Text(t)) => lit.push_str(&t),
+                    Some(Sub::Part(p)) => {
+                        if !lit.is_empty() {
+                            parts.push(Part::Lit(std::mem::take(&mut lit)));
+                        }
+                        parts.push(p);
+                    }
+                    None => ok = false,
+                }
+                i += end + 1;
+            } else {
+                let c = rest.chars().next().expect("non-empty");
+                lit.push(c);
+                i += c.len_utf8();
+            }
+        }
+        if !lit.is_empty() || parts.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        ok.then_some(parts)
+    }
+
+    fn substitute(&mut self, inner: &str, span: Range<usize>) -> Option<Sub> {
+        const FORMS: &str = "`${param.NAME}`, `${stack.name}`, `${aws.region}`, `${aws.account_id}` or `${RESOURCE.ATTRIBUTE}`";
+        let Some((ns, name)) = inner.split_once('.') else {
+            self.err(
+                span,
+                format!("`${{{inner}}}` is not a valid reference"),
+                "invalid reference",
+                Some(format!("write {FORMS}; `$${{` is a literal `${{`")),
+            );
+            return None;
+        };
+        match ns {
+            "param" => match self.params.get(name) {
+                Some(p) => Some(Sub::Text(p.value.clone().unwrap_or_default())),
+                None => {
+                    let help = did_you_mean(name, self.params.keys().map(String::as_str))
+                        .unwrap_or_else(|| "declare it under `parameters:`".into());
+                    self.err(span, format!("unknown parameter `{name}`"), "not declared", Some(help));
+                    None
+                }
+            },
+            "stack" if name == "name" => Some(Sub::Text(self.stack_name.clone().unwrap_or_default())),
+            "stack" => {
+                self.err(span, format!("`${{stack.{name}}}` does not exist"), "unknown", Some("the only stack value is `${stack.name}`".into()));
+                None
+            }
+            "aws" if name == "region" => Some(Sub::Part(Part::Region)),
+            "aws" if name == "account_id" => Some(Sub::Part(Part::AccountId)),
+            "aws" => {
+                let help = did_you_mean(name, ["region", "account_id"])
+                    .unwrap_or_else(|| "available: `${aws.region}`, `${aws.account_id}`".into());
+                self.err(span, format!("`${{aws.{name}}}` does not exist"), "unknown", Some(help));
+                None
+            }
+            id => {
+                if !self.ids.contains_key(id) {
+                    let names = self.ids.keys().map(String::as_str).chain(["param", "stack", "aws"]);
+                    let help = did_you_mean(id, names).unwrap_or_else(|| format!("write {FORMS}"));
+                    self.err(
+                        span,
+                        format!("`${{{inner}}}` refers to an unknown resource `{id}`"),
+                        "no such resource",
+                        Some(help),
+                    );
+                    return None;
+                }
+                if let Some(Some(schema)) = self.ids.get(id).copied() {
+                    if !schema.attrs.contains(&name) {
+                        let attrs = format!("attributes of a {}: {}", schema.kind, list(schema.attrs.iter().copied()));
+                        let help = match did_you_mean(name, schema.attrs.iter().copied()) {
+                            Some(d) => format!("{d} {attrs}"),
+                            None => attrs,
+                        };
+                        self.err(
+                            span,
+                            format!("`{id}` ({}) has no attribute `{name}`", schema.kind),
+                            "unknown attribute",
+                            Some(help),
+                        );
+                        return None;
+                    }
+                }
+                if !self.check_target(id, span, None) {
+                    return None;
+                }
+                Some(Sub::Part(Part::Ref { id: id.to_string(), attr: name.to_string() }))
+            }
+        }
+    }
+
+    /// The span of `range` (bytes in the scalar's text) in the source, when the text appears
+    /// there verbatim; the whole scalar otherwise (escapes, folding, aliases).
+    fn inner_span(&self, node: &Node, s: &Scalar, range: Range<usize>) -> Range<usize> {
+        let raw = self.src.get(node.span.clone()).unwrap_or("");
+        let offset = match s.style {
+            Style::Plain if raw == s.text => Some(0),
+            Style::SingleQuoted | Style::DoubleQuoted
+                if raw.len() >= 2 && raw.get(1..raw.len() - 1) == Some(s.text.as_str()) =>
+            {
+                Some(1)
+            }
+            _ => None,
+        };
+        match offset {
+            Some(o) => node.span.start + o + range.start..node.span.start + o + range.end,
+            None => node.span.clone(),
+        }
+    }
+
+    // ---- dependencies ----------------------------------------------------------------------
+
+    fn check_cycles(&mut self, resources: &BTreeMap<String, ResourceSpec>) {
+        let deps: Deps = resources
+            .iter()
+            .map(|(id, r)| (id.clone(), r.dependencies().into_iter().collect::<BTreeSet<_>>()))
+            .collect();
+        let Some(cycle) = find_cycle(&deps) else { return };
+        let (from, to) = (cycle[0].clone(), cycle[1 % cycle.len()].clone());
+        let span = self.ref_spans.get(&(from.clone(), to.clone())).cloned().unwrap_or(0..0);
+        let mut path = cycle.clone();
+        path.push(cycle[0].clone());
+        self.err(
+            span,
+            format!("dependency cycle: {}", path.join(" → ")),
+            format!("`{from}` needs `{to}` here"),
+            Some(
+                "mskctl creates each resource after the ones it needs, so a cycle can never be \
+                 created on AWS; remove one of these references or `depends_on` entries"
+                    .into(),
+            ),
+        );
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+/// The string when every part is literal.
+fn literal(parts: &[Part]) -> Option<String> {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Lit(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `^[a-zA-Z][a-zA-Z0-9-]{0,max-1}$`, with `_` also allowed when `underscore`.
+fn is_name(s: &str, max: usize, underscore: bool) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.len() <= max
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || (underscore && c == '_'))
+}
+
+fn is_param_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `arn:…`, or `<prefix>-<hex>` such as `vpc-0abc`, `sg-1`, `subnet-0123456789abcdef0`.
+fn looks_like_aws_id(s: &str) -> bool {
+    if s.starts_with("arn:") {
+        return true;
+    }
+    match s.split_once('-') {
+        Some((prefix, hex)) => {
+            !prefix.is_empty()
+                && prefix.bytes().all(|b| b.is_ascii_lowercase())
+                && !hex.is_empty()
+                && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }
+        None => false,
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
+}
+
+fn list<'s>(items: impl IntoIterator<Item = &'s str>) -> String {
+    items.into_iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// "did you mean `x`?" for the closest candidate, if any is close.
+fn did_you_mean<'s>(word: &str, candidates: impl IntoIterator<Item = &'s str>) -> Option<String> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+fn resolve(text: &str, quoted: bool) -> Value<'_> {
+    if quoted { Value::Str(text) } else { yaml::resolve_plain(text) }
+}
+
+/// For a quoted scalar that would have the expected type unquoted.
+fn quoted_help(node: &Node, what: &str) -> Option<String> {
+    let s = node.scalar()?;
+    let quoted = s.style != Style::Plain || s.forced_str;
+    (quoted && !matches!(yaml::resolve_plain(&s.text), Value::Str(_)))
+        .then(|| format!("remove the quotes: a quoted value is a string in YAML, not {what}"))
+}
+
+/// Remove `.` and resolve `..` lexically, so paths in plans read cleanly.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

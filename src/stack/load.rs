@@ -22,7 +22,14 @@ use crate::schema::{Prop, Schema, Ty};
 pub const MAX_PROBLEMS: usize = 20;
 /// AWS allows 50 tags per resource; mskctl adds `mskctl:stack`, `mskctl:id` and `Name`.
 const MAX_TAGS: usize = 40;
-const TOP_KEYS: &[&str] = &["stack", "region", "tags", "parameters", "resources", "outputs"];
+const TOP_KEYS: &[&str] = &[
+    "stack",
+    "region",
+    "tags",
+    "parameters",
+    "resources",
+    "outputs",
+];
 
 /// Why a stack file could not be loaded: one or more [`Problem`]s, ordered by position.
 ///
@@ -68,12 +75,17 @@ impl LoadError {
             1 => format!("{} (and 1 more problem)", problems[0]),
             n => format!("{} (and {n} more problems)", problems[0]),
         };
-        LoadError { headline, problems, omitted }
+        LoadError {
+            headline,
+            problems,
+            omitted,
+        }
     }
 
     fn unreadable(path: &Path, e: &std::io::Error) -> LoadError {
-        let help = (e.kind() == std::io::ErrorKind::NotFound)
-            .then(|| "check the path; a relative path is resolved from the current directory".into());
+        let help = (e.kind() == std::io::ErrorKind::NotFound).then(|| {
+            "check the path; a relative path is resolved from the current directory".into()
+        });
         LoadError::new(vec![Problem {
             message: format!("{}: cannot read the stack file: {e}", path.display()),
             label: String::new(),
@@ -116,7 +128,9 @@ impl Diagnostic for LoadError {
         if self.problems.len() < 2 {
             return None;
         }
-        Some(Box::new(self.problems[1..].iter().map(|p| p as &dyn Diagnostic)))
+        Some(Box::new(
+            self.problems[1..].iter().map(|p| p as &dyn Diagnostic),
+        ))
     }
 }
 
@@ -147,7 +161,9 @@ impl std::error::Error for Problem {}
 
 impl Diagnostic for Problem {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -381,7 +397,15 @@ impl<'a> Loader<'a> {
         };
         self.check_cycles(&resources);
 
-        Some(Stack { name: name?, region, tags, params, resources, outputs, path })
+        Some(Stack {
+            name: name?,
+            region,
+            tags,
+            params,
+            resources,
+            outputs,
+            path,
+        })
     }
 
     /// The entries of a mapping by key, reporting unknown and non-string keys. `special` may
@@ -395,7 +419,9 @@ impl<'a> Loader<'a> {
     ) -> BTreeMap<&'n str, &'n Entry> {
         let mut out = BTreeMap::new();
         for e in entries {
-            let Some(key) = self.key(&e.key) else { continue };
+            let Some(key) = self.key(&e.key) else {
+                continue;
+            };
             if valid.contains(&key) {
                 out.insert(key, e);
             } else if let Some((message, help)) = special(key) {
@@ -404,7 +430,12 @@ impl<'a> Loader<'a> {
                 let help = Some(did_you_mean(key, valid.iter().copied()).unwrap_or_else(|| {
                     format!("valid keys {place}: {}", list(valid.iter().copied()))
                 }));
-                self.err(e.key.span.clone(), format!("unknown key `{key}` {place}"), "unknown key", help);
+                self.err(
+                    e.key.span.clone(),
+                    format!("unknown key `{key}` {place}"),
+                    "unknown key",
+                    help,
+                );
             }
         }
         out
@@ -447,9 +478,13 @@ impl<'a> Loader<'a> {
         let text = self.plain_text(node, "`region`")?;
         let mut pieces = text.split('-');
         let ok = pieces.clone().count() >= 3
-            && pieces.next().is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()))
+            && pieces
+                .next()
+                .is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()))
             && text.bytes().last().is_some_and(|b| b.is_ascii_digit())
-            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !ok {
             self.err(
                 node.span.clone(),
@@ -481,9 +516,13 @@ impl<'a> Loader<'a> {
     // ---- parameters ------------------------------------------------------------------------
 
     fn parameters(&mut self, node: &Node) {
-        let Some(entries) = self.mapping(node, "`parameters`") else { return };
+        let Some(entries) = self.mapping(node, "`parameters`") else {
+            return;
+        };
         for e in entries {
-            let Some(name) = self.key(&e.key) else { continue };
+            let Some(name) = self.key(&e.key) else {
+                continue;
+            };
             if !is_param_name(name) {
                 self.err(
                     e.key.span.clone(),
@@ -496,7 +535,12 @@ impl<'a> Loader<'a> {
                 NodeKind::Scalar(_) if e.value.is_empty_value() => None,
                 NodeKind::Scalar(s) => Some(s.text.clone()),
                 NodeKind::Map(fields) => {
-                    let f = self.fields(fields, &["default", "description"], "in a parameter", |_| None);
+                    let f = self.fields(
+                        fields,
+                        &["default", "description"],
+                        "in a parameter",
+                        |_| None,
+                    );
                     if let Some(d) = f.get("description") {
                         self.plain_text(&d.value, "`description`");
                     }
@@ -511,14 +555,18 @@ impl<'a> Loader<'a> {
                         e.value.span.clone(),
                         format!("parameter `{name}` must be a string, but it is a list"),
                         "expected a string",
-                        Some("parameters are strings: `name: value` or `name: {default: value}`".into()),
+                        Some(
+                            "parameters are strings: `name: value` or `name: {default: value}`"
+                                .into(),
+                        ),
                     );
                     None
                 }
             };
             self.params.insert(name.to_string(), Param { value });
             // Remember where it is declared for the missing-value check.
-            self.ref_spans.insert((String::new(), name.to_string()), e.key.span.clone());
+            self.ref_spans
+                .insert((String::new(), name.to_string()), e.key.span.clone());
         }
     }
 
@@ -527,24 +575,32 @@ impl<'a> Loader<'a> {
             match self.params.get_mut(name) {
                 Some(p) => p.value = Some(value.clone()),
                 None => {
-                    let help = did_you_mean(name, self.params.keys().map(String::as_str)).or_else(|| {
-                        Some(match self.params.is_empty() {
-                            true => "declare it under `parameters:` in the stack file".into(),
-                            false => format!(
-                                "declared parameters: {}",
-                                list(self.params.keys().map(String::as_str))
-                            ),
-                        })
-                    });
+                    let help =
+                        did_you_mean(name, self.params.keys().map(String::as_str)).or_else(|| {
+                            Some(match self.params.is_empty() {
+                                true => "declare it under `parameters:` in the stack file".into(),
+                                false => format!(
+                                    "declared parameters: {}",
+                                    list(self.params.keys().map(String::as_str))
+                                ),
+                            })
+                        });
                     let message = format!("--var {name}: no parameter `{name}` in {}", self.file);
                     self.err_nowhere(message, help);
                 }
             }
         }
-        let missing: Vec<String> =
-            self.params.iter().filter(|(_, p)| p.value.is_none()).map(|(k, _)| k.clone()).collect();
+        let missing: Vec<String> = self
+            .params
+            .iter()
+            .filter(|(_, p)| p.value.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
         for name in missing {
-            let span = self.ref_spans.remove(&(String::new(), name.clone())).unwrap_or(0..0);
+            let span = self
+                .ref_spans
+                .remove(&(String::new(), name.clone()))
+                .unwrap_or(0..0);
             self.err(
                 span,
                 format!("parameter `{name}` has no default and no value was given"),
@@ -560,7 +616,9 @@ impl<'a> Loader<'a> {
     /// First pass: logical ids and kinds, so references can be checked in any order.
     fn declare_resources<'n>(&mut self, entry: &'n Entry) -> Vec<Declared<'n>> {
         let mut out = Vec::new();
-        let Some(entries) = self.mapping(&entry.value, "`resources`") else { return out };
+        let Some(entries) = self.mapping(&entry.value, "`resources`") else {
+            return out;
+        };
         if entries.is_empty() {
             self.err(
                 entry.key.span.clone(),
@@ -587,14 +645,19 @@ impl<'a> Loader<'a> {
             let NodeKind::Map(fields) = &e.value.kind else {
                 self.err(
                     e.value.span.clone(),
-                    format!("resource `{id}` must be a mapping, but it is {}", e.value.describe()),
+                    format!(
+                        "resource `{id}` must be a mapping, but it is {}",
+                        e.value.describe()
+                    ),
                     "expected `type:` and properties",
                     None,
                 );
                 self.ids.insert(id, None);
                 continue;
             };
-            let ty = fields.iter().find(|f| f.key.scalar().is_some_and(|s| s.text == "type"));
+            let ty = fields
+                .iter()
+                .find(|f| f.key.scalar().is_some_and(|s| s.text == "type"));
             let schema = match ty {
                 None => {
                     self.err(
@@ -609,7 +672,12 @@ impl<'a> Loader<'a> {
             };
             self.ids.insert(id.clone(), schema);
             if let Some(schema) = schema {
-                out.push(Declared { id, key: &e.key, entries: fields, schema });
+                out.push(Declared {
+                    id,
+                    key: &e.key,
+                    entries: fields,
+                    schema,
+                });
             }
         }
         out
@@ -628,7 +696,12 @@ impl<'a> Loader<'a> {
             Some(d) => format!("{d} known types: {}", self.kind_list()),
             None => format!("known types: {}", self.kind_list()),
         };
-        self.err(node.span.clone(), format!("unknown resource type `{name}`"), "unknown type", Some(help));
+        self.err(
+            node.span.clone(),
+            format!("unknown resource type `{name}`"),
+            "unknown type",
+            Some(help),
+        );
         None
     }
 
@@ -668,12 +741,25 @@ impl<'a> Loader<'a> {
                 }
             }
         }
-        self.missing(schema.props, &fields, d.key, &format!("resource `{}` ({kind})", d.id));
-        ResourceSpec { id: d.id.clone(), schema, props, depends_on }
+        self.missing(
+            schema.props,
+            &fields,
+            d.key,
+            &format!("resource `{}` ({kind})", d.id),
+        );
+        ResourceSpec {
+            id: d.id.clone(),
+            schema,
+            props,
+            depends_on,
+        }
     }
 
     fn missing(&mut self, props: &[Prop], fields: &BTreeMap<&str, &Entry>, at: &Node, what: &str) {
-        for p in props.iter().filter(|p| p.required && !fields.contains_key(p.name)) {
+        for p in props
+            .iter()
+            .filter(|p| p.required && !fields.contains_key(p.name))
+        {
             let help = match p.doc.is_empty() {
                 true => format!("add `{}:`", p.name),
                 false => format!("add `{}:` ({})", p.name, p.doc),
@@ -694,7 +780,10 @@ impl<'a> Loader<'a> {
             _ => {
                 self.err(
                     node.span.clone(),
-                    format!("`depends_on` must be a list of logical ids, but it is {}", node.describe()),
+                    format!(
+                        "`depends_on` must be a list of logical ids, but it is {}",
+                        node.describe()
+                    ),
                     "expected a list",
                     None,
                 );
@@ -703,7 +792,9 @@ impl<'a> Loader<'a> {
         };
         let mut out = Vec::new();
         for item in items {
-            let Some(id) = self.plain_text(item, "a `depends_on` entry") else { continue };
+            let Some(id) = self.plain_text(item, "a `depends_on` entry") else {
+                continue;
+            };
             if self.check_target(&id, item.span.clone(), None) {
                 out.push(id);
             }
@@ -726,8 +817,16 @@ impl<'a> Loader<'a> {
             };
             let help = did_you_mean(id, ids.iter().copied())
                 .or_else(|| did_you_mean(id, self.ids.keys().map(String::as_str)))
-                .or_else(|| (!ids.is_empty()).then(|| format!("resources that fit: {}", list(ids.iter().copied()))));
-            self.err(span, format!("unknown resource `{id}`"), "no such resource", help);
+                .or_else(|| {
+                    (!ids.is_empty())
+                        .then(|| format!("resources that fit: {}", list(ids.iter().copied())))
+                });
+            self.err(
+                span,
+                format!("unknown resource `{id}`"),
+                "no such resource",
+                help,
+            );
             return false;
         }
         if let Some(current) = &self.current {
@@ -740,7 +839,9 @@ impl<'a> Loader<'a> {
                 );
                 return false;
             }
-            self.ref_spans.entry((current.clone(), id.to_string())).or_insert(span);
+            self.ref_spans
+                .entry((current.clone(), id.to_string()))
+                .or_insert(span);
         }
         true
     }
@@ -766,7 +867,9 @@ impl<'a> Loader<'a> {
             Ty::Int { min, max } => {
                 let (text, quoted) = self.known_scalar(node, field, "a whole number")?;
                 match resolve(&text, quoted) {
-                    Value::Int(n) if n >= *min as i128 && n <= *max as i128 => Some(Expr::Int(n as i64)),
+                    Value::Int(n) if n >= *min as i128 && n <= *max as i128 => {
+                        Some(Expr::Int(n as i64))
+                    }
                     Value::Int(_) | Value::Float(_) => {
                         self.err(
                             node.span.clone(),
@@ -778,10 +881,18 @@ impl<'a> Loader<'a> {
                     }
                     _ => {
                         let help = quoted_help(node, "a number");
-                        let m = format!("`{field}` must be a whole number, but it is {}", node.describe());
-                        self.err(node.span.clone(), m, "expected a number", help.or_else(|| {
-                            Some(format!("use a whole number from {min} to {max}"))
-                        }));
+                        let m = format!(
+                            "`{field}` must be a whole number, but it is {}",
+                            node.describe()
+                        );
+                        self.err(
+                            node.span.clone(),
+                            m,
+                            "expected a number",
+                            help.or_else(|| {
+                                Some(format!("use a whole number from {min} to {max}"))
+                            }),
+                        );
                         None
                     }
                 }
@@ -794,7 +905,10 @@ impl<'a> Loader<'a> {
                         let help = quoted_help(node, "a boolean").or_else(|| {
                             Some("YAML 1.2 booleans are `true` and `false` (not `yes`/`no`/`on`/`off`)".into())
                         });
-                        let m = format!("`{field}` must be `true` or `false`, but it is {}", node.describe());
+                        let m = format!(
+                            "`{field}` must be `true` or `false`, but it is {}",
+                            node.describe()
+                        );
                         self.err(node.span.clone(), m, "expected a boolean", help);
                         None
                     }
@@ -810,11 +924,20 @@ impl<'a> Loader<'a> {
                     Some(d) => format!("{d} {all}"),
                     None => all,
                 };
-                self.err(node.span.clone(), format!("`{text}` is not a valid `{field}`"), "invalid value", Some(help));
+                self.err(
+                    node.span.clone(),
+                    format!("`{text}` is not a valid `{field}`"),
+                    "invalid value",
+                    Some(help),
+                );
                 None
             }
             Ty::Cidr => self.cidr(node, field),
-            Ty::Ref { kinds, attr, literal } => self.reference(node, field, kinds, attr, *literal),
+            Ty::Ref {
+                kinds,
+                attr,
+                literal,
+            } => self.reference(node, field, kinds, attr, *literal),
             Ty::List(item) => {
                 let NodeKind::Seq(items) = &node.kind else {
                     self.err(
@@ -922,13 +1045,21 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn scalar<'n>(&mut self, node: &'n Node, field: &str, expected: &str) -> Option<(&'n Scalar, ())> {
+    fn scalar<'n>(
+        &mut self,
+        node: &'n Node,
+        field: &str,
+        expected: &str,
+    ) -> Option<(&'n Scalar, ())> {
         match node.scalar() {
             Some(s) => Some((s, ())),
             None => {
                 self.err(
                     node.span.clone(),
-                    format!("`{field}` must be {expected}, but it is {}", node.describe()),
+                    format!(
+                        "`{field}` must be {expected}, but it is {}",
+                        node.describe()
+                    ),
                     format!("expected {expected}"),
                     None,
                 );
@@ -952,9 +1083,13 @@ impl<'a> Loader<'a> {
             None => {
                 self.err(
                     node.span.clone(),
-                    format!("`{field}` must be known before deploying, but it refers to live values"),
+                    format!(
+                        "`{field}` must be known before deploying, but it refers to live values"
+                    ),
                     "depends on a deployed resource",
-                    Some(format!("`{field}` takes {expected}; use a literal or a `${{param.NAME}}`")),
+                    Some(format!(
+                        "`{field}` takes {expected}; use a literal or a `${{param.NAME}}`"
+                    )),
                 );
                 None
             }
@@ -1007,7 +1142,11 @@ impl<'a> Loader<'a> {
     ) -> Option<Expr> {
         let takes = match kinds {
             [] => "any resource".to_string(),
-            _ => kinds.iter().map(|k| format!("{} {k}", article(k))).collect::<Vec<_>>().join(" or "),
+            _ => kinds
+                .iter()
+                .map(|k| format!("{} {k}", article(k)))
+                .collect::<Vec<_>>()
+                .join(" or "),
         };
         let (s, _) = self.scalar(node, field, &format!("the logical id of {takes}"))?;
         let text = if s.text.contains("${") {
@@ -1034,7 +1173,11 @@ impl<'a> Loader<'a> {
                     };
                     self.err(
                         node.span.clone(),
-                        format!("`{text}` is {} {}, but this field takes {takes}", article(schema.kind), schema.kind),
+                        format!(
+                            "`{text}` is {} {}, but this field takes {takes}",
+                            article(schema.kind),
+                            schema.kind
+                        ),
                         format!("`{field}` takes {takes}"),
                         Some(help),
                     );
@@ -1044,7 +1187,10 @@ impl<'a> Loader<'a> {
             if !self.check_target(&text, node.span.clone(), Some(kinds)) {
                 return None;
             }
-            return Some(Expr::Ref { id: text, attr: attr.to_string() });
+            return Some(Expr::Ref {
+                id: text,
+                attr: attr.to_string(),
+            });
         }
         if allow_literal && looks_like_aws_id(&text) {
             return Some(Expr::lit(text));
@@ -1114,23 +1260,36 @@ impl<'a> Loader<'a> {
             };
             let lower = k.to_ascii_lowercase();
             let problem = if lower.starts_with("aws:") {
-                Some(("tag keys starting with `aws:` are reserved by AWS", "pick another key"))
+                Some((
+                    "tag keys starting with `aws:` are reserved by AWS",
+                    "pick another key",
+                ))
             } else if lower.starts_with("mskctl:") {
                 Some((
                     "tag keys starting with `mskctl:` are reserved: mskctl finds the stack's resources by them",
                     "pick another key; mskctl sets `mskctl:stack` and `mskctl:id` itself",
                 ))
             } else if k.chars().count() > 128 {
-                Some(("tag keys are at most 128 characters on AWS", "shorten the key"))
+                Some((
+                    "tag keys are at most 128 characters on AWS",
+                    "shorten the key",
+                ))
             } else {
                 None
             };
             if let Some((m, h)) = problem {
-                self.err(e.key.span.clone(), format!("invalid tag key `{k}`: {m}"), "invalid tag key", Some(h.into()));
+                self.err(
+                    e.key.span.clone(),
+                    format!("invalid tag key `{k}`: {m}"),
+                    "invalid tag key",
+                    Some(h.into()),
+                );
                 ok = false;
                 continue;
             }
-            let Some(Expr::Str(parts)) = self.value(&e.value, &e.key, &Ty::Str, &format!("tags.{k}")) else {
+            let Some(Expr::Str(parts)) =
+                self.value(&e.value, &e.key, &Ty::Str, &format!("tags.{k}"))
+            else {
                 ok = false;
                 continue;
             };
@@ -1138,7 +1297,10 @@ impl<'a> Loader<'a> {
                 Some(v) if v.chars().count() > 256 => {
                     self.err(
                         e.value.span.clone(),
-                        format!("the value of tag `{k}` has {} characters; AWS allows at most 256", v.chars().count()),
+                        format!(
+                            "the value of tag `{k}` has {} characters; AWS allows at most 256",
+                            v.chars().count()
+                        ),
                         "too long",
                         None,
                     );
@@ -1165,13 +1327,20 @@ impl<'a> Loader<'a> {
 
     fn outputs(&mut self, node: &Node) -> BTreeMap<String, OutputSpec> {
         let mut out = BTreeMap::new();
-        let Some(entries) = self.mapping(node, "`outputs`") else { return out };
+        let Some(entries) = self.mapping(node, "`outputs`") else {
+            return out;
+        };
         for e in entries {
-            let Some(name) = self.key(&e.key) else { continue };
+            let Some(name) = self.key(&e.key) else {
+                continue;
+            };
             let (value, description) = match &e.value.kind {
                 NodeKind::Map(fields) => {
-                    let f = self.fields(fields, &["value", "description"], "in an output", |_| None);
-                    let description = f.get("description").and_then(|d| self.plain_text(&d.value, "`description`"));
+                    let f =
+                        self.fields(fields, &["value", "description"], "in an output", |_| None);
+                    let description = f
+                        .get("description")
+                        .and_then(|d| self.plain_text(&d.value, "`description`"));
                     match f.get("value") {
                         Some(v) => (self.value(&v.value, &v.key, &Ty::Str, "value"), description),
                         None => {
@@ -1260,13 +1429,25 @@ impl<'a> Loader<'a> {
                 None => {
                     let help = did_you_mean(name, self.params.keys().map(String::as_str))
                         .unwrap_or_else(|| "declare it under `parameters:`".into());
-                    self.err(span, format!("unknown parameter `{name}`"), "not declared", Some(help));
+                    self.err(
+                        span,
+                        format!("unknown parameter `{name}`"),
+                        "not declared",
+                        Some(help),
+                    );
                     None
                 }
             },
-            "stack" if name == "name" => Some(Sub::Text(self.stack_name.clone().unwrap_or_default())),
+            "stack" if name == "name" => {
+                Some(Sub::Text(self.stack_name.clone().unwrap_or_default()))
+            }
             "stack" => {
-                self.err(span, format!("`${{stack.{name}}}` does not exist"), "unknown", Some("the only stack value is `${stack.name}`".into()));
+                self.err(
+                    span,
+                    format!("`${{stack.{name}}}` does not exist"),
+                    "unknown",
+                    Some("the only stack value is `${stack.name}`".into()),
+                );
                 None
             }
             "aws" if name == "region" => Some(Sub::Part(Part::Region)),
@@ -1274,12 +1455,21 @@ impl<'a> Loader<'a> {
             "aws" => {
                 let help = did_you_mean(name, ["region", "account_id"])
                     .unwrap_or_else(|| "available: `${aws.region}`, `${aws.account_id}`".into());
-                self.err(span, format!("`${{aws.{name}}}` does not exist"), "unknown", Some(help));
+                self.err(
+                    span,
+                    format!("`${{aws.{name}}}` does not exist"),
+                    "unknown",
+                    Some(help),
+                );
                 None
             }
             id => {
                 if !self.ids.contains_key(id) {
-                    let names = self.ids.keys().map(String::as_str).chain(["param", "stack", "aws"]);
+                    let names = self
+                        .ids
+                        .keys()
+                        .map(String::as_str)
+                        .chain(["param", "stack", "aws"]);
                     let help = did_you_mean(id, names).unwrap_or_else(|| format!("write {FORMS}"));
                     self.err(
                         span,
@@ -1291,7 +1481,11 @@ impl<'a> Loader<'a> {
                 }
                 if let Some(Some(schema)) = self.ids.get(id).copied() {
                     if !schema.attrs.contains(&name) {
-                        let attrs = format!("attributes of a {}: {}", schema.kind, list(schema.attrs.iter().copied()));
+                        let attrs = format!(
+                            "attributes of a {}: {}",
+                            schema.kind,
+                            list(schema.attrs.iter().copied())
+                        );
                         let help = match did_you_mean(name, schema.attrs.iter().copied()) {
                             Some(d) => format!("{d} {attrs}"),
                             None => attrs,
@@ -1308,7 +1502,10 @@ impl<'a> Loader<'a> {
                 if !self.check_target(id, span, None) {
                     return None;
                 }
-                Some(Sub::Part(Part::Ref { id: id.to_string(), attr: name.to_string() }))
+                Some(Sub::Part(Part::Ref {
+                    id: id.to_string(),
+                    attr: name.to_string(),
+                }))
             }
         }
     }
@@ -1337,11 +1534,22 @@ impl<'a> Loader<'a> {
     fn check_cycles(&mut self, resources: &BTreeMap<String, ResourceSpec>) {
         let deps: Deps = resources
             .iter()
-            .map(|(id, r)| (id.clone(), r.dependencies().into_iter().collect::<BTreeSet<_>>()))
+            .map(|(id, r)| {
+                (
+                    id.clone(),
+                    r.dependencies().into_iter().collect::<BTreeSet<_>>(),
+                )
+            })
             .collect();
-        let Some(cycle) = find_cycle(&deps) else { return };
+        let Some(cycle) = find_cycle(&deps) else {
+            return;
+        };
         let (from, to) = (cycle[0].clone(), cycle[1 % cycle.len()].clone());
-        let span = self.ref_spans.get(&(from.clone(), to.clone())).cloned().unwrap_or(0..0);
+        let span = self
+            .ref_spans
+            .get(&(from.clone(), to.clone()))
+            .cloned()
+            .unwrap_or(0..0);
         let mut path = cycle.clone();
         path.push(cycle[0].clone());
         self.err(
@@ -1379,8 +1587,11 @@ fn is_name(s: &str, max: usize, underscore: bool) -> bool {
 }
 
 fn is_param_name(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// `arn:…`, or `<prefix>-<hex>` such as `vpc-0abc`, `sg-1`, `subnet-0123456789abcdef0`.
@@ -1393,7 +1604,9 @@ fn looks_like_aws_id(s: &str) -> bool {
             !prefix.is_empty()
                 && prefix.bytes().all(|b| b.is_ascii_lowercase())
                 && !hex.is_empty()
-                && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         }
         None => false,
     }
@@ -1407,7 +1620,11 @@ fn article(word: &str) -> &'static str {
 }
 
 fn list<'s>(items: impl IntoIterator<Item = &'s str>) -> String {
-    items.into_iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+    items
+        .into_iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "did you mean `x`?" for the closest candidate, if any is close.
@@ -1422,7 +1639,11 @@ fn did_you_mean<'s>(word: &str, candidates: impl IntoIterator<Item = &'s str>) -
 }
 
 fn resolve(text: &str, quoted: bool) -> Value<'_> {
-    if quoted { Value::Str(text) } else { yaml::resolve_plain(text) }
+    if quoted {
+        Value::Str(text)
+    } else {
+        yaml::resolve_plain(text)
+    }
 }
 
 /// For a quoted scalar that would have the expected type unquoted.

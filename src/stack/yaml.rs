@@ -130,7 +130,9 @@ pub fn resolve_plain(t: &str) -> Value<'_> {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -208,10 +210,16 @@ pub fn parse(src: &str) -> Parsed {
         errors: Vec::new(),
     };
     match b.run() {
-        Ok(()) => Parsed { root: b.root, errors: b.errors },
+        Ok(()) => Parsed {
+            root: b.root,
+            errors: b.errors,
+        },
         Err(e) => {
             b.errors.push(e);
-            Parsed { root: None, errors: b.errors }
+            Parsed {
+                root: None,
+                errors: b.errors,
+            }
         }
     }
 }
@@ -249,7 +257,10 @@ struct Builder<'s> {
 
 impl Builder<'_> {
     fn byte(&self, m: Marker) -> usize {
-        self.char_bytes.get(m.index()).copied().unwrap_or(self.src.len())
+        self.char_bytes
+            .get(m.index())
+            .copied()
+            .unwrap_or(self.src.len())
     }
 
     fn syntax(&self, e: &ScanError) -> YamlError {
@@ -281,7 +292,10 @@ impl Builder<'_> {
                                       one starts here"
                                 .into(),
                             label: "second document".into(),
-                            help: Some("remove the `---` line, or split the stacks into separate files".into()),
+                            help: Some(
+                                "remove the `---` line, or split the stacks into separate files"
+                                    .into(),
+                            ),
                             span: start..end.max(start),
                         });
                     }
@@ -295,14 +309,29 @@ impl Builder<'_> {
                         ScalarStyle::Literal => Style::Literal,
                         ScalarStyle::Folded => Style::Folded,
                     };
-                    let kind = NodeKind::Scalar(Scalar { text: text.into_owned(), style, forced_str });
-                    self.finish(Node { kind, span: start..end }, anchor);
+                    let kind = NodeKind::Scalar(Scalar {
+                        text: text.into_owned(),
+                        style,
+                        forced_str,
+                    });
+                    self.finish(
+                        Node {
+                            kind,
+                            span: start..end,
+                        },
+                        anchor,
+                    );
                 }
                 Event::SequenceStart(anchor, tag) => {
                     self.check_depth(start)?;
                     self.check_tag(tag.as_deref(), "seq", start..end);
                     let flow = end > start;
-                    self.stack.push(Frame::Seq { start, flow, anchor, items: Vec::new() });
+                    self.stack.push(Frame::Seq {
+                        start,
+                        flow,
+                        anchor,
+                        items: Vec::new(),
+                    });
                 }
                 Event::MappingStart(anchor, tag) => {
                     self.check_depth(start)?;
@@ -319,17 +348,46 @@ impl Builder<'_> {
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
                     let (node, anchor) = match self.stack.pop() {
-                        Some(Frame::Seq { start: s, flow, anchor, items }) => {
-                            let e = if flow { end } else { items.last().map_or(s, |n| n.span.end) };
-                            (Node { kind: NodeKind::Seq(items), span: s..e.max(s) }, anchor)
-                        }
-                        Some(Frame::Map { start: s, flow, anchor, entries, .. }) => {
+                        Some(Frame::Seq {
+                            start: s,
+                            flow,
+                            anchor,
+                            items,
+                        }) => {
                             let e = if flow {
                                 end
                             } else {
-                                entries.last().map_or(s, |n| n.value.span.end.max(n.key.span.end))
+                                items.last().map_or(s, |n| n.span.end)
                             };
-                            (Node { kind: NodeKind::Map(entries), span: s..e.max(s) }, anchor)
+                            (
+                                Node {
+                                    kind: NodeKind::Seq(items),
+                                    span: s..e.max(s),
+                                },
+                                anchor,
+                            )
+                        }
+                        Some(Frame::Map {
+                            start: s,
+                            flow,
+                            anchor,
+                            entries,
+                            ..
+                        }) => {
+                            let e = if flow {
+                                end
+                            } else {
+                                entries
+                                    .last()
+                                    .map_or(s, |n| n.value.span.end.max(n.key.span.end))
+                            };
+                            (
+                                Node {
+                                    kind: NodeKind::Map(entries),
+                                    span: s..e.max(s),
+                                },
+                                anchor,
+                            )
                         }
                         None => continue,
                     };
@@ -340,7 +398,9 @@ impl Builder<'_> {
                         return Err(YamlError {
                             message: "alias to an unknown anchor".into(),
                             label: "no such anchor".into(),
-                            help: Some("define the anchor (`&name`) before using it (`*name`)".into()),
+                            help: Some(
+                                "define the anchor (`&name`) before using it (`*name`)".into(),
+                            ),
                             span: start..end,
                         });
                     };
@@ -408,7 +468,9 @@ impl Builder<'_> {
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, seen, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries, key, seen, ..
+            }) => match key.take() {
                 Some((key, duplicate)) => {
                     if !duplicate {
                         entries.push(Entry { key, value: node });
@@ -447,7 +509,10 @@ fn count(node: &Node) -> usize {
     1 + match &node.kind {
         NodeKind::Scalar(_) => 0,
         NodeKind::Seq(items) => items.iter().map(count).sum(),
-        NodeKind::Map(entries) => entries.iter().map(|e| count(&e.key) + count(&e.value)).sum(),
+        NodeKind::Map(entries) => entries
+            .iter()
+            .map(|e| count(&e.key) + count(&e.value))
+            .sum(),
     }
 }
 
@@ -510,14 +575,21 @@ mod tests {
         let src = "a: 1\nb: 2\na: 3\n";
         let p = parse(src);
         assert_eq!(p.errors.len(), 1);
-        assert_eq!(p.errors[0].message, "duplicate key `a`; it is already defined on line 1");
+        assert_eq!(
+            p.errors[0].message,
+            "duplicate key `a`; it is already defined on line 1"
+        );
         assert_eq!(line_col(src, p.errors[0].span.start), (3, 1));
         assert_eq!(entries(p.root.as_ref().unwrap()).len(), 2);
     }
 
     #[test]
     fn second_document_and_deep_nesting_are_errors() {
-        assert!(parse("a: 1\n---\nb: 2\n").errors[0].message.contains("second"));
+        assert!(
+            parse("a: 1\n---\nb: 2\n").errors[0]
+                .message
+                .contains("second")
+        );
         let deep = "[".repeat(500);
         assert!(parse(&deep).errors[0].message.contains("nests deeper"));
     }

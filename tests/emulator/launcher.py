@@ -21,6 +21,7 @@ import threading
 # Read by moto at import time: AttachRolePolicy with AWS managed policies
 # (AWSLambdaBasicExecutionRole, ...) needs them loaded.
 os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+sys.dont_write_bytecode = True  # keep patches/__pycache__ out of the work tree
 
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -30,7 +31,7 @@ DELAYS = {
     "EMULATOR_PIPE_SECONDS": "0.4",
 }
 PANDAS_LAYER = "arn:aws:lambda:ap-northeast-1:336392948345:layer:AWSSDKPandas-Python311:22"
-launcher: subprocess.Popen
+launcher: subprocess.Popen | None = None
 endpoint = ""
 
 

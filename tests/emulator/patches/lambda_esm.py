@@ -26,7 +26,6 @@ UPDATABLE = ("DestinationConfig", "SourceAccessConfigurations", "FilterCriteria"
              "LoggingConfig", "BisectBatchOnFunctionError", "MaximumRecordAgeInSeconds",
              "MaximumRetryAttempts", "ParallelizationFactor", "TumblingWindowInSeconds",
              "FunctionResponseTypes")
-TRANSITIONAL = ("Creating", "Updating", "Enabling", "Disabling", "Deleting")
 
 
 def invalid(message: str) -> LambdaClientError:

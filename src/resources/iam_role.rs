@@ -16,7 +16,9 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, strs, tags_of, tags_value};
+use crate::resources::{
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, strs, tags_of, tags_value,
+};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
 pub struct IamRole;
@@ -36,7 +38,12 @@ static PROPS: &[Prop] = &[
         "\"$name\"",
         "Role name (at most 64 characters). Defaults to `<stack>-<id>`.",
     ),
-    opt("description", Ty::Str, Update::InPlace, "Description shown in the IAM console."),
+    opt(
+        "description",
+        Ty::Str,
+        Update::InPlace,
+        "Description shown in the IAM console.",
+    ),
     req(
         "trust",
         Ty::List(&Ty::Str),
@@ -59,7 +66,10 @@ static PROPS: &[Prop] = &[
     ),
     dflt(
         "max_session_duration",
-        Ty::Int { min: 3600, max: 43200 },
+        Ty::Int {
+            min: 3600,
+            max: 43200,
+        },
         Update::InPlace,
         "3600",
         "Maximum session length in seconds for sessions of this role.",
@@ -100,7 +110,9 @@ pub fn trust_services(document: &Value) -> Vec<String> {
     if let Some(Value::Array(statements)) = doc.get("Statement") {
         for st in statements {
             let allows = st.get("Effect").and_then(Value::as_str) == Some("Allow");
-            let assume = string_list(st.get("Action")).iter().any(|a| a.eq_ignore_ascii_case("sts:AssumeRole"));
+            let assume = string_list(st.get("Action"))
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case("sts:AssumeRole"));
             if allows && assume {
                 let svc = st.get("Principal").and_then(|p| p.get("Service"));
                 services.extend(string_list(svc));
@@ -117,7 +129,10 @@ pub fn trust_services(document: &Value) -> Vec<String> {
 fn string_list(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(String::from)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -125,7 +140,9 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
 /// A policy document as JSON, whether given as a value, as JSON text, or URL-encoded JSON text
 /// (what IAM returns). Text that is not JSON is returned unchanged.
 pub fn policy_value(v: &Value) -> Value {
-    let Value::String(text) = v else { return v.clone() };
+    let Value::String(text) = v else {
+        return v.clone();
+    };
     if let Ok(parsed) = serde_json::from_str::<Value>(text) {
         return parsed;
     }
@@ -139,7 +156,9 @@ pub fn policy_value(v: &Value) -> Value {
 /// duplicates, and in each statement the action/resource/principal/condition values as sorted
 /// de-duplicated lists (AWS treats a single string and a one-element list alike).
 pub fn normalize_policy(doc: &Value) -> Value {
-    let Value::Object(map) = doc else { return doc.clone() };
+    let Value::Object(map) = doc else {
+        return doc.clone();
+    };
     let mut out = Map::new();
     for (k, v) in map {
         let v = if k == "Statement" {
@@ -153,19 +172,26 @@ pub fn normalize_policy(doc: &Value) -> Value {
         };
         out.insert(k.clone(), v);
     }
-    out.entry("Version").or_insert_with(|| Value::String(POLICY_VERSION.into()));
+    out.entry("Version")
+        .or_insert_with(|| Value::String(POLICY_VERSION.into()));
     Value::Object(out)
 }
 
 fn normalize_statement(st: &Value) -> Value {
-    let Value::Object(map) = st else { return st.clone() };
+    let Value::Object(map) = st else {
+        return st.clone();
+    };
     let out = map
         .iter()
         .map(|(k, v)| {
             let v = match k.as_str() {
                 "Action" | "NotAction" | "Resource" | "NotResource" => value_set(v),
                 "Principal" | "NotPrincipal" => match v {
-                    Value::Object(p) => Value::Object(p.iter().map(|(pk, pv)| (pk.clone(), value_set(pv))).collect()),
+                    Value::Object(p) => Value::Object(
+                        p.iter()
+                            .map(|(pk, pv)| (pk.clone(), value_set(pv)))
+                            .collect(),
+                    ),
                     other => other.clone(),
                 },
                 "Condition" => match v {
@@ -174,7 +200,9 @@ fn normalize_statement(st: &Value) -> Value {
                             .map(|(op, keys)| {
                                 let keys = match keys {
                                     Value::Object(kv) => Value::Object(
-                                        kv.iter().map(|(ck, cv)| (ck.clone(), value_set(&stringify(cv)))).collect(),
+                                        kv.iter()
+                                            .map(|(ck, cv)| (ck.clone(), value_set(&stringify(cv))))
+                                            .collect(),
                                     ),
                                     other => other.clone(),
                                 };
@@ -221,7 +249,8 @@ fn canonical(v: &Value) -> String {
     fn sort(v: &Value) -> Value {
         match v {
             Value::Object(m) => {
-                let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, sort(v))).collect();
+                let sorted: BTreeMap<&String, Value> =
+                    m.iter().map(|(k, v)| (k, sort(v))).collect();
                 Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
             }
             Value::Array(items) => Value::Array(items.iter().map(sort).collect()),
@@ -234,7 +263,10 @@ fn canonical(v: &Value) -> String {
 fn sorted_strings(v: &Value) -> Value {
     match v {
         Value::Array(items) => {
-            let set: BTreeSet<String> = items.iter().filter_map(|i| i.as_str().map(String::from)).collect();
+            let set: BTreeSet<String> = items
+                .iter()
+                .filter_map(|i| i.as_str().map(String::from))
+                .collect();
             Value::Array(set.into_iter().map(Value::String).collect())
         }
         other => other.clone(),
@@ -250,7 +282,11 @@ fn desired_policies(props: &Props) -> BTreeMap<String, Value> {
 }
 
 fn iam_tag(key: &str, value: &str) -> Result<Tag, CallError> {
-    Tag::builder().key(key).value(value).build().map_err(|e| CallError::state("CreateRole", e.to_string()))
+    Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .map_err(|e| CallError::state("CreateRole", e.to_string()))
 }
 
 /// Live tags as sorted pairs.
@@ -264,16 +300,32 @@ fn is_not_found(err: &CallError) -> bool {
 
 impl IamRole {
     /// The role's inline policies (name → document) and attached managed policy ARNs.
-    async fn policies_of(cx: &Ctx, role: &str) -> Result<(Map<String, Value>, Vec<String>), CallError> {
+    async fn policies_of(
+        cx: &Ctx,
+        role: &str,
+    ) -> Result<(Map<String, Value>, Vec<String>), CallError> {
         let inline = async {
             let mut names = Vec::new();
-            let mut pages = cx.aws.iam.list_role_policies().role_name(role).into_paginator().send();
+            let mut pages = cx
+                .aws
+                .iam
+                .list_role_policies()
+                .role_name(role)
+                .into_paginator()
+                .send();
             while let Some(page) = pages.next().await {
                 names.extend(page.call("ListRolePolicies")?.policy_names);
             }
             let mut docs = Map::new();
             for name in names {
-                let out = cx.aws.iam.get_role_policy().role_name(role).policy_name(&name).send().await;
+                let out = cx
+                    .aws
+                    .iam
+                    .get_role_policy()
+                    .role_name(role)
+                    .policy_name(&name)
+                    .send()
+                    .await;
                 let out = out.call("GetRolePolicy")?;
                 docs.insert(name, policy_value(&Value::String(out.policy_document)));
             }
@@ -281,10 +333,21 @@ impl IamRole {
         };
         let attached = async {
             let mut arns = Vec::new();
-            let mut pages = cx.aws.iam.list_attached_role_policies().role_name(role).into_paginator().send();
+            let mut pages = cx
+                .aws
+                .iam
+                .list_attached_role_policies()
+                .role_name(role)
+                .into_paginator()
+                .send();
             while let Some(page) = pages.next().await {
                 let page = page.call("ListAttachedRolePolicies")?;
-                arns.extend(page.attached_policies.unwrap_or_default().into_iter().filter_map(|p| p.policy_arn));
+                arns.extend(
+                    page.attached_policies
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| p.policy_arn),
+                );
             }
             arns.sort();
             Ok::<_, CallError>(arns)
@@ -293,7 +356,12 @@ impl IamRole {
     }
 
     /// Build the observed state of one role from its description, tags and policies.
-    async fn observe(cx: &Ctx, id: String, role: &Role, tags: &[Tag]) -> Result<Observed, CallError> {
+    async fn observe(
+        cx: &Ctx,
+        id: String,
+        role: &Role,
+        tags: &[Tag],
+    ) -> Result<Observed, CallError> {
         let (inline, managed) = Self::policies_of(cx, role.role_name()).await?;
         let trust = role
             .assume_role_policy_document()
@@ -301,23 +369,43 @@ impl IamRole {
             .unwrap_or_default();
         let mut props = Props::new();
         props.insert("name".into(), json!(role.role_name()));
-        props.insert("description".into(), json!(role.description().unwrap_or_default()));
+        props.insert(
+            "description".into(),
+            json!(role.description().unwrap_or_default()),
+        );
         props.insert("trust".into(), json!(trust));
         props.insert("managed_policy_arns".into(), json!(managed));
         props.insert("policies".into(), Value::Object(inline));
-        props.insert("max_session_duration".into(), json!(role.max_session_duration().unwrap_or(3600)));
+        props.insert(
+            "max_session_duration".into(),
+            json!(role.max_session_duration().unwrap_or(3600)),
+        );
         props.insert("tags".into(), tags_value(tag_pairs(tags)));
         let attrs = BTreeMap::from([
             ("arn".to_string(), role.arn().to_string()),
             ("name".to_string(), role.role_name().to_string()),
         ]);
-        Ok(Observed { id, physical_id: role.role_name().to_string(), props, attrs })
+        Ok(Observed {
+            id,
+            physical_id: role.role_name().to_string(),
+            props,
+            attrs,
+        })
     }
 
     /// Re-read one role by name (GetRole returns its tags).
     async fn read_one(cx: &Ctx, id: &str, name: &str) -> Result<Observed, CallError> {
-        let out = cx.aws.iam.get_role().role_name(name).send().await.call("GetRole")?;
-        let role = out.role.ok_or_else(|| CallError::state("GetRole", format!("role {name} not returned")))?;
+        let out = cx
+            .aws
+            .iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .call("GetRole")?;
+        let role = out
+            .role
+            .ok_or_else(|| CallError::state("GetRole", format!("role {name} not returned")))?;
         Self::observe(cx, id.to_string(), &role, role.tags()).await
     }
 
@@ -339,7 +427,14 @@ impl IamRole {
     }
 
     async fn attach(cx: &Ctx, role: &str, arn: &str) -> Result<(), CallError> {
-        cx.aws.iam.attach_role_policy().role_name(role).policy_arn(arn).send().await.call("AttachRolePolicy")?;
+        cx.aws
+            .iam
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(arn)
+            .send()
+            .await
+            .call("AttachRolePolicy")?;
         Ok(())
     }
 }
@@ -354,9 +449,11 @@ impl Kind for IamRole {
         match prop {
             "trust" | "managed_policy_arns" => sorted_strings(value),
             "policies" => match value {
-                Value::Object(m) => {
-                    Value::Object(m.iter().map(|(k, v)| (k.clone(), normalize_policy(&policy_value(v)))).collect())
-                }
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), normalize_policy(&policy_value(v))))
+                        .collect(),
+                ),
                 other => other.clone(),
             },
             _ => value.clone(),
@@ -366,19 +463,40 @@ impl Kind for IamRole {
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
         let path = stack_path(&cx.stack);
         let mut roles = Vec::new();
-        let mut pages = cx.aws.iam.list_roles().path_prefix(&path).into_paginator().send();
+        let mut pages = cx
+            .aws
+            .iam
+            .list_roles()
+            .path_prefix(&path)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
-            roles.extend(page.call("ListRoles")?.roles.into_iter().filter(|r| r.path() == path));
+            roles.extend(
+                page.call("ListRoles")?
+                    .roles
+                    .into_iter()
+                    .filter(|r| r.path() == path),
+            );
         }
         let mut found = Vec::new();
         for role in roles {
-            let tags = cx.aws.iam.list_role_tags().role_name(role.role_name()).send().await;
+            let tags = cx
+                .aws
+                .iam
+                .list_role_tags()
+                .role_name(role.role_name())
+                .send()
+                .await;
             let tags = match tags.call("ListRoleTags") {
                 Ok(out) => out.tags,
                 Err(e) if is_not_found(&e) => continue, // deleted since ListRoles
                 Err(e) => return Err(e),
             };
-            let Some(id) = tags.iter().find(|t| t.key() == TAG_ID).map(|t| t.value().to_string()) else {
+            let Some(id) = tags
+                .iter()
+                .find(|t| t.key() == TAG_ID)
+                .map(|t| t.value().to_string())
+            else {
                 continue;
             };
             match Self::observe(cx, id, &role, &tags).await {
@@ -415,7 +533,13 @@ impl Kind for IamRole {
         Self::read_one(cx, &d.id, &name).await
     }
 
-    async fn update(&self, cx: &Ctx, d: &Desired, o: &Observed, changed: &[String]) -> Result<Observed, CallError> {
+    async fn update(
+        &self,
+        cx: &Ctx,
+        d: &Desired,
+        o: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
         let role = o.physical_id.as_str();
         let has = |p: &str| changed.iter().any(|c| c == p);
         if has("description") || has("max_session_duration") {
@@ -441,13 +565,22 @@ impl Kind for IamRole {
                 .call("UpdateAssumeRolePolicy")?;
         }
         if has("managed_policy_arns") {
-            let want: BTreeSet<String> = strs(&d.props, "managed_policy_arns").into_iter().collect();
-            let have: BTreeSet<String> = strs(&o.props, "managed_policy_arns").into_iter().collect();
+            let want: BTreeSet<String> =
+                strs(&d.props, "managed_policy_arns").into_iter().collect();
+            let have: BTreeSet<String> =
+                strs(&o.props, "managed_policy_arns").into_iter().collect();
             for arn in want.difference(&have) {
                 Self::attach(cx, role, arn).await?;
             }
             for arn in have.difference(&want) {
-                let out = cx.aws.iam.detach_role_policy().role_name(role).policy_arn(arn).send().await;
+                let out = cx
+                    .aws
+                    .iam
+                    .detach_role_policy()
+                    .role_name(role)
+                    .policy_arn(arn)
+                    .send()
+                    .await;
                 match out.call("DetachRolePolicy") {
                     Err(e) if !is_not_found(&e) => return Err(e),
                     _ => {}
@@ -468,7 +601,14 @@ impl Kind for IamRole {
                 }
             }
             for name in have.keys().filter(|n| !want.contains_key(*n)) {
-                let out = cx.aws.iam.delete_role_policy().role_name(role).policy_name(name).send().await;
+                let out = cx
+                    .aws
+                    .iam
+                    .delete_role_policy()
+                    .role_name(role)
+                    .policy_name(name)
+                    .send()
+                    .await;
                 match out.call("DeleteRolePolicy") {
                     Err(e) if !is_not_found(&e) => return Err(e),
                     _ => {}
@@ -483,11 +623,29 @@ impl Kind for IamRole {
                 set.push(iam_tag(k, v)?);
             }
             if !set.is_empty() {
-                cx.aws.iam.tag_role().role_name(role).set_tags(Some(set)).send().await.call("TagRole")?;
+                cx.aws
+                    .iam
+                    .tag_role()
+                    .role_name(role)
+                    .set_tags(Some(set))
+                    .send()
+                    .await
+                    .call("TagRole")?;
             }
-            let removed: Vec<String> = have.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
+            let removed: Vec<String> = have
+                .keys()
+                .filter(|k| !want.contains_key(*k))
+                .cloned()
+                .collect();
             if !removed.is_empty() {
-                cx.aws.iam.untag_role().role_name(role).set_tag_keys(Some(removed)).send().await.call("UntagRole")?;
+                cx.aws
+                    .iam
+                    .untag_role()
+                    .role_name(role)
+                    .set_tag_keys(Some(removed))
+                    .send()
+                    .await
+                    .call("UntagRole")?;
             }
         }
         Self::read_one(cx, &d.id, role).await
@@ -503,20 +661,42 @@ impl Kind for IamRole {
             Err(e) => return Err(e),
         };
         for arn in managed {
-            let out = cx.aws.iam.detach_role_policy().role_name(role).policy_arn(&arn).send().await;
+            let out = cx
+                .aws
+                .iam
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(&arn)
+                .send()
+                .await;
             match out.call("DetachRolePolicy") {
                 Err(e) if !is_not_found(&e) => return Err(e),
                 _ => {}
             }
         }
         for name in inline.keys() {
-            let out = cx.aws.iam.delete_role_policy().role_name(role).policy_name(name).send().await;
+            let out = cx
+                .aws
+                .iam
+                .delete_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await;
             match out.call("DeleteRolePolicy") {
                 Err(e) if !is_not_found(&e) => return Err(e),
                 _ => {}
             }
         }
-        match cx.aws.iam.delete_role().role_name(role).send().await.call("DeleteRole") {
+        match cx
+            .aws
+            .iam
+            .delete_role()
+            .role_name(role)
+            .send()
+            .await
+            .call("DeleteRole")
+        {
             Err(e) if !is_not_found(&e) => Err(e),
             _ => Ok(()),
         }
@@ -528,7 +708,8 @@ mod tests {
     use super::*;
 
     fn same(a: &Value, b: &Value) -> bool {
-        IamRole.normalize("policies", &json!({"p": a})) == IamRole.normalize("policies", &json!({"p": b}))
+        IamRole.normalize("policies", &json!({"p": a}))
+            == IamRole.normalize("policies", &json!({"p": b}))
     }
 
     #[test]
@@ -580,7 +761,8 @@ mod tests {
     #[test]
     fn real_differences_still_show() {
         let a = json!({"Statement": [{"Effect": "Allow", "Action": "a:b", "Resource": "*"}]});
-        let b = json!({"Statement": [{"Effect": "Allow", "Action": ["a:b", "a:c"], "Resource": "*"}]});
+        let b =
+            json!({"Statement": [{"Effect": "Allow", "Action": ["a:b", "a:c"], "Resource": "*"}]});
         assert!(!same(&a, &b));
         assert_ne!(
             IamRole.normalize("policies", &json!({"p": a.clone()})),
@@ -596,7 +778,10 @@ mod tests {
         let live = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%22lambda.amazonaws.com%22%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D";
         assert_eq!(trust_services(&json!(live)), services);
         assert_eq!(trust_services(&doc), services);
-        let two = vec!["pipes.amazonaws.com".to_string(), "lambda.amazonaws.com".to_string()];
+        let two = vec![
+            "pipes.amazonaws.com".to_string(),
+            "lambda.amazonaws.com".to_string(),
+        ];
         assert_eq!(
             IamRole.normalize("trust", &json!(trust_services(&trust_document(&two)))),
             IamRole.normalize("trust", &json!(two))
@@ -607,7 +792,13 @@ mod tests {
     fn custom_trust_conditions_are_flagged() {
         let doc = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
             "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:SourceAccount": "1"}}}]});
-        assert_eq!(trust_services(&doc), vec!["lambda.amazonaws.com".to_string(), CUSTOM_TRUST_MARKER.to_string()]);
+        assert_eq!(
+            trust_services(&doc),
+            vec![
+                "lambda.amazonaws.com".to_string(),
+                CUSTOM_TRUST_MARKER.to_string()
+            ]
+        );
     }
 
     #[test]

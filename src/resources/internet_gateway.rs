@@ -1,19 +1,36 @@
-//! `internet_gateway`: placeholder until the kind is implemented.
+//! `internet_gateway`: an internet gateway, optionally attached to a VPC. Attachment is an
+//! in-place change (AttachInternetGateway / DetachInternetGateway).
 
 use async_trait::async_trait;
+use aws_sdk_ec2::types::ResourceType;
+use serde_json::json;
 
-use crate::aws::CallError;
-use crate::resources::{Ctx, Desired, Kind, Observed};
-use crate::schema::Schema;
+use crate::aws::{CallError, CallResult};
+use crate::resources::ec2::{gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop};
+use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s};
+use crate::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
+use crate::schema::{Schema, Ty, Update, opt};
 
 pub struct InternetGateway;
 
 static SCHEMA: Schema = Schema {
     kind: "internet_gateway",
-    doc: "",
-    props: &[],
+    doc: "An internet gateway: the route to and from the internet for a VPC's public subnets.",
+    props: &[opt(
+        "vpc",
+        Ty::Ref { kinds: &["vpc"], attr: "id", literal: true },
+        Update::InPlace,
+        "The VPC to attach to (logical id, or a vpc-… id). Changing it detaches and attaches again.",
+    )],
     attrs: &["id"],
     taggable: true,
+};
+
+/// Detaching fails while public addresses (EIPs, NAT gateways, public IPs of instances) are
+/// still mapped in the VPC; they go away as their owners are deleted.
+const PUBLIC_ADDRESSES_MAPPED: Transient = Transient {
+    why: "the VPC still has mapped public addresses (EIPs or NAT gateways being deleted)",
+    ..DEPENDENCY_VIOLATION
 };
 
 #[async_trait]
@@ -22,19 +39,171 @@ impl Kind for InternetGateway {
         &SCHEMA
     }
 
-    async fn read(&self, _cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        Ok(Vec::new())
+    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
+        let out = cx
+            .aws
+            .ec2
+            .describe_internet_gateways()
+            .filters(stack_filter(cx))
+            .send()
+            .await
+            .call("DescribeInternetGateways")?;
+        Ok(out.internet_gateways().iter().filter_map(|g| Some(observe(logical_id(g.tags())?, g))).collect())
     }
 
-    async fn create(&self, _cx: &Ctx, _d: &Desired) -> Result<Observed, CallError> {
-        Err(CallError::state("create", "not implemented"))
+    async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
+        let p = &desired.props;
+        let out = cx
+            .aws
+            .ec2
+            .create_internet_gateway()
+            .tag_specifications(tag_spec(ResourceType::InternetGateway, p))
+            .send()
+            .await
+            .call("CreateInternetGateway")?;
+        let igw_id = out.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap_or_default().to_string();
+        if let Some(vpc) = s(p, "vpc") {
+            attach(cx, &igw_id, vpc).await?;
+        }
+        reread(cx, &desired.id, &igw_id).await
     }
 
-    async fn update(&self, _cx: &Ctx, _d: &Desired, _o: &Observed, _c: &[String]) -> Result<Observed, CallError> {
-        Err(CallError::state("update", "not implemented"))
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
+        let igw_id = &observed.physical_id;
+        if changed.iter().any(|c| c == "vpc") {
+            if let Some(old) = s(&observed.props, "vpc") {
+                detach(cx, &observed.id, igw_id, old).await?;
+            }
+            if let Some(new) = s(&desired.props, "vpc") {
+                attach(cx, igw_id, new).await?;
+            }
+        }
+        if changed.iter().any(|c| c == "tags") {
+            ec2::sync_tags(cx, igw_id, &desired.props, &observed.props).await?;
+        }
+        reread(cx, &desired.id, igw_id).await
     }
 
-    async fn delete(&self, _cx: &Ctx, _o: &Observed) -> Result<(), CallError> {
-        Err(CallError::state("delete", "not implemented"))
+    async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
+        let igw_id = observed.physical_id.clone();
+        if let Some(vpc) = s(&observed.props, "vpc") {
+            detach(cx, &observed.id, &igw_id, vpc).await?;
+        }
+        gone_ok(
+            retry_while(cx, &observed.id, &DEPENDENCY_VIOLATION, || async {
+                cx.aws
+                    .ec2
+                    .delete_internet_gateway()
+                    .internet_gateway_id(&igw_id)
+                    .send()
+                    .await
+                    .call("DeleteInternetGateway")
+                    .map(|_| ())
+            })
+            .await,
+        )
+    }
+}
+
+async fn attach(cx: &Ctx, igw_id: &str, vpc_id: &str) -> Result<(), CallError> {
+    cx.aws
+        .ec2
+        .attach_internet_gateway()
+        .internet_gateway_id(igw_id)
+        .vpc_id(vpc_id)
+        .send()
+        .await
+        .call("AttachInternetGateway")?;
+    Ok(())
+}
+
+/// Detach, treating "already detached" (`Gateway.NotAttached`) and a gone gateway as done.
+async fn detach(cx: &Ctx, id: &str, igw_id: &str, vpc_id: &str) -> Result<(), CallError> {
+    let result = retry_while(cx, id, &PUBLIC_ADDRESSES_MAPPED, || async {
+        cx.aws
+            .ec2
+            .detach_internet_gateway()
+            .internet_gateway_id(igw_id)
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .call("DetachInternetGateway")
+            .map(|_| ())
+    })
+    .await;
+    match result {
+        Err(e) if is_not_found(&e) || e.code_is("Gateway.NotAttached") => Ok(()),
+        other => other,
+    }
+}
+
+async fn reread(cx: &Ctx, id: &str, igw_id: &str) -> Result<Observed, CallError> {
+    let out = cx
+        .aws
+        .ec2
+        .describe_internet_gateways()
+        .internet_gateway_ids(igw_id)
+        .send()
+        .await
+        .call("DescribeInternetGateways")?;
+    let g = out
+        .internet_gateways()
+        .first()
+        .ok_or_else(|| missing("DescribeInternetGateways", "internet gateway", igw_id))?;
+    Ok(observe(id.to_string(), g))
+}
+
+fn observe(id: String, g: &aws_sdk_ec2::types::InternetGateway) -> Observed {
+    let igw_id = g.internet_gateway_id().unwrap_or_default().to_string();
+    let mut props = Props::new();
+    // An attachment being detached no longer counts; "available" is what EC2 reports for an
+    // attached internet gateway ("attached" for VPN gateways).
+    let vpc = g
+        .attachments()
+        .iter()
+        .find(|a| a.state().is_some_and(|st| matches!(st.as_str(), "available" | "attached" | "attaching")))
+        .and_then(|a| a.vpc_id());
+    if let Some(vpc) = vpc {
+        props.insert("vpc".into(), json!(vpc));
+    }
+    props.insert("tags".into(), tags_prop(g.tags()));
+    Observed { id, physical_id: igw_id.clone(), props, attrs: [("id".to_string(), igw_id)].into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::{AttachmentStatus, InternetGatewayAttachment};
+
+    fn igw(state: Option<AttachmentStatus>) -> aws_sdk_ec2::types::InternetGateway {
+        let mut b = aws_sdk_ec2::types::InternetGateway::builder().internet_gateway_id("igw-1");
+        if let Some(st) = state {
+            b = b.attachments(InternetGatewayAttachment::builder().vpc_id("vpc-1").state(st).build());
+        }
+        b.build()
+    }
+
+    #[test]
+    fn attached_gateway_reports_its_vpc() {
+        let o = observe("igw".into(), &igw(Some(AttachmentStatus::from("available"))));
+        assert_eq!(o.props.get("vpc"), Some(&json!("vpc-1")));
+        assert_eq!(o.attrs["id"], "igw-1");
+    }
+
+    #[test]
+    fn detached_or_detaching_gateway_has_no_vpc() {
+        assert_eq!(observe("igw".into(), &igw(None)).props.get("vpc"), None);
+        assert_eq!(observe("igw".into(), &igw(Some(AttachmentStatus::Detaching))).props.get("vpc"), None);
+    }
+
+    #[test]
+    fn attachment_changes_in_place() {
+        assert_eq!(SCHEMA.prop("vpc").unwrap().update, Update::InPlace);
     }
 }

@@ -7,27 +7,46 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_kafka::types::{Cluster, ClusterState, Iam, ServerlessClientAuthentication, ServerlessRequest, ServerlessSasl, VpcConfig};
+use aws_sdk_kafka::types::{
+    Cluster, ClusterState, Iam, ServerlessClientAuthentication, ServerlessRequest, ServerlessSasl,
+    VpcConfig,
+};
 use serde_json::Value;
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, s, strs, tags_of, tags_value};
+use crate::resources::{
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, s, strs, tags_of, tags_value,
+};
 use crate::retry::{Poll, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
 pub struct MskServerlessCluster;
 
 static PROPS: &[Prop] = &[
-    dflt("name", Ty::Str, Update::Replace, "\"$name\"", "Cluster name (1-64 characters, letters, digits and hyphens)."),
+    dflt(
+        "name",
+        Ty::Str,
+        Update::Replace,
+        "\"$name\"",
+        "Cluster name (1-64 characters, letters, digits and hyphens).",
+    ),
     req(
         "subnets",
-        Ty::List(&Ty::Ref { kinds: &["subnet"], attr: "id", literal: true }),
+        Ty::List(&Ty::Ref {
+            kinds: &["subnet"],
+            attr: "id",
+            literal: true,
+        }),
         Update::Replace,
         "Subnets the cluster's endpoints live in (at least two Availability Zones).",
     ),
     opt(
         "security_groups",
-        Ty::List(&Ty::Ref { kinds: &["security_group"], attr: "id", literal: true }),
+        Ty::List(&Ty::Ref {
+            kinds: &["security_group"],
+            attr: "id",
+            literal: true,
+        }),
         Update::Replace,
         "Security groups of the cluster's endpoints; AWS uses the VPC's default group when omitted.",
     ),
@@ -37,6 +56,12 @@ static PROPS: &[Prop] = &[
         Update::Replace,
         "true",
         "IAM client authentication. MSK Serverless supports nothing else, so it must stay true.",
+    ),
+    opt(
+        "tags",
+        Ty::StrMap,
+        Update::InPlace,
+        "Tags for the cluster (stack tags and ownership tags are added).",
     ),
 ];
 
@@ -87,7 +112,10 @@ impl Kind for MskServerlessCluster {
                 .await
                 .call("ListClustersV2")?;
             for cluster in page.cluster_info_list() {
-                let owned = cluster.tags().and_then(|t| t.get(TAG_STACK)).is_some_and(|v| v == &cx.stack);
+                let owned = cluster
+                    .tags()
+                    .and_then(|t| t.get(TAG_STACK))
+                    .is_some_and(|v| v == &cx.stack);
                 if !owned || cluster.state() == Some(&ClusterState::Deleting) {
                     continue;
                 }
@@ -111,10 +139,16 @@ impl Kind for MskServerlessCluster {
         let name = s(&desired.props, "name").unwrap_or(&desired.id).to_string();
         let vpc = VpcConfig::builder()
             .set_subnet_ids(Some(strs(&desired.props, "subnets")))
-            .set_security_group_ids(Some(strs(&desired.props, "security_groups")).filter(|v| !v.is_empty()))
+            .set_security_group_ids(
+                Some(strs(&desired.props, "security_groups")).filter(|v| !v.is_empty()),
+            )
             .build();
         let auth = ServerlessClientAuthentication::builder()
-            .sasl(ServerlessSasl::builder().iam(Iam::builder().enabled(true).build()).build())
+            .sasl(
+                ServerlessSasl::builder()
+                    .iam(Iam::builder().enabled(true).build())
+                    .build(),
+            )
             .build();
         let tags: HashMap<String, String> = tags_of(&desired.props).into_iter().collect();
         let created = cx
@@ -122,7 +156,12 @@ impl Kind for MskServerlessCluster {
             .kafka
             .create_cluster_v2()
             .cluster_name(&name)
-            .serverless(ServerlessRequest::builder().vpc_configs(vpc).client_authentication(auth).build())
+            .serverless(
+                ServerlessRequest::builder()
+                    .vpc_configs(vpc)
+                    .client_authentication(auth)
+                    .build(),
+            )
             .set_tags(Some(tags))
             .send()
             .await
@@ -130,28 +169,51 @@ impl Kind for MskServerlessCluster {
         let arn = match created {
             Ok(out) => out.cluster_arn().unwrap_or_default().to_string(),
             // A retried create whose first attempt went through: adopt our own cluster.
-            Err(e) if e.code_is("ConflictException") => adopt(cx, &name, &desired.id).await?.ok_or(e)?,
+            Err(e) if e.code_is("ConflictException") => {
+                adopt(cx, &name, &desired.id).await?.ok_or(e)?
+            }
             Err(e) => return Err(e),
         };
-        let cluster = wait_for(cx, &desired.id, "waiting for the MSK Serverless cluster to become ACTIVE", CREATE_TIMEOUT, || {
-            let arn = arn.clone();
-            async move {
-                let cluster = describe(cx, &arn).await?.ok_or_else(|| {
-                    CallError::state("DescribeClusterV2", format!("cluster {arn} disappeared while being created"))
-                })?;
-                match cluster.state() {
-                    Some(ClusterState::Active) => Ok(Poll::Ready(cluster)),
-                    Some(ClusterState::Failed) => Err(CallError::state("CreateClusterV2", failure_text(&cluster))),
-                    other => Ok(Poll::Pending(other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "CREATING".into()))),
+        let cluster = wait_for(
+            cx,
+            &desired.id,
+            "waiting for the MSK Serverless cluster to become ACTIVE",
+            CREATE_TIMEOUT,
+            || {
+                let arn = arn.clone();
+                async move {
+                    let cluster = describe(cx, &arn).await?.ok_or_else(|| {
+                        CallError::state(
+                            "DescribeClusterV2",
+                            format!("cluster {arn} disappeared while being created"),
+                        )
+                    })?;
+                    match cluster.state() {
+                        Some(ClusterState::Active) => Ok(Poll::Ready(cluster)),
+                        Some(ClusterState::Failed) => {
+                            Err(CallError::state("CreateClusterV2", failure_text(&cluster)))
+                        }
+                        other => Ok(Poll::Pending(
+                            other
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_else(|| "CREATING".into()),
+                        )),
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         let brokers = bootstrap_brokers(cx, &arn).await?;
         Ok(observed(&cluster, &brokers))
     }
 
-    async fn update(&self, cx: &Ctx, desired: &Desired, observed: &Observed, changed: &[String]) -> Result<Observed, CallError> {
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
         // Everything except tags is create-only; the planner replaces the cluster for those.
         if changed.iter().any(|c| c == "tags") {
             let (set, remove) = tag_changes(&desired.props, &observed.props);
@@ -176,32 +238,57 @@ impl Kind for MskServerlessCluster {
                     .call("TagResource")?;
             }
         }
-        let cluster = describe(cx, &observed.physical_id)
-            .await?
-            .ok_or_else(|| CallError::state("DescribeClusterV2", format!("cluster {} no longer exists", observed.physical_id)))?;
-        let brokers = observed.attrs.get("bootstrap_brokers").cloned().unwrap_or_default();
+        let cluster = describe(cx, &observed.physical_id).await?.ok_or_else(|| {
+            CallError::state(
+                "DescribeClusterV2",
+                format!("cluster {} no longer exists", observed.physical_id),
+            )
+        })?;
+        let brokers = observed
+            .attrs
+            .get("bootstrap_brokers")
+            .cloned()
+            .unwrap_or_default();
         Ok(self::observed(&cluster, &brokers))
     }
 
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
         let arn = observed.physical_id.clone();
-        match cx.aws.kafka.delete_cluster().cluster_arn(&arn).send().await.call("DeleteCluster") {
+        match cx
+            .aws
+            .kafka
+            .delete_cluster()
+            .cluster_arn(&arn)
+            .send()
+            .await
+            .call("DeleteCluster")
+        {
             Ok(_) => {}
             Err(e) if e.code_is("NotFoundException") => return Ok(()),
             Err(e) => return Err(e),
         }
-        wait_for(cx, &observed.id, "waiting for the MSK Serverless cluster to be deleted", DELETE_TIMEOUT, || {
-            let arn = arn.clone();
-            async move {
-                match describe(cx, &arn).await? {
-                    None => Ok(Poll::Ready(())),
-                    Some(c) if c.state() == Some(&ClusterState::Failed) => {
-                        Err(CallError::state("DeleteCluster", failure_text(&c)))
+        wait_for(
+            cx,
+            &observed.id,
+            "waiting for the MSK Serverless cluster to be deleted",
+            DELETE_TIMEOUT,
+            || {
+                let arn = arn.clone();
+                async move {
+                    match describe(cx, &arn).await? {
+                        None => Ok(Poll::Ready(())),
+                        Some(c) if c.state() == Some(&ClusterState::Failed) => {
+                            Err(CallError::state("DeleteCluster", failure_text(&c)))
+                        }
+                        Some(c) => Ok(Poll::Pending(
+                            c.state()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_else(|| "DELETING".into()),
+                        )),
                     }
-                    Some(c) => Ok(Poll::Pending(c.state().map(|s| s.as_str().to_string()).unwrap_or_else(|| "DELETING".into()))),
                 }
-            }
-        })
+            },
+        )
         .await
     }
 }
@@ -219,7 +306,15 @@ fn validate(props: &Props) -> Result<(), String> {
 
 /// One DescribeClusterV2; `None` when the cluster does not exist (any more).
 async fn describe(cx: &Ctx, arn: &str) -> Result<Option<Cluster>, CallError> {
-    match cx.aws.kafka.describe_cluster_v2().cluster_arn(arn).send().await.call("DescribeClusterV2") {
+    match cx
+        .aws
+        .kafka
+        .describe_cluster_v2()
+        .cluster_arn(arn)
+        .send()
+        .await
+        .call("DescribeClusterV2")
+    {
         Ok(out) => Ok(out.cluster_info().cloned()),
         Err(e) if e.code_is("NotFoundException") => Ok(None),
         Err(e) => Err(e),
@@ -228,8 +323,18 @@ async fn describe(cx: &Ctx, arn: &str) -> Result<Option<Cluster>, CallError> {
 
 /// The IAM bootstrap broker string of an ACTIVE cluster (the only one MSK Serverless offers).
 async fn bootstrap_brokers(cx: &Ctx, arn: &str) -> Result<String, CallError> {
-    let out = cx.aws.kafka.get_bootstrap_brokers().cluster_arn(arn).send().await.call("GetBootstrapBrokers")?;
-    Ok(out.bootstrap_broker_string_sasl_iam().unwrap_or_default().to_string())
+    let out = cx
+        .aws
+        .kafka
+        .get_bootstrap_brokers()
+        .cluster_arn(arn)
+        .send()
+        .await
+        .call("GetBootstrapBrokers")?;
+    Ok(out
+        .bootstrap_broker_string_sasl_iam()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// After a ConflictException on create: the ARN of the cluster named `name` when it carries
@@ -251,7 +356,9 @@ async fn adopt(cx: &Ctx, name: &str, id: &str) -> Result<Option<String>, CallErr
             let tags = c.tags();
             c.cluster_name() == Some(name)
                 && c.state() != Some(&ClusterState::Deleting)
-                && tags.and_then(|t| t.get(TAG_STACK)).is_some_and(|v| v == &cx.stack)
+                && tags
+                    .and_then(|t| t.get(TAG_STACK))
+                    .is_some_and(|v| v == &cx.stack)
                 && tags.and_then(|t| t.get(TAG_ID)).is_some_and(|v| v == id)
         })
         .and_then(|c| c.cluster_arn().map(String::from)))
@@ -264,8 +371,16 @@ fn observed(cluster: &Cluster, brokers: &str) -> Observed {
     let name = cluster.cluster_name().unwrap_or_default().to_string();
     let serverless = cluster.serverless();
     let vpcs = serverless.map(|s| s.vpc_configs()).unwrap_or_default();
-    let subnets: Vec<Value> = vpcs.iter().flat_map(|v| v.subnet_ids()).map(|s| Value::String(s.clone())).collect();
-    let groups: Vec<Value> = vpcs.iter().flat_map(|v| v.security_group_ids()).map(|s| Value::String(s.clone())).collect();
+    let subnets: Vec<Value> = vpcs
+        .iter()
+        .flat_map(|v| v.subnet_ids())
+        .map(|s| Value::String(s.clone()))
+        .collect();
+    let groups: Vec<Value> = vpcs
+        .iter()
+        .flat_map(|v| v.security_group_ids())
+        .map(|s| Value::String(s.clone()))
+        .collect();
     let iam = serverless
         .and_then(|s| s.client_authentication())
         .and_then(|a| a.sasl())
@@ -283,14 +398,22 @@ fn observed(cluster: &Cluster, brokers: &str) -> Observed {
     props.insert("subnets".into(), Value::Array(subnets));
     props.insert("security_groups".into(), Value::Array(groups));
     props.insert("iam_auth".into(), Value::Bool(iam));
-    props.insert("tags".into(), tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    props.insert(
+        "tags".into(),
+        tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
     let attrs = BTreeMap::from([
         ("arn".to_string(), arn.clone()),
         ("name".to_string(), name),
         ("uuid".to_string(), cluster_uuid(&arn)),
         ("bootstrap_brokers".to_string(), brokers.to_string()),
     ]);
-    Observed { id: tags.get(TAG_ID).cloned().unwrap_or_default(), physical_id: arn, props, attrs }
+    Observed {
+        id: tags.get(TAG_ID).cloned().unwrap_or_default(),
+        physical_id: arn,
+        props,
+        attrs,
+    }
 }
 
 fn failure_text(cluster: &Cluster) -> String {
@@ -312,7 +435,7 @@ fn sorted_strings(value: &Value) -> Value {
     match value {
         Value::Array(items) => {
             let mut items = items.clone();
-            items.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+            items.sort_by_key(|a| a.to_string());
             items.dedup();
             Value::Array(items)
         }
@@ -322,11 +445,22 @@ fn sorted_strings(value: &Value) -> Value {
 
 /// Tags to set (new or changed values) and keys to remove, from the desired and observed
 /// `tags` props. Shared by the Kafka-related kinds, whose APIs all take a map and a key list.
-pub(crate) fn tag_changes(desired: &Props, observed: &Props) -> (BTreeMap<String, String>, Vec<String>) {
+pub(crate) fn tag_changes(
+    desired: &Props,
+    observed: &Props,
+) -> (BTreeMap<String, String>, Vec<String>) {
     let want: BTreeMap<String, String> = tags_of(desired).into_iter().collect();
     let have: BTreeMap<String, String> = tags_of(observed).into_iter().collect();
-    let set = want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove = have.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
+    let set = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = have
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
     (set, remove)
 }
 
@@ -341,7 +475,8 @@ mod tests {
 
     #[test]
     fn iam_auth_false_is_rejected_with_the_reason() {
-        let err = validate(&props(json!({"subnets": ["subnet-1"], "iam_auth": false}))).unwrap_err();
+        let err =
+            validate(&props(json!({"subnets": ["subnet-1"], "iam_auth": false}))).unwrap_err();
         assert!(err.contains("only supports IAM"), "{err}");
         assert!(validate(&props(json!({"subnets": ["subnet-1"], "iam_auth": true}))).is_ok());
     }
@@ -353,13 +488,19 @@ mod tests {
 
     #[test]
     fn uuid_is_last_arn_segment() {
-        assert_eq!(cluster_uuid("arn:aws:kafka:ap-northeast-1:123:cluster/demo/0b1c-2d3e-s1"), "0b1c-2d3e-s1");
+        assert_eq!(
+            cluster_uuid("arn:aws:kafka:ap-northeast-1:123:cluster/demo/0b1c-2d3e-s1"),
+            "0b1c-2d3e-s1"
+        );
     }
 
     #[test]
     fn subnet_order_does_not_matter() {
         let k = MskServerlessCluster;
-        assert_eq!(k.normalize("subnets", &json!(["b", "a"])), k.normalize("subnets", &json!(["a", "b"])));
+        assert_eq!(
+            k.normalize("subnets", &json!(["b", "a"])),
+            k.normalize("subnets", &json!(["a", "b"]))
+        );
     }
 
     #[test]
@@ -377,14 +518,24 @@ mod tests {
             .cluster_arn("arn:aws:kafka:r:1:cluster/demo/u-s1")
             .cluster_name("demo")
             .state(ClusterState::Failed)
-            .state_info(aws_sdk_kafka::types::StateInfo::builder().code("InternalError").message("boom").build())
+            .state_info(
+                aws_sdk_kafka::types::StateInfo::builder()
+                    .code("InternalError")
+                    .message("boom")
+                    .build(),
+            )
             .tags(TAG_ID, "cluster")
             .build();
         let o = observed(&cluster, "");
         assert_eq!(o.id, "cluster");
         assert_eq!(o.attrs["uuid"], "u-s1");
         assert_eq!(o.attrs["name"], "demo");
-        assert!(o.props["name"].as_str().unwrap().contains("InternalError: boom"));
+        assert!(
+            o.props["name"]
+                .as_str()
+                .unwrap()
+                .contains("InternalError: boom")
+        );
     }
 
     #[test]

@@ -1,20 +1,55 @@
-//! `nat_gateway`: placeholder until the kind is implemented.
+//! `nat_gateway`: a NAT gateway in a (public) subnet, giving private subnets outbound access.
+//! Nothing about it can change except tags, so every setting forces a replacement.
+//! Creation is made idempotent with a ClientToken derived from the stack, the logical id and
+//! the settings, so a retried request never leaves a second, untracked gateway.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_ec2::types::{ConnectivityType, NatGatewayState, ResourceType};
+use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use crate::aws::CallError;
-use crate::resources::{Ctx, Desired, Kind, Observed};
-use crate::schema::Schema;
+use crate::aws::{CallError, CallResult};
+use crate::resources::ec2::{is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop};
+use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s};
+use crate::retry::{Poll, wait_for};
+use crate::schema::{Schema, Ty, Update, dflt, opt, req};
 
 pub struct NatGateway;
 
 static SCHEMA: Schema = Schema {
     kind: "nat_gateway",
-    doc: "",
-    props: &[],
+    doc: "A NAT gateway: outbound internet (or private network) access for private subnets.",
+    props: &[
+        req(
+            "subnet",
+            Ty::Ref { kinds: &["subnet"], attr: "id", literal: true },
+            Update::Replace,
+            "The subnet to place the gateway in (a public subnet for connectivity_type public).",
+        ),
+        opt(
+            "eip",
+            Ty::Ref { kinds: &["eip"], attr: "id", literal: true },
+            Update::Replace,
+            "Elastic IP (logical id or eipalloc-… id) for a public gateway; omit for private.",
+        ),
+        dflt(
+            "connectivity_type",
+            Ty::Enum(&["public", "private"]),
+            Update::Replace,
+            "\"public\"",
+            "public: internet access through an internet gateway; private: other VPCs/on-premises only.",
+        ),
+    ],
     attrs: &["id"],
     taggable: true,
 };
+
+/// NAT gateways usually become available in 1-3 minutes and are deleted in about a minute;
+/// AWS allows for much longer.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const DELETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 #[async_trait]
 impl Kind for NatGateway {
@@ -22,19 +57,231 @@ impl Kind for NatGateway {
         &SCHEMA
     }
 
-    async fn read(&self, _cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        Ok(Vec::new())
+    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
+        let out = cx
+            .aws
+            .ec2
+            .describe_nat_gateways()
+            .filter(stack_filter(cx))
+            .send()
+            .await
+            .call("DescribeNatGateways")?;
+        Ok(out
+            .nat_gateways()
+            .iter()
+            .filter(|g| counts_as_live(g.state()))
+            .filter_map(|g| Some(observe(logical_id(g.tags())?, g)))
+            .collect())
     }
 
-    async fn create(&self, _cx: &Ctx, _d: &Desired) -> Result<Observed, CallError> {
-        Err(CallError::state("create", "not implemented"))
+    async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
+        let p = &desired.props;
+        let connectivity = s(p, "connectivity_type").unwrap_or("public");
+        let mut token = client_token(&cx.stack, &desired.id, p, "");
+        let mut nat = self.request(cx, p, &token).await?;
+        // A token reused within its lifetime returns the gateway it created first. If that one
+        // is already failed or deleted (e.g. the resource was destroyed and declared again),
+        // ask for a fresh gateway with a token salted by the stale one's id.
+        if !counts_as_live(nat.state()) {
+            let stale = nat.nat_gateway_id().unwrap_or_default().to_string();
+            token = client_token(&cx.stack, &desired.id, p, &stale);
+            nat = self.request(cx, p, &token).await?;
+        }
+        let nat_id = nat.nat_gateway_id().unwrap_or_default().to_string();
+        let what = format!("waiting for {connectivity} NAT gateway {nat_id} to become available");
+        wait_for(cx, &desired.id, &what, CREATE_TIMEOUT, || async {
+            let g = describe_one(cx, &nat_id).await?;
+            match g.as_ref().and_then(|g| g.state()) {
+                Some(NatGatewayState::Available) => Ok(Poll::Ready(())),
+                Some(NatGatewayState::Failed) => {
+                    let g = g.as_ref().unwrap();
+                    Err(CallError::state(
+                        "CreateNatGateway",
+                        format!(
+                            "NAT gateway {nat_id} failed: {}: {}",
+                            g.failure_code().unwrap_or("unknown"),
+                            g.failure_message().unwrap_or("no reason given")
+                        ),
+                    ))
+                }
+                Some(other) => Ok(Poll::Pending(other.as_str().to_string())),
+                // Describe can lag behind create for a moment.
+                None => Ok(Poll::Pending("not yet visible".into())),
+            }
+        })
+        .await?;
+        reread(cx, &desired.id, &nat_id).await
     }
 
-    async fn update(&self, _cx: &Ctx, _d: &Desired, _o: &Observed, _c: &[String]) -> Result<Observed, CallError> {
-        Err(CallError::state("update", "not implemented"))
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
+        if changed.iter().any(|c| c == "tags") {
+            ec2::sync_tags(cx, &observed.physical_id, &desired.props, &observed.props).await?;
+        }
+        reread(cx, &desired.id, &observed.physical_id).await
     }
 
-    async fn delete(&self, _cx: &Ctx, _o: &Observed) -> Result<(), CallError> {
-        Err(CallError::state("delete", "not implemented"))
+    async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
+        let nat_id = observed.physical_id.clone();
+        match cx.aws.ec2.delete_nat_gateway().nat_gateway_id(&nat_id).send().await.call("DeleteNatGateway") {
+            Err(e) if is_not_found(&e) => return Ok(()),
+            other => other?,
+        };
+        let what = format!("waiting for NAT gateway {nat_id} to be deleted (its Elastic IP is released after)");
+        wait_for(cx, &observed.id, &what, DELETE_TIMEOUT, || async {
+            Ok(match describe_one(cx, &nat_id).await?.as_ref().and_then(|g| g.state()) {
+                None | Some(NatGatewayState::Deleted) => Poll::Ready(()),
+                Some(other) => Poll::Pending(other.as_str().to_string()),
+            })
+        })
+        .await
+    }
+}
+
+impl NatGateway {
+    async fn request(
+        &self,
+        cx: &Ctx,
+        p: &Props,
+        token: &str,
+    ) -> Result<aws_sdk_ec2::types::NatGateway, CallError> {
+        let out = cx
+            .aws
+            .ec2
+            .create_nat_gateway()
+            .subnet_id(s(p, "subnet").unwrap_or_default())
+            .set_allocation_id(s(p, "eip").map(String::from))
+            .connectivity_type(ConnectivityType::from(s(p, "connectivity_type").unwrap_or("public")))
+            .client_token(token)
+            .tag_specifications(tag_spec(ResourceType::Natgateway, p))
+            .send()
+            .await
+            .call("CreateNatGateway")?;
+        out.nat_gateway().cloned().ok_or_else(|| missing("CreateNatGateway", "NAT gateway", "(new)"))
+    }
+}
+
+/// Deleted and deleting gateways linger in describes for about an hour; they count as gone.
+/// Failed ones are cleaned up by AWS and are never usable, so they count as gone too.
+fn counts_as_live(state: Option<&NatGatewayState>) -> bool {
+    !matches!(state, Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed))
+}
+
+/// A deterministic idempotency token (hex SHA-256, 64 characters: the API's maximum) over the
+/// stack, the logical id and everything that defines the gateway, so retries of the same
+/// request are recognised and a changed definition gets a new gateway. `salt` distinguishes a
+/// fresh request from a stale one with the same definition.
+pub fn client_token(stack: &str, id: &str, props: &Props, salt: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        "mskctl-nat-gateway",
+        stack,
+        id,
+        s(props, "subnet").unwrap_or_default(),
+        s(props, "eip").unwrap_or_default(),
+        s(props, "connectivity_type").unwrap_or("public"),
+        salt,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn describe_one(cx: &Ctx, nat_id: &str) -> Result<Option<aws_sdk_ec2::types::NatGateway>, CallError> {
+    match cx.aws.ec2.describe_nat_gateways().nat_gateway_ids(nat_id).send().await.call("DescribeNatGateways") {
+        Ok(out) => Ok(out.nat_gateways().first().cloned()),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn reread(cx: &Ctx, id: &str, nat_id: &str) -> Result<Observed, CallError> {
+    let g = describe_one(cx, nat_id).await?.ok_or_else(|| missing("DescribeNatGateways", "NAT gateway", nat_id))?;
+    Ok(observe(id.to_string(), &g))
+}
+
+fn observe(id: String, g: &aws_sdk_ec2::types::NatGateway) -> Observed {
+    let nat_id = g.nat_gateway_id().unwrap_or_default().to_string();
+    let mut props = Props::new();
+    props.insert("subnet".into(), json!(g.subnet_id().unwrap_or_default()));
+    // The primary address carries the EIP given at creation (secondary ones may be added later).
+    let addresses = g.nat_gateway_addresses();
+    let primary = addresses.iter().find(|a| a.is_primary() == Some(true)).or(addresses.first());
+    if let Some(alloc) = primary.and_then(|a| a.allocation_id()) {
+        props.insert("eip".into(), json!(alloc));
+    }
+    let connectivity = g.connectivity_type().map(|c| c.as_str()).unwrap_or("public");
+    props.insert("connectivity_type".into(), json!(connectivity));
+    props.insert("tags".into(), tags_prop(g.tags()));
+    Observed { id, physical_id: nat_id.clone(), props, attrs: [("id".to_string(), nat_id)].into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::NatGatewayAddress;
+
+    fn props(subnet: &str, eip: &str) -> Props {
+        [("subnet".to_string(), json!(subnet)), ("eip".to_string(), json!(eip))].into()
+    }
+
+    #[test]
+    fn token_is_deterministic_and_fits_the_api_limit() {
+        let a = client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "");
+        assert_eq!(a, client_token("net", "nat", &props("subnet-1", "eipalloc-1"), ""));
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn token_changes_with_stack_id_settings_and_salt() {
+        let base = client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "");
+        assert_ne!(base, client_token("other", "nat", &props("subnet-1", "eipalloc-1"), ""));
+        assert_ne!(base, client_token("net", "nat2", &props("subnet-1", "eipalloc-1"), ""));
+        assert_ne!(base, client_token("net", "nat", &props("subnet-2", "eipalloc-1"), ""));
+        assert_ne!(base, client_token("net", "nat", &props("subnet-1", "eipalloc-2"), ""));
+        assert_ne!(base, client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "nat-0old"));
+        // Field boundaries are delimited: moving characters between fields changes the token.
+        assert_ne!(
+            client_token("ab", "c", &props("s", "e"), ""),
+            client_token("a", "bc", &props("s", "e"), "")
+        );
+    }
+
+    #[test]
+    fn deleting_deleted_and_failed_gateways_are_not_live() {
+        assert!(counts_as_live(Some(&NatGatewayState::Available)));
+        assert!(counts_as_live(Some(&NatGatewayState::Pending)));
+        assert!(!counts_as_live(Some(&NatGatewayState::Deleting)));
+        assert!(!counts_as_live(Some(&NatGatewayState::Deleted)));
+        assert!(!counts_as_live(Some(&NatGatewayState::Failed)));
+    }
+
+    #[test]
+    fn observe_reports_primary_eip_and_connectivity() {
+        let g = aws_sdk_ec2::types::NatGateway::builder()
+            .nat_gateway_id("nat-1")
+            .subnet_id("subnet-1")
+            .nat_gateway_addresses(NatGatewayAddress::builder().allocation_id("eipalloc-2").is_primary(false).build())
+            .nat_gateway_addresses(NatGatewayAddress::builder().allocation_id("eipalloc-1").is_primary(true).build())
+            .build();
+        let o = observe("nat".into(), &g);
+        assert_eq!(o.props["eip"], json!("eipalloc-1"));
+        assert_eq!(o.props["subnet"], json!("subnet-1"));
+        assert_eq!(o.props["connectivity_type"], json!("public"));
+        assert_eq!(o.attrs["id"], "nat-1");
+    }
+
+    #[test]
+    fn every_setting_forces_replacement() {
+        for p in SCHEMA.props {
+            assert_eq!(p.update, Update::Replace, "{}", p.name);
+        }
     }
 }

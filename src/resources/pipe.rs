@@ -14,14 +14,17 @@ use async_trait::async_trait;
 use aws_sdk_pipes::operation::describe_pipe::DescribePipeOutput;
 use aws_sdk_pipes::types::{
     MskStartPosition, PipeSourceManagedStreamingKafkaParameters, PipeSourceParameters, PipeState,
-    PipeTargetInvocationType, PipeTargetLambdaFunctionParameters, PipeTargetParameters, RequestedPipeState,
-    UpdatePipeSourceManagedStreamingKafkaParameters, UpdatePipeSourceParameters,
+    PipeTargetInvocationType, PipeTargetLambdaFunctionParameters, PipeTargetParameters,
+    RequestedPipeState, UpdatePipeSourceManagedStreamingKafkaParameters,
+    UpdatePipeSourceParameters,
 };
 use serde_json::{Value, json};
 
 use crate::aws::{CallError, CallResult};
 use crate::resources::msk_serverless_cluster::tag_changes;
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, s, tags_of, tags_value};
+use crate::resources::{
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, s, tags_of, tags_value,
+};
 use crate::retry::{Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
@@ -59,27 +62,56 @@ static KAFKA: &[Prop] = &[
 ];
 
 static PROPS: &[Prop] = &[
-    dflt("name", Ty::Str, Update::Replace, "\"$name\"", "Pipe name (up to 64 characters)."),
-    dflt("description", Ty::Str, Update::InPlace, "\"\"", "Free-text description."),
+    dflt(
+        "name",
+        Ty::Str,
+        Update::Replace,
+        "\"$name\"",
+        "Pipe name (up to 64 characters).",
+    ),
+    dflt(
+        "description",
+        Ty::Str,
+        Update::InPlace,
+        "\"\"",
+        "Free-text description.",
+    ),
     req(
         "source",
-        Ty::Ref { kinds: &["msk_serverless_cluster"], attr: "arn", literal: true },
+        Ty::Ref {
+            kinds: &["msk_serverless_cluster"],
+            attr: "arn",
+            literal: true,
+        },
         Update::Replace,
         "The MSK cluster to read from (logical id or cluster ARN).",
     ),
     req(
         "target",
-        Ty::Ref { kinds: &["lambda_function"], attr: "arn", literal: true },
+        Ty::Ref {
+            kinds: &["lambda_function"],
+            attr: "arn",
+            literal: true,
+        },
         Update::InPlace,
         "The Lambda function to invoke (logical id or function ARN).",
     ),
     req(
         "role",
-        Ty::Ref { kinds: &["iam_role"], attr: "arn", literal: true },
+        Ty::Ref {
+            kinds: &["iam_role"],
+            attr: "arn",
+            literal: true,
+        },
         Update::InPlace,
         "Execution role the pipe assumes (pipes.amazonaws.com) with kafka-cluster and lambda:InvokeFunction permissions.",
     ),
-    req("kafka", Ty::Object(KAFKA), Update::InPlace, "Kafka source parameters."),
+    req(
+        "kafka",
+        Ty::Object(KAFKA),
+        Update::InPlace,
+        "Kafka source parameters.",
+    ),
     dflt(
         "invocation_type",
         Ty::Enum(&["REQUEST_RESPONSE", "FIRE_AND_FORGET"]),
@@ -93,6 +125,12 @@ static PROPS: &[Prop] = &[
         Update::InPlace,
         "\"RUNNING\"",
         "Whether the pipe polls its source.",
+    ),
+    opt(
+        "tags",
+        Ty::StrMap,
+        Update::InPlace,
+        "Tags for the pipe (stack tags and ownership tags are added).",
     ),
 ];
 
@@ -128,7 +166,14 @@ impl Kind for Pipe {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = cx.aws.pipes.list_pipes().set_next_token(token.clone()).send().await.call("ListPipes")?;
+            let page = cx
+                .aws
+                .pipes
+                .list_pipes()
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .call("ListPipes")?;
             for p in page.pipes() {
                 if p.current_state() != Some(&PipeState::Deleting) {
                     names.extend(p.name().map(String::from));
@@ -141,8 +186,13 @@ impl Kind for Pipe {
         }
         let mut out = Vec::new();
         for name in names {
-            let Some(pipe) = describe(cx, &name).await? else { continue };
-            let owned = pipe.tags().and_then(|t| t.get(TAG_STACK)).is_some_and(|v| v == &cx.stack);
+            let Some(pipe) = describe(cx, &name).await? else {
+                continue;
+            };
+            let owned = pipe
+                .tags()
+                .and_then(|t| t.get(TAG_STACK))
+                .is_some_and(|v| v == &cx.stack);
             if owned && pipe.current_state() != Some(&PipeState::Deleting) {
                 out.push(observed(&pipe));
             }
@@ -170,7 +220,11 @@ impl Kind for Pipe {
                 .create_pipe()
                 .name(&name)
                 .source(s(p, "source").unwrap_or_default())
-                .source_parameters(PipeSourceParameters::builder().managed_streaming_kafka_parameters(source.clone()).build())
+                .source_parameters(
+                    PipeSourceParameters::builder()
+                        .managed_streaming_kafka_parameters(source.clone())
+                        .build(),
+                )
                 .target(s(p, "target").unwrap_or_default())
                 .target_parameters(target_parameters(p))
                 .role_arn(s(p, "role").unwrap_or_default())
@@ -188,8 +242,11 @@ impl Kind for Pipe {
             Err(e) if e.code_is("ConflictException") => {
                 let ours = describe(cx, &name).await?.is_some_and(|pipe| {
                     let tags = pipe.tags();
-                    tags.and_then(|t| t.get(TAG_STACK)).is_some_and(|v| v == &cx.stack)
-                        && tags.and_then(|t| t.get(TAG_ID)).is_some_and(|v| v == &desired.id)
+                    tags.and_then(|t| t.get(TAG_STACK))
+                        .is_some_and(|v| v == &cx.stack)
+                        && tags
+                            .and_then(|t| t.get(TAG_ID))
+                            .is_some_and(|v| v == &desired.id)
                 });
                 if !ours {
                     return Err(e);
@@ -200,16 +257,29 @@ impl Kind for Pipe {
         wait_settled(cx, &desired.id, &name, desired_state(p)).await
     }
 
-    async fn update(&self, cx: &Ctx, desired: &Desired, observed: &Observed, changed: &[String]) -> Result<Observed, CallError> {
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
         let p = &desired.props;
-        let name = observed.attrs.get("name").cloned().unwrap_or_else(|| observed.physical_id.clone());
+        let name = observed
+            .attrs
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| observed.physical_id.clone());
         let arn = observed.attrs.get("arn").cloned().unwrap_or_default();
         let want = desired_state(p);
         let failed = s(&observed.props, "desired_state").is_some_and(|st| st.ends_with("_FAILED"));
         let config_changed = failed
-            || changed
-                .iter()
-                .any(|c| matches!(c.as_str(), "description" | "target" | "role" | "kafka" | "invocation_type"));
+            || changed.iter().any(|c| {
+                matches!(
+                    c.as_str(),
+                    "description" | "target" | "role" | "kafka" | "invocation_type"
+                )
+            });
         if config_changed {
             let k = kafka(p);
             let source = UpdatePipeSourceManagedStreamingKafkaParameters::builder()
@@ -225,7 +295,9 @@ impl Kind for Pipe {
                     .name(&name)
                     .description(s(p, "description").unwrap_or_default())
                     .source_parameters(
-                        UpdatePipeSourceParameters::builder().managed_streaming_kafka_parameters(source.clone()).build(),
+                        UpdatePipeSourceParameters::builder()
+                            .managed_streaming_kafka_parameters(source.clone())
+                            .build(),
                     )
                     .target(s(p, "target").unwrap_or_default())
                     .target_parameters(target_parameters(p))
@@ -237,9 +309,21 @@ impl Kind for Pipe {
         } else if changed.iter().any(|c| c == "desired_state") {
             wait_not_transitional(cx, &desired.id, &name).await?;
             if want == "STOPPED" {
-                cx.aws.pipes.stop_pipe().name(&name).send().await.call("StopPipe")?;
+                cx.aws
+                    .pipes
+                    .stop_pipe()
+                    .name(&name)
+                    .send()
+                    .await
+                    .call("StopPipe")?;
             } else {
-                cx.aws.pipes.start_pipe().name(&name).send().await.call("StartPipe")?;
+                cx.aws
+                    .pipes
+                    .start_pipe()
+                    .name(&name)
+                    .send()
+                    .await
+                    .call("StartPipe")?;
             }
         }
         if changed.iter().any(|c| c == "tags") {
@@ -269,36 +353,69 @@ impl Kind for Pipe {
     }
 
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
-        let name = observed.attrs.get("name").cloned().unwrap_or_else(|| observed.physical_id.clone());
+        let name = observed
+            .attrs
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| observed.physical_id.clone());
         // DeletePipe is refused (ConflictException) while the pipe is creating/updating/starting.
-        wait_for(cx, &observed.id, "waiting to delete the pipe", TIMEOUT, || {
-            let name = name.clone();
-            async move {
-                match cx.aws.pipes.delete_pipe().name(&name).send().await.call("DeletePipe") {
-                    Ok(_) => Ok(Poll::Ready(())),
-                    Err(e) if e.code_is("NotFoundException") => Ok(Poll::Ready(())),
-                    Err(e) if e.code_is("ConflictException") => Ok(Poll::Pending(format!("busy ({})", e.message))),
-                    Err(e) => Err(e),
+        wait_for(
+            cx,
+            &observed.id,
+            "waiting to delete the pipe",
+            TIMEOUT,
+            || {
+                let name = name.clone();
+                async move {
+                    match cx
+                        .aws
+                        .pipes
+                        .delete_pipe()
+                        .name(&name)
+                        .send()
+                        .await
+                        .call("DeletePipe")
+                    {
+                        Ok(_) => Ok(Poll::Ready(())),
+                        Err(e) if e.code_is("NotFoundException") => Ok(Poll::Ready(())),
+                        Err(e) if e.code_is("ConflictException") => {
+                            Ok(Poll::Pending(format!("busy ({})", e.message)))
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         // The pipe's pollers must be gone before the function and role it uses are deleted.
-        wait_for(cx, &observed.id, "waiting for the pipe to be deleted", TIMEOUT, || {
-            let name = name.clone();
-            async move {
-                match describe(cx, &name).await? {
-                    None => Ok(Poll::Ready(())),
-                    Some(pipe) => match pipe.current_state() {
-                        Some(PipeState::DeleteFailed) => Err(CallError::state(
-                            "DeletePipe",
-                            format!("pipe {name} is DELETE_FAILED: {}", pipe.state_reason().unwrap_or("no reason given")),
-                        )),
-                        other => Ok(Poll::Pending(other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "DELETING".into()))),
-                    },
+        wait_for(
+            cx,
+            &observed.id,
+            "waiting for the pipe to be deleted",
+            TIMEOUT,
+            || {
+                let name = name.clone();
+                async move {
+                    match describe(cx, &name).await? {
+                        None => Ok(Poll::Ready(())),
+                        Some(pipe) => match pipe.current_state() {
+                            Some(PipeState::DeleteFailed) => Err(CallError::state(
+                                "DeletePipe",
+                                format!(
+                                    "pipe {name} is DELETE_FAILED: {}",
+                                    pipe.state_reason().unwrap_or("no reason given")
+                                ),
+                            )),
+                            other => Ok(Poll::Pending(
+                                other
+                                    .map(|s| s.as_str().to_string())
+                                    .unwrap_or_else(|| "DELETING".into()),
+                            )),
+                        },
+                    }
                 }
-            }
-        })
+            },
+        )
         .await
     }
 }
@@ -315,8 +432,16 @@ struct KafkaParams {
 
 fn kafka(props: &Props) -> KafkaParams {
     let k = props.get("kafka").and_then(Value::as_object);
-    let str_of = |key: &str| k.and_then(|m| m.get(key)).and_then(Value::as_str).map(String::from);
-    let int_of = |key: &str, d: i64| k.and_then(|m| m.get(key)).and_then(Value::as_i64).unwrap_or(d) as i32;
+    let str_of = |key: &str| {
+        k.and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    let int_of = |key: &str, d: i64| {
+        k.and_then(|m| m.get(key))
+            .and_then(Value::as_i64)
+            .unwrap_or(d) as i32
+    };
     KafkaParams {
         topic: str_of("topic").unwrap_or_default(),
         starting_position: str_of("starting_position").unwrap_or_else(|| "LATEST".into()),
@@ -345,7 +470,11 @@ fn normalize_kafka(value: &Value) -> Value {
 }
 
 fn desired_state(props: &Props) -> &'static str {
-    if s(props, "desired_state") == Some("STOPPED") { "STOPPED" } else { "RUNNING" }
+    if s(props, "desired_state") == Some("STOPPED") {
+        "STOPPED"
+    } else {
+        "RUNNING"
+    }
 }
 
 fn target_parameters(props: &Props) -> PipeTargetParameters {
@@ -389,7 +518,15 @@ fn start_words(position: &str) -> &'static str {
 }
 
 async fn describe(cx: &Ctx, name: &str) -> Result<Option<DescribePipeOutput>, CallError> {
-    match cx.aws.pipes.describe_pipe().name(name).send().await.call("DescribePipe") {
+    match cx
+        .aws
+        .pipes
+        .describe_pipe()
+        .name(name)
+        .send()
+        .await
+        .call("DescribePipe")
+    {
         Ok(out) => Ok(Some(out)),
         Err(e) if e.code_is("NotFoundException") => Ok(None),
         Err(e) => Err(e),
@@ -418,14 +555,18 @@ async fn wait_settled(cx: &Ctx, id: &str, name: &str, want: &str) -> Result<Obse
         let pipe = describe(cx, name)
             .await?
             .ok_or_else(|| CallError::state("DescribePipe", format!("pipe {name} disappeared")))?;
-        let current = pipe.current_state().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let current = pipe
+            .current_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
         match settled(&current, want) {
             Settled::Done => Ok(Poll::Ready(observed(&pipe))),
             Settled::Failed => Err(CallError::state(
                 "pipe",
                 format!(
                     "pipe {name} is {current}: {}",
-                    pipe.state_reason().unwrap_or("EventBridge Pipes gave no reason")
+                    pipe.state_reason()
+                        .unwrap_or("EventBridge Pipes gave no reason")
                 ),
             )),
             Settled::Pending => Ok(Poll::Pending(current)),
@@ -435,21 +576,27 @@ async fn wait_settled(cx: &Ctx, id: &str, name: &str, want: &str) -> Result<Obse
 }
 
 async fn wait_not_transitional(cx: &Ctx, id: &str, name: &str) -> Result<(), CallError> {
-    wait_for(cx, id, "waiting for the pipe to finish its current change", TIMEOUT, || async move {
-        let pipe = describe(cx, name)
-            .await?
-            .ok_or_else(|| CallError::state("DescribePipe", format!("pipe {name} no longer exists")))?;
-        match pipe.current_state() {
-            Some(
-                st @ (PipeState::Creating
-                | PipeState::Updating
-                | PipeState::Starting
-                | PipeState::Stopping
-                | PipeState::Deleting),
-            ) => Ok(Poll::Pending(st.as_str().to_string())),
-            _ => Ok(Poll::Ready(())),
-        }
-    })
+    wait_for(
+        cx,
+        id,
+        "waiting for the pipe to finish its current change",
+        TIMEOUT,
+        || async move {
+            let pipe = describe(cx, name).await?.ok_or_else(|| {
+                CallError::state("DescribePipe", format!("pipe {name} no longer exists"))
+            })?;
+            match pipe.current_state() {
+                Some(
+                    st @ (PipeState::Creating
+                    | PipeState::Updating
+                    | PipeState::Starting
+                    | PipeState::Stopping
+                    | PipeState::Deleting),
+                ) => Ok(Poll::Pending(st.as_str().to_string())),
+                _ => Ok(Poll::Ready(())),
+            }
+        },
+    )
     .await
 }
 
@@ -458,7 +605,9 @@ async fn wait_not_transitional(cx: &Ctx, id: &str, name: &str) -> Result<(), Cal
 fn observed(pipe: &DescribePipeOutput) -> Observed {
     let name = pipe.name().unwrap_or_default().to_string();
     let arn = pipe.arn().unwrap_or_default().to_string();
-    let msk = pipe.source_parameters().and_then(|sp| sp.managed_streaming_kafka_parameters());
+    let msk = pipe
+        .source_parameters()
+        .and_then(|sp| sp.managed_streaming_kafka_parameters());
     let mut kafka = json!({
         "topic": msk.map(|m| m.topic_name()).unwrap_or_default(),
         "starting_position": msk.and_then(|m| m.starting_position()).map(|p| p.as_str()).unwrap_or("LATEST"),
@@ -478,19 +627,39 @@ fn observed(pipe: &DescribePipeOutput) -> Observed {
     let state = if current.ends_with("_FAILED") {
         current.to_string()
     } else {
-        pipe.desired_state().map(|d| d.as_str().to_string()).unwrap_or_else(|| "RUNNING".into())
+        pipe.desired_state()
+            .map(|d| d.as_str().to_string())
+            .unwrap_or_else(|| "RUNNING".into())
     };
     let tags = pipe.tags().cloned().unwrap_or_default();
     let mut props = Props::new();
     props.insert("name".into(), Value::String(name.clone()));
-    props.insert("description".into(), Value::String(pipe.description().unwrap_or_default().to_string()));
-    props.insert("source".into(), Value::String(pipe.source().unwrap_or_default().to_string()));
-    props.insert("target".into(), Value::String(pipe.target().unwrap_or_default().to_string()));
-    props.insert("role".into(), Value::String(pipe.role_arn().unwrap_or_default().to_string()));
+    props.insert(
+        "description".into(),
+        Value::String(pipe.description().unwrap_or_default().to_string()),
+    );
+    props.insert(
+        "source".into(),
+        Value::String(pipe.source().unwrap_or_default().to_string()),
+    );
+    props.insert(
+        "target".into(),
+        Value::String(pipe.target().unwrap_or_default().to_string()),
+    );
+    props.insert(
+        "role".into(),
+        Value::String(pipe.role_arn().unwrap_or_default().to_string()),
+    );
     props.insert("kafka".into(), kafka);
-    props.insert("invocation_type".into(), Value::String(invocation.to_string()));
+    props.insert(
+        "invocation_type".into(),
+        Value::String(invocation.to_string()),
+    );
     props.insert("desired_state".into(), Value::String(state));
-    props.insert("tags".into(), tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    props.insert(
+        "tags".into(),
+        tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
     Observed {
         id: tags.get(TAG_ID).cloned().unwrap_or_default(),
         physical_id: name.clone(),
@@ -551,7 +720,11 @@ mod tests {
         let o = props(json!({"kafka": {"topic": "old", "consumer_group_id": "g"}}));
         assert_eq!(replace_warning(&d, &o), None);
         let o2 = props(json!({"kafka": {"topic": "old", "consumer_group_id": "h"}}));
-        assert!(replace_warning(&d, &o2).unwrap().contains("`g` instead of `h`"));
+        assert!(
+            replace_warning(&d, &o2)
+                .unwrap()
+                .contains("`g` instead of `h`")
+        );
     }
 
     #[test]

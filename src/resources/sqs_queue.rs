@@ -1,20 +1,235 @@
-//! `sqs_queue`: placeholder until the kind is implemented.
+//! `sqs_queue`: an SQS standard or FIFO queue (a `.fifo` name makes a FIFO queue), used here as
+//! the Lambda dead-letter queue.
+//!
+//! Read finds the stack's queues with one Resource Groups Tagging API call, then asks SQS for
+//! each queue's URL and attributes. The tagging lookup also serves `lambda_function`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_resourcegroupstagging::types::TagFilter;
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::json;
 
-use crate::aws::CallError;
-use crate::resources::{Ctx, Desired, Kind, Observed};
-use crate::schema::Schema;
+use crate::aws::{CallError, CallResult};
+use crate::resources::{
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, i, s, tags_of, tags_value,
+};
+use crate::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
+use crate::schema::{Prop, Schema, Ty, Update, dflt, opt};
 
 pub struct SqsQueue;
 
+static PROPS: &[Prop] = &[
+    dflt(
+        "name",
+        Ty::Str,
+        Update::Replace,
+        "\"$name\"",
+        "Queue name; a name ending in `.fifo` makes a FIFO queue. Defaults to `<stack>-<id>`.",
+    ),
+    dflt(
+        "message_retention_seconds",
+        Ty::Int {
+            min: 60,
+            max: 1_209_600,
+        },
+        Update::InPlace,
+        "345600",
+        "How long SQS keeps a message (seconds; 4 days by default, 14 days at most).",
+    ),
+    dflt(
+        "visibility_timeout",
+        Ty::Int {
+            min: 0,
+            max: 43_200,
+        },
+        Update::InPlace,
+        "30",
+        "How long a received message stays hidden from other consumers (seconds).",
+    ),
+    dflt(
+        "delay_seconds",
+        Ty::Int { min: 0, max: 900 },
+        Update::InPlace,
+        "0",
+        "Delay before a new message becomes visible (seconds).",
+    ),
+    dflt(
+        "maximum_message_size",
+        Ty::Int {
+            min: 1024,
+            max: 1_048_576,
+        },
+        Update::InPlace,
+        "262144",
+        "Largest message SQS accepts (bytes).",
+    ),
+    dflt(
+        "receive_wait_time_seconds",
+        Ty::Int { min: 0, max: 20 },
+        Update::InPlace,
+        "0",
+        "Long-polling wait of ReceiveMessage (seconds); 0 means short polling.",
+    ),
+    opt("tags", Ty::StrMap, Update::InPlace, "Tags for the queue."),
+];
+
 static SCHEMA: Schema = Schema {
     kind: "sqs_queue",
-    doc: "",
-    props: &[],
-    attrs: &["id"],
+    doc: "An SQS queue (standard, or FIFO when the name ends in `.fifo`).",
+    props: PROPS,
+    attrs: &["arn", "url", "name"],
     taggable: true,
 };
+
+/// Schema prop ↔ SQS attribute, for the numeric settings mskctl manages.
+fn attribute_map() -> [(&'static str, QueueAttributeName); 5] {
+    [
+        (
+            "message_retention_seconds",
+            QueueAttributeName::MessageRetentionPeriod,
+        ),
+        ("visibility_timeout", QueueAttributeName::VisibilityTimeout),
+        ("delay_seconds", QueueAttributeName::DelaySeconds),
+        (
+            "maximum_message_size",
+            QueueAttributeName::MaximumMessageSize,
+        ),
+        (
+            "receive_wait_time_seconds",
+            QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+        ),
+    ]
+}
+
+/// The SQS attributes to send for the desired props (only those set).
+fn desired_attributes(props: &Props) -> Vec<(QueueAttributeName, String)> {
+    attribute_map()
+        .into_iter()
+        .filter_map(|(prop, attr)| i(props, prop).map(|v| (attr, v.to_string())))
+        .collect()
+}
+
+/// Observed props and attrs from the queue's URL, attributes and live tags.
+fn observed(
+    id: String,
+    url: &str,
+    attributes: &std::collections::HashMap<QueueAttributeName, String>,
+    tags: &BTreeMap<String, String>,
+) -> Observed {
+    let arn = attributes
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
+        .unwrap_or_default();
+    let name = arn.rsplit(':').next().unwrap_or_default().to_string();
+    let mut props = Props::new();
+    props.insert("name".into(), json!(name));
+    for (prop, attr) in attribute_map() {
+        if let Some(v) = attributes.get(&attr).and_then(|v| v.parse::<i64>().ok()) {
+            props.insert(prop.into(), json!(v));
+        }
+    }
+    props.insert(
+        "tags".into(),
+        tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
+    let attrs = BTreeMap::from([
+        ("arn".to_string(), arn),
+        ("url".to_string(), url.to_string()),
+        ("name".to_string(), name),
+    ]);
+    Observed {
+        id,
+        physical_id: url.to_string(),
+        props,
+        attrs,
+    }
+}
+
+/// SQS reports a missing queue as `QueueDoesNotExist` (JSON protocol) or
+/// `AWS.SimpleQueueService.NonExistentQueue` (query-compatible code).
+fn is_gone(err: &CallError) -> bool {
+    err.code
+        .as_deref()
+        .is_some_and(|c| c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist"))
+}
+
+/// ARNs and tags of the stack's resources of one type (`sqs`, `lambda:function`…), from the
+/// Resource Groups Tagging API: one call per page, whatever the number of resources.
+pub(crate) async fn tagged_resources(
+    cx: &Ctx,
+    resource_type: &str,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, CallError> {
+    let mut found = Vec::new();
+    let mut pages = cx
+        .aws
+        .tagging
+        .get_resources()
+        .tag_filters(
+            TagFilter::builder()
+                .key(TAG_STACK)
+                .values(&cx.stack)
+                .build(),
+        )
+        .resource_type_filters(resource_type)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for mapping in page
+            .call("GetResources")?
+            .resource_tag_mapping_list
+            .unwrap_or_default()
+        {
+            let Some(arn) = mapping.resource_arn else {
+                continue;
+            };
+            let tags = mapping
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.key, t.value))
+                .collect::<BTreeMap<_, _>>();
+            found.push((arn, tags));
+        }
+    }
+    Ok(found)
+}
+
+impl SqsQueue {
+    async fn attributes(
+        cx: &Ctx,
+        url: &str,
+    ) -> Result<std::collections::HashMap<QueueAttributeName, String>, CallError> {
+        let out = cx
+            .aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .call("GetQueueAttributes")?;
+        Ok(out.attributes.unwrap_or_default())
+    }
+
+    /// Re-read one queue directly (attributes and tags from SQS itself, which unlike the
+    /// tagging API reflects a change at once).
+    async fn read_one(cx: &Ctx, id: &str, url: &str) -> Result<Observed, CallError> {
+        let attributes = Self::attributes(cx, url).await?;
+        let tags = cx
+            .aws
+            .sqs
+            .list_queue_tags()
+            .queue_url(url)
+            .send()
+            .await
+            .call("ListQueueTags")?;
+        let tags: BTreeMap<String, String> = tags.tags.unwrap_or_default().into_iter().collect();
+        Ok(observed(id.to_string(), url, &attributes, &tags))
+    }
+}
 
 #[async_trait]
 impl Kind for SqsQueue {
@@ -22,19 +237,233 @@ impl Kind for SqsQueue {
         &SCHEMA
     }
 
-    async fn read(&self, _cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        Ok(Vec::new())
+    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
+        let mut found = Vec::new();
+        for (arn, tags) in tagged_resources(cx, "sqs").await? {
+            let Some(id) = tags.get(TAG_ID).cloned() else {
+                continue;
+            };
+            // arn:aws:sqs:REGION:ACCOUNT:NAME
+            let parts: Vec<&str> = arn.split(':').collect();
+            let (Some(account), Some(name)) = (parts.get(4), parts.get(5)) else {
+                continue;
+            };
+            let url = cx
+                .aws
+                .sqs
+                .get_queue_url()
+                .queue_name(*name)
+                .queue_owner_aws_account_id(*account)
+                .send()
+                .await;
+            let url = match url.call("GetQueueUrl") {
+                Ok(out) => out.queue_url.unwrap_or_default(),
+                // The tagging API lags behind deletions.
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            match Self::attributes(cx, &url).await {
+                Ok(attributes) => found.push(observed(id, &url, &attributes, &tags)),
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
     }
 
-    async fn create(&self, _cx: &Ctx, _d: &Desired) -> Result<Observed, CallError> {
-        Err(CallError::state("create", "not implemented"))
+    async fn create(&self, cx: &Ctx, d: &Desired) -> Result<Observed, CallError> {
+        let name = s(&d.props, "name").unwrap_or(&d.id).to_string();
+        let mut attributes = desired_attributes(&d.props);
+        if name.ends_with(".fifo") {
+            attributes.push((QueueAttributeName::FifoQueue, "true".into()));
+        }
+        let tags = tags_of(&d.props);
+        let (name, attributes, tags) = (&name, &attributes, &tags);
+        // Recreating a queue within 60 s of deleting it (a replacement) is refused by SQS.
+        let out = retry_while(cx, &d.id, &QUEUE_DELETED_RECENTLY, move || async move {
+            let mut call = cx.aws.sqs.create_queue().queue_name(name);
+            for (attr, value) in attributes {
+                call = call.attributes(attr.clone(), value);
+            }
+            for (k, v) in tags {
+                call = call.tags(k, v);
+            }
+            call.send().await.call("CreateQueue")
+        })
+        .await?;
+        let url = out.queue_url.unwrap_or_default();
+        Self::read_one(cx, &d.id, &url).await
     }
 
-    async fn update(&self, _cx: &Ctx, _d: &Desired, _o: &Observed, _c: &[String]) -> Result<Observed, CallError> {
-        Err(CallError::state("update", "not implemented"))
+    async fn update(
+        &self,
+        cx: &Ctx,
+        d: &Desired,
+        o: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
+        let url = o.physical_id.as_str();
+        let attributes: Vec<_> = desired_attributes(&d.props)
+            .into_iter()
+            .filter(|(attr, _)| {
+                attribute_map()
+                    .iter()
+                    .any(|(prop, a)| a == attr && changed.iter().any(|c| c == prop))
+            })
+            .collect();
+        if !attributes.is_empty() {
+            let mut call = cx.aws.sqs.set_queue_attributes().queue_url(url);
+            for (attr, value) in attributes {
+                call = call.attributes(attr, value);
+            }
+            call.send().await.call("SetQueueAttributes")?;
+        }
+        if changed.iter().any(|c| c == "tags") {
+            let want: BTreeMap<String, String> = tags_of(&d.props).into_iter().collect();
+            let have: BTreeMap<String, String> = tags_of(&o.props).into_iter().collect();
+            let set: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| have.get(*k) != Some(*v))
+                .collect();
+            if !set.is_empty() {
+                let mut call = cx.aws.sqs.tag_queue().queue_url(url);
+                for (k, v) in set {
+                    call = call.tags(k, v);
+                }
+                call.send().await.call("TagQueue")?;
+            }
+            let removed: Vec<String> = have
+                .keys()
+                .filter(|k| !want.contains_key(*k))
+                .cloned()
+                .collect();
+            if !removed.is_empty() {
+                cx.aws
+                    .sqs
+                    .untag_queue()
+                    .queue_url(url)
+                    .set_tag_keys(Some(removed))
+                    .send()
+                    .await
+                    .call("UntagQueue")?;
+            }
+        }
+        Self::read_one(cx, &d.id, url).await
     }
 
-    async fn delete(&self, _cx: &Ctx, _o: &Observed) -> Result<(), CallError> {
-        Err(CallError::state("delete", "not implemented"))
+    async fn delete(&self, cx: &Ctx, o: &Observed) -> Result<(), CallError> {
+        let url = o.physical_id.as_str();
+        match cx
+            .aws
+            .sqs
+            .delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .call("DeleteQueue")
+        {
+            Err(e) if is_gone(&e) => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        // SQS takes up to 60 seconds to delete a queue; until then the name is still in use.
+        wait_for(
+            cx,
+            &o.id,
+            "waiting for the SQS queue to be deleted",
+            Duration::from_secs(120),
+            || async {
+                let out = cx
+                    .aws
+                    .sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::QueueArn)
+                    .send()
+                    .await;
+                match out.call("GetQueueAttributes") {
+                    Err(e) if is_gone(&e) => Ok(Poll::Ready(())),
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(Poll::Pending("deleting".into())),
+                }
+            },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn defaults() -> Props {
+        SCHEMA
+            .props
+            .iter()
+            .filter_map(|p| {
+                p.default
+                    .map(|d| (p.name.to_string(), serde_json::from_str(d).unwrap()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn defaults_equal_what_sqs_reports_for_a_new_queue() {
+        // GetQueueAttributes of a queue created without attributes (AWS documentation defaults).
+        let live: HashMap<QueueAttributeName, String> = [
+            (
+                QueueAttributeName::QueueArn,
+                "arn:aws:sqs:ap-northeast-1:123456789012:s-dlq",
+            ),
+            (QueueAttributeName::MessageRetentionPeriod, "345600"),
+            (QueueAttributeName::VisibilityTimeout, "30"),
+            (QueueAttributeName::DelaySeconds, "0"),
+            (QueueAttributeName::MaximumMessageSize, "262144"),
+            (QueueAttributeName::ReceiveMessageWaitTimeSeconds, "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+        let o = observed("dlq".into(), "https://q/s-dlq", &live, &BTreeMap::new());
+        for (k, v) in defaults() {
+            if k != "name" {
+                assert_eq!(o.props.get(&k), Some(&v), "{k}");
+            }
+        }
+        assert_eq!(o.attrs["name"], "s-dlq");
+        assert_eq!(
+            o.attrs["arn"],
+            "arn:aws:sqs:ap-northeast-1:123456789012:s-dlq"
+        );
+        assert_eq!(o.physical_id, "https://q/s-dlq");
+    }
+
+    #[test]
+    fn desired_attributes_cover_every_numeric_prop() {
+        let mut props = defaults();
+        props.insert("message_retention_seconds".into(), json!(1_209_600));
+        let attrs = desired_attributes(&props);
+        assert_eq!(attrs.len(), 5);
+        assert!(attrs.contains(&(QueueAttributeName::MessageRetentionPeriod, "1209600".into())));
+    }
+
+    #[test]
+    fn both_spellings_of_a_missing_queue_are_recognised() {
+        assert!(is_gone(&CallError::new(
+            "GetQueueUrl",
+            Some("AWS.SimpleQueueService.NonExistentQueue"),
+            "x"
+        )));
+        assert!(is_gone(&CallError::new(
+            "GetQueueUrl",
+            Some("QueueDoesNotExist"),
+            "x"
+        )));
+        assert!(!is_gone(&CallError::new(
+            "GetQueueUrl",
+            Some("AccessDenied"),
+            "x"
+        )));
     }
 }

@@ -231,7 +231,10 @@ pub(crate) fn load_with(
 }
 
 struct Param {
+    /// Default, then `--var`; None is reported.
     value: Option<String>,
+    /// The name in `parameters:`.
+    declared_at: Range<usize>,
 }
 
 struct Loader<'a> {
@@ -563,10 +566,9 @@ impl<'a> Loader<'a> {
                     None
                 }
             };
-            self.params.insert(name.to_string(), Param { value });
-            // Remember where it is declared for the missing-value check.
-            self.ref_spans
-                .insert((String::new(), name.to_string()), e.key.span.clone());
+            let declared_at = e.key.span.clone();
+            self.params
+                .insert(name.to_string(), Param { value, declared_at });
         }
     }
 
@@ -590,17 +592,13 @@ impl<'a> Loader<'a> {
                 }
             }
         }
-        let missing: Vec<String> = self
+        let missing: Vec<(String, Range<usize>)> = self
             .params
             .iter()
             .filter(|(_, p)| p.value.is_none())
-            .map(|(k, _)| k.clone())
+            .map(|(k, p)| (k.clone(), p.declared_at.clone()))
             .collect();
-        for name in missing {
-            let span = self
-                .ref_spans
-                .remove(&(String::new(), name.clone()))
-                .unwrap_or(0..0);
+        for (name, span) in missing {
             self.err(
                 span,
                 format!("parameter `{name}` has no default and no value was given"),
@@ -608,7 +606,6 @@ impl<'a> Loader<'a> {
                 Some(format!("pass `--var {name}=<value>` or add a `default:`")),
             );
         }
-        self.ref_spans.retain(|(from, _), _| !from.is_empty());
     }
 
     // ---- resources -------------------------------------------------------------------------
@@ -861,7 +858,7 @@ impl<'a> Loader<'a> {
         }
         match ty {
             Ty::Str => {
-                let (s, _) = self.scalar(node, field, "a string")?;
+                let s = self.scalar(node, field, "a string")?;
                 Some(Expr::Str(self.interpolate(node, s)?))
             }
             Ty::Int { min, max } => {
@@ -1045,14 +1042,9 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn scalar<'n>(
-        &mut self,
-        node: &'n Node,
-        field: &str,
-        expected: &str,
-    ) -> Option<(&'n Scalar, ())> {
+    fn scalar<'n>(&mut self, node: &'n Node, field: &str, expected: &str) -> Option<&'n Scalar> {
         match node.scalar() {
-            Some(s) => Some((s, ())),
+            Some(s) => Some(s),
             None => {
                 self.err(
                     node.span.clone(),
@@ -1072,7 +1064,7 @@ impl<'a> Loader<'a> {
     /// deploying (numbers, booleans, enums, paths). A quoted scalar without interpolation
     /// stays a string (`"5"` is not a number); substituted text resolves like a plain scalar.
     fn known_scalar(&mut self, node: &Node, field: &str, expected: &str) -> Option<(String, bool)> {
-        let (s, _) = self.scalar(node, field, expected)?;
+        let s = self.scalar(node, field, expected)?;
         if !s.text.contains("${") {
             let quoted = s.style != Style::Plain || s.forced_str;
             return Some((s.text.clone(), quoted));
@@ -1097,7 +1089,7 @@ impl<'a> Loader<'a> {
     }
 
     fn cidr(&mut self, node: &Node, field: &str) -> Option<Expr> {
-        let (s, _) = self.scalar(node, field, "an IPv4 CIDR block")?;
+        let s = self.scalar(node, field, "an IPv4 CIDR block")?;
         let parts = self.interpolate(node, s)?;
         let Some(text) = literal(&parts) else {
             // Depends on a deployed resource: checked by AWS.
@@ -1148,7 +1140,7 @@ impl<'a> Loader<'a> {
                 .collect::<Vec<_>>()
                 .join(" or "),
         };
-        let (s, _) = self.scalar(node, field, &format!("the logical id of {takes}"))?;
+        let s = self.scalar(node, field, &format!("the logical id of {takes}"))?;
         let text = if s.text.contains("${") {
             let parts = self.interpolate(node, s)?;
             match literal(&parts) {
@@ -1159,30 +1151,31 @@ impl<'a> Loader<'a> {
             s.text.clone()
         };
         if let Some(target) = self.ids.get(&text).copied() {
-            if let Some(schema) = target {
-                if !kinds.is_empty() && !kinds.contains(&schema.kind) {
-                    let fit: Vec<&str> = self
-                        .ids
-                        .iter()
-                        .filter(|(_, s)| s.is_some_and(|s| kinds.contains(&s.kind)))
-                        .map(|(k, _)| k.as_str())
-                        .collect();
-                    let help = match fit.is_empty() {
-                        true => format!("declare {takes} and name it here"),
-                        false => format!("resources that fit: {}", list(fit.iter().copied())),
-                    };
-                    self.err(
-                        node.span.clone(),
-                        format!(
-                            "`{text}` is {} {}, but this field takes {takes}",
-                            article(schema.kind),
-                            schema.kind
-                        ),
-                        format!("`{field}` takes {takes}"),
-                        Some(help),
-                    );
-                    return None;
-                }
+            if let Some(schema) = target
+                && !kinds.is_empty()
+                && !kinds.contains(&schema.kind)
+            {
+                let fit: Vec<&str> = self
+                    .ids
+                    .iter()
+                    .filter(|(_, s)| s.is_some_and(|s| kinds.contains(&s.kind)))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let help = match fit.is_empty() {
+                    true => format!("declare {takes} and name it here"),
+                    false => format!("resources that fit: {}", list(fit.iter().copied())),
+                };
+                self.err(
+                    node.span.clone(),
+                    format!(
+                        "`{text}` is {} {}, but this field takes {takes}",
+                        article(schema.kind),
+                        schema.kind
+                    ),
+                    format!("`{field}` takes {takes}"),
+                    Some(help),
+                );
+                return None;
             }
             if !self.check_target(&text, node.span.clone(), Some(kinds)) {
                 return None;
@@ -1197,14 +1190,13 @@ impl<'a> Loader<'a> {
         }
         let ok = self.check_target(&text, node.span.clone(), Some(kinds));
         debug_assert!(!ok);
-        if allow_literal {
-            if let Some(last) = self.problems.last_mut() {
-                let extra = "or give an existing AWS id (`vpc-0abc…`) or ARN";
-                last.help = Some(match last.help.take() {
-                    Some(h) => format!("{h} ({extra})"),
-                    None => format!("name a resource in this file, {extra}"),
-                });
-            }
+        if allow_literal && let Some(last) = self.problems.last_mut() {
+            last.help = Some(match last.help.take() {
+                Some(h) => format!("{h} Otherwise give an existing AWS id (`vpc-0abc…`) or ARN."),
+                None => "name a resource declared in this file, or give an existing AWS id \
+                         (`vpc-0abc…`) or ARN"
+                    .into(),
+            });
         }
         None
     }
@@ -1479,25 +1471,25 @@ impl<'a> Loader<'a> {
                     );
                     return None;
                 }
-                if let Some(Some(schema)) = self.ids.get(id).copied() {
-                    if !schema.attrs.contains(&name) {
-                        let attrs = format!(
-                            "attributes of a {}: {}",
-                            schema.kind,
-                            list(schema.attrs.iter().copied())
-                        );
-                        let help = match did_you_mean(name, schema.attrs.iter().copied()) {
-                            Some(d) => format!("{d} {attrs}"),
-                            None => attrs,
-                        };
-                        self.err(
-                            span,
-                            format!("`{id}` ({}) has no attribute `{name}`", schema.kind),
-                            "unknown attribute",
-                            Some(help),
-                        );
-                        return None;
-                    }
+                if let Some(Some(schema)) = self.ids.get(id).copied()
+                    && !schema.attrs.contains(&name)
+                {
+                    let attrs = format!(
+                        "attributes of a {}: {}",
+                        schema.kind,
+                        list(schema.attrs.iter().copied())
+                    );
+                    let help = match did_you_mean(name, schema.attrs.iter().copied()) {
+                        Some(d) => format!("{d} {attrs}"),
+                        None => attrs,
+                    };
+                    self.err(
+                        span,
+                        format!("`{id}` ({}) has no attribute `{name}`", schema.kind),
+                        "unknown attribute",
+                        Some(help),
+                    );
+                    return None;
                 }
                 if !self.check_target(id, span, None) {
                     return None;
@@ -1669,4 +1661,882 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Update, dflt, opt, req};
+    use proptest::prelude::*;
+
+    static VPC: Schema = Schema {
+        kind: "vpc",
+        doc: "",
+        props: &[
+            req(
+                "cidr_block",
+                Ty::Cidr,
+                Update::Replace,
+                "the VPC's IPv4 range",
+            ),
+            dflt(
+                "enable_dns_hostnames",
+                Ty::Bool,
+                Update::InPlace,
+                "true",
+                "",
+            ),
+        ],
+        attrs: &["id", "arn"],
+        taggable: true,
+    };
+    static SUBNET: Schema = Schema {
+        kind: "subnet",
+        doc: "",
+        props: &[
+            req(
+                "vpc",
+                Ty::Ref {
+                    kinds: &["vpc"],
+                    attr: "id",
+                    literal: true,
+                },
+                Update::Replace,
+                "",
+            ),
+            req("cidr_block", Ty::Cidr, Update::Replace, ""),
+            opt("zone", Ty::Enum(&["a", "b", "c"]), Update::Replace, ""),
+            opt("public", Ty::Bool, Update::InPlace, ""),
+        ],
+        attrs: &["id"],
+        taggable: true,
+    };
+    static QUEUE: Schema = Schema {
+        kind: "sqs_queue",
+        doc: "",
+        props: &[
+            opt(
+                "visibility_timeout",
+                Ty::Int { min: 0, max: 43200 },
+                Update::InPlace,
+                "",
+            ),
+            opt(
+                "redrive",
+                Ty::Object(&[
+                    req(
+                        "target",
+                        Ty::Ref {
+                            kinds: &["sqs_queue"],
+                            attr: "arn",
+                            literal: false,
+                        },
+                        Update::InPlace,
+                        "the dead-letter queue",
+                    ),
+                    dflt(
+                        "max_receive_count",
+                        Ty::Int { min: 1, max: 1000 },
+                        Update::InPlace,
+                        "10",
+                        "",
+                    ),
+                ]),
+                Update::InPlace,
+                "",
+            ),
+        ],
+        attrs: &["url", "arn"],
+        taggable: true,
+    };
+    static FUNCTION: Schema = Schema {
+        kind: "lambda_function",
+        doc: "",
+        props: &[
+            req("code", Ty::Path, Update::InPlace, ""),
+            req(
+                "role",
+                Ty::Ref {
+                    kinds: &["iam_role"],
+                    attr: "arn",
+                    literal: true,
+                },
+                Update::InPlace,
+                "",
+            ),
+            opt("environment", Ty::StrMap, Update::InPlace, ""),
+            opt("layers", Ty::List(&Ty::Str), Update::InPlace, ""),
+            opt(
+                "memory",
+                Ty::Int {
+                    min: 128,
+                    max: 10240,
+                },
+                Update::InPlace,
+                "",
+            ),
+            opt(
+                "subnets",
+                Ty::List(&Ty::Ref {
+                    kinds: &["subnet"],
+                    attr: "id",
+                    literal: true,
+                }),
+                Update::InPlace,
+                "",
+            ),
+        ],
+        attrs: &["arn", "name"],
+        taggable: true,
+    };
+    static ROLE: Schema = Schema {
+        kind: "iam_role",
+        doc: "",
+        props: &[
+            req("assume_policy", Ty::Json, Update::InPlace, ""),
+            opt("policies", Ty::MapOf(&Ty::Json), Update::InPlace, ""),
+        ],
+        attrs: &["arn", "name"],
+        taggable: true,
+    };
+    static PIPE: Schema = Schema {
+        kind: "pipe",
+        doc: "",
+        props: &[
+            req(
+                "source",
+                Ty::Ref {
+                    kinds: &["sqs_queue"],
+                    attr: "arn",
+                    literal: false,
+                },
+                Update::Replace,
+                "",
+            ),
+            req(
+                "target",
+                Ty::Ref {
+                    kinds: &["lambda_function"],
+                    attr: "arn",
+                    literal: false,
+                },
+                Update::InPlace,
+                "",
+            ),
+        ],
+        attrs: &["arn"],
+        taggable: false,
+    };
+
+    fn schemas() -> Vec<&'static Schema> {
+        vec![&VPC, &SUBNET, &QUEUE, &FUNCTION, &ROLE, &PIPE]
+    }
+
+    fn load_vars(src: &str, vars: &[(&str, &str)]) -> Result<Stack, LoadError> {
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load_with(Path::new("stack.yaml"), src, &vars, &schemas())
+    }
+
+    /// Every problem as displayed (`path:line:col: message`).
+    fn problems(src: &str) -> Vec<String> {
+        problems_vars(src, &[])
+    }
+
+    fn problems_vars(src: &str, vars: &[(&str, &str)]) -> Vec<String> {
+        match load_vars(src, vars) {
+            Ok(s) => panic!("expected problems, loaded {s:?}"),
+            Err(e) => e.problems().iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// The only problem: its display and help.
+    fn only(src: &str) -> (String, String) {
+        let e = load_vars(src, &[]).expect_err("expected a problem");
+        assert_eq!(e.problems().len(), 1, "{:#?}", e.problems());
+        let p = &e.problems()[0];
+        (p.to_string(), p.help_text().unwrap_or_default().to_string())
+    }
+
+    const HEAD: &str = "stack: demo\nresources:\n";
+
+    #[test]
+    fn valid_stack_loads_into_the_expected_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("code")).unwrap();
+        let src = r#"
+stack: msk-demo
+region: ap-northeast-1
+tags: {team: data, env: "${param.env}"}
+parameters:
+  vpc_cidr: {default: 10.10.0.0/16, description: CIDR of the VPC}
+  env: dev
+  layer_arn: arn:aws:lambda:ap-northeast-1:123456789012:layer:x:1
+resources:
+  vpc:
+    type: vpc
+    cidr_block: ${param.vpc_cidr}
+    tags: {Name: "${stack.name}-main"}
+  public_subnet:
+    type: subnet
+    vpc: vpc
+    cidr_block: 10.10.1.0/24
+    zone: a
+    public: true
+  queue:
+    type: sqs_queue
+    visibility_timeout: 60
+    redrive: {target: dlq}
+  dlq: {type: sqs_queue}
+  role:
+    type: iam_role
+    assume_policy: &policy
+      Version: "2012-10-17"
+      Statement:
+        - Effect: Allow
+          Principal: {Service: lambda.amazonaws.com}
+          Action: sts:AssumeRole
+          Resource: arn:aws:sqs:${aws.region}:${aws.account_id}:x
+          Max: 3
+    policies: {copy: *policy}
+  fn:
+    type: lambda_function
+    code: ./code
+    role: role
+    layers: ["${param.layer_arn}"]
+    environment: {DEBUG: 1, QUEUE_URL: "${queue.url}", LITERAL: "$${not_interpolated}"}
+    subnets: [public_subnet, subnet-0abc]
+    depends_on: [vpc]
+  pipe:
+    type: pipe
+    source: queue
+    target: fn
+outputs:
+  vpc_id: {value: "${vpc.id}", description: ID of the VPC}
+  queue_url: ${queue.url}
+"#;
+        let path = dir.path().join("stack.yaml");
+        let vars = BTreeMap::from([("env".to_string(), "prod".to_string())]);
+        let stack = load_with(&path, src, &vars, &schemas()).unwrap();
+
+        assert_eq!(stack.name, "msk-demo");
+        assert_eq!(stack.region.as_deref(), Some("ap-northeast-1"));
+        assert_eq!(stack.path, path);
+        let strs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(stack.tags, strs(&[("team", "data"), ("env", "prod")]));
+        assert_eq!(
+            stack.params,
+            strs(&[
+                ("vpc_cidr", "10.10.0.0/16"),
+                ("env", "prod"),
+                (
+                    "layer_arn",
+                    "arn:aws:lambda:ap-northeast-1:123456789012:layer:x:1"
+                ),
+            ])
+        );
+        let ids: Vec<&str> = stack.resources.keys().map(String::as_str).collect();
+        assert_eq!(
+            ids,
+            ["dlq", "fn", "pipe", "public_subnet", "queue", "role", "vpc"]
+        );
+
+        let r = |id: &str| &stack.resources[id];
+        let map = |pairs: Vec<(&str, Expr)>| -> Expr {
+            Expr::Map(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        };
+        let reference = |id: &str, attr: &str| Expr::Ref {
+            id: id.into(),
+            attr: attr.into(),
+        };
+        let part = |id: &str, attr: &str| Part::Ref {
+            id: id.into(),
+            attr: attr.into(),
+        };
+
+        assert!(std::ptr::eq(r("vpc").schema, &VPC));
+        assert_eq!(
+            r("vpc").props,
+            BTreeMap::from([
+                ("cidr_block".to_string(), Expr::lit("10.10.0.0/16")),
+                (
+                    "tags".to_string(),
+                    map(vec![("Name", Expr::lit("msk-demo-main"))])
+                ),
+            ])
+        );
+        assert_eq!(
+            r("public_subnet").props,
+            BTreeMap::from([
+                ("vpc".to_string(), reference("vpc", "id")),
+                ("cidr_block".to_string(), Expr::lit("10.10.1.0/24")),
+                ("zone".to_string(), Expr::lit("a")),
+                ("public".to_string(), Expr::Bool(true)),
+            ])
+        );
+        assert_eq!(r("queue").props["visibility_timeout"], Expr::Int(60));
+        assert_eq!(
+            r("queue").props["redrive"],
+            map(vec![("target", reference("dlq", "arn"))])
+        );
+        assert!(r("dlq").props.is_empty());
+
+        let policy = map(vec![
+            ("Version", Expr::lit("2012-10-17")),
+            (
+                "Statement",
+                Expr::List(vec![map(vec![
+                    ("Effect", Expr::lit("Allow")),
+                    (
+                        "Principal",
+                        map(vec![("Service", Expr::lit("lambda.amazonaws.com"))]),
+                    ),
+                    ("Action", Expr::lit("sts:AssumeRole")),
+                    (
+                        "Resource",
+                        Expr::Str(vec![
+                            Part::Lit("arn:aws:sqs:".into()),
+                            Part::Region,
+                            Part::Lit(":".into()),
+                            Part::AccountId,
+                            Part::Lit(":x".into()),
+                        ]),
+                    ),
+                    ("Max", Expr::Int(3)),
+                ])]),
+            ),
+        ]);
+        assert_eq!(r("role").props["assume_policy"], policy);
+        assert_eq!(
+            r("role").props["policies"],
+            map(vec![("copy", policy.clone())])
+        );
+        assert!(r("role").props["assume_policy"].needs_account_id());
+
+        let f = r("fn");
+        let code = dir.path().join("code");
+        assert_eq!(f.props["code"], Expr::lit(code.to_string_lossy()));
+        assert_eq!(f.props["role"], reference("role", "arn"));
+        assert_eq!(
+            f.props["layers"],
+            Expr::List(vec![Expr::lit(
+                "arn:aws:lambda:ap-northeast-1:123456789012:layer:x:1"
+            )])
+        );
+        assert_eq!(
+            f.props["environment"],
+            map(vec![
+                ("DEBUG", Expr::lit("1")),
+                ("QUEUE_URL", Expr::Str(vec![part("queue", "url")])),
+                ("LITERAL", Expr::lit("${not_interpolated}")),
+            ])
+        );
+        assert_eq!(
+            f.props["subnets"],
+            Expr::List(vec![
+                reference("public_subnet", "id"),
+                Expr::lit("subnet-0abc")
+            ])
+        );
+        assert_eq!(f.depends_on, ["vpc"]);
+        assert_eq!(f.dependencies(), ["vpc", "queue", "role", "public_subnet"]);
+        assert_eq!(r("pipe").dependencies(), ["queue", "fn"]);
+
+        assert_eq!(
+            stack.outputs["vpc_id"].value,
+            Expr::Str(vec![part("vpc", "id")])
+        );
+        assert_eq!(
+            stack.outputs["vpc_id"].description.as_deref(),
+            Some("ID of the VPC")
+        );
+        assert_eq!(
+            stack.outputs["queue_url"].value,
+            Expr::Str(vec![part("queue", "url")])
+        );
+        assert_eq!(stack.outputs["queue_url"].description, None);
+    }
+
+    #[test]
+    fn malformed_yaml_reports_the_parser_position() {
+        let (msg, _) = only("stack: demo\nresources:\n  vpc: {type: vpc\n  other: 1\n");
+        assert_eq!(
+            msg,
+            "stack.yaml:4:8: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'"
+        );
+    }
+
+    #[test]
+    fn duplicate_key_points_at_the_second_and_names_the_first_line() {
+        let src = format!(
+            "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    cidr_block: 10.1.0.0/16\n"
+        );
+        let (msg, _) = only(&src);
+        assert_eq!(
+            msg,
+            "stack.yaml:6:5: duplicate key `cidr_block`; it is already defined on line 5"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_key_suggests_the_nearest() {
+        let (msg, help) = only("stack: demo\nresources: {q: {type: sqs_queue}}\noutput: {}\n");
+        assert_eq!(msg, "stack.yaml:3:1: unknown key `output` at the top level");
+        assert_eq!(help, "did you mean `outputs`?");
+    }
+
+    #[test]
+    fn unknown_property_suggests_the_nearest() {
+        let src = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_blok: 10.0.0.0/16\n");
+        let all = problems(&src);
+        assert_eq!(
+            all,
+            [
+                "stack.yaml:3:3: resource `vpc` (vpc) is missing the required property `cidr_block`",
+                "stack.yaml:5:5: unknown key `cidr_blok` in resource `vpc` (vpc)",
+            ]
+        );
+        let e = load_vars(&src, &[]).unwrap_err();
+        assert_eq!(
+            e.problems()[1].help_text(),
+            Some("did you mean `cidr_block`?")
+        );
+    }
+
+    #[test]
+    fn unknown_type_suggests_the_nearest_and_lists_all() {
+        let (msg, help) = only(&format!("{HEAD}  q:\n    type: sqs_queeu\n"));
+        assert_eq!(msg, "stack.yaml:4:11: unknown resource type `sqs_queeu`");
+        assert!(
+            help.starts_with("did you mean `sqs_queue`? known types: `vpc`, `subnet`"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn dangling_typed_reference_suggests_a_resource() {
+        let src = format!(
+            "{HEAD}  main_vpc: {{type: vpc, cidr_block: 10.0.0.0/16}}\n  s:\n    type: subnet\n    vpc: main_vcp\n    cidr_block: 10.0.1.0/24\n"
+        );
+        let (msg, help) = only(&src);
+        assert_eq!(msg, "stack.yaml:6:10: unknown resource `main_vcp`");
+        assert_eq!(
+            help,
+            "did you mean `main_vpc`? Otherwise give an existing AWS id (`vpc-0abc…`) or ARN."
+        );
+    }
+
+    #[test]
+    fn dangling_interpolated_reference_points_inside_the_string() {
+        let src =
+            format!("{HEAD}  q: {{type: sqs_queue}}\noutputs:\n  url: \"queue ${{qq.url}}\"\n");
+        let (msg, help) = only(&src);
+        assert_eq!(
+            msg,
+            "stack.yaml:5:15: `${qq.url}` refers to an unknown resource `qq`"
+        );
+        assert_eq!(help, "did you mean `q`?");
+        let src = format!("{HEAD}  q: {{type: sqs_queue}}\noutputs:\n  url: ${{q.uri}}\n");
+        let (msg, help) = only(&src);
+        assert_eq!(
+            msg,
+            "stack.yaml:5:8: `q` (sqs_queue) has no attribute `uri`"
+        );
+        assert_eq!(
+            help,
+            "did you mean `url`? attributes of a sqs_queue: `url`, `arn`"
+        );
+    }
+
+    #[test]
+    fn wrong_value_types_are_reported() {
+        let src = format!(
+            "{HEAD}  s:\n    type: subnet\n    vpc: vpc-1\n    cidr_block: [10.0.0.0/16]\n    public: yes\n  q:\n    type: sqs_queue\n    visibility_timeout: \"30\"\n"
+        );
+        let e = load_vars(&src, &[]).unwrap_err();
+        let shown: Vec<(String, Option<&str>)> = e
+            .problems()
+            .iter()
+            .map(|p| (p.to_string(), p.help_text()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "stack.yaml:6:17: `cidr_block` must be an IPv4 CIDR block, but it is a list".into(),
+                    None
+                ),
+                (
+                    "stack.yaml:7:13: `public` must be `true` or `false`, but it is the string \"yes\"".into(),
+                    Some("YAML 1.2 booleans are `true` and `false` (not `yes`/`no`/`on`/`off`)")
+                ),
+                (
+                    "stack.yaml:10:25: `visibility_timeout` must be a whole number, but it is the string \"30\"".into(),
+                    Some("remove the quotes: a quoted value is a string in YAML, not a number")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_range_int_shows_the_range() {
+        let (msg, help) = only(&format!(
+            "{HEAD}  q:\n    type: sqs_queue\n    visibility_timeout: 50000\n"
+        ));
+        assert_eq!(
+            msg,
+            "stack.yaml:5:25: `visibility_timeout` must be between 0 and 43200, but it is 50000"
+        );
+        assert_eq!(help, "use a whole number from 0 to 43200");
+        // In a nested object too, and through a parameter.
+        let src = format!(
+            "parameters: {{n: 0}}\n{HEAD}  d: {{type: sqs_queue}}\n  q:\n    type: sqs_queue\n    redrive: {{target: d, max_receive_count: \"${{param.n}}\"}}\n"
+        );
+        let (msg, _) = only(&src);
+        assert_eq!(
+            msg,
+            "stack.yaml:7:45: `redrive.max_receive_count` must be between 1 and 1000, but it is 0"
+        );
+    }
+
+    #[test]
+    fn cidr_with_host_bits_suggests_the_network_address() {
+        let src = format!(
+            "parameters:\n  cidr: 10.10.0.1/16\n{HEAD}  vpc:\n    type: vpc\n    cidr_block: ${{param.cidr}}\n"
+        );
+        let e = load_vars(&src, &[]).unwrap_err();
+        let p = &e.problems()[0];
+        assert_eq!(
+            p.to_string(),
+            "stack.yaml:7:17: CIDR 10.10.0.1/16 has host bits set; AWS expects the network address 10.10.0.0/16"
+        );
+        assert_eq!(p.help_text(), Some("use `10.10.0.0/16`"));
+        assert_eq!(p.label, "`${param.cidr}` is 10.10.0.1/16");
+        // A --var fixes it; garbage is a different message.
+        assert!(load_vars(&src, &[("cidr", "10.10.0.0/16")]).is_ok());
+        let (msg, _) = only(&format!(
+            "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0/33\n"
+        ));
+        assert_eq!(
+            msg,
+            "stack.yaml:5:17: `10.0.0/33` is not an IPv4 CIDR block"
+        );
+    }
+
+    #[test]
+    fn cidr_depending_on_a_resource_is_not_checked() {
+        let src = format!(
+            "{HEAD}  a: {{type: vpc, cidr_block: 10.0.0.0/16}}\n  b: {{type: vpc, cidr_block: \"${{a.id}}\"}}\n"
+        );
+        let stack = load_vars(&src, &[]).unwrap();
+        assert_eq!(
+            stack.resources["b"].props["cidr_block"],
+            Expr::Str(vec![Part::Ref {
+                id: "a".into(),
+                attr: "id".into()
+            }])
+        );
+    }
+
+    #[test]
+    fn reference_to_the_wrong_kind_names_both_kinds() {
+        let src = format!(
+            "{HEAD}  main: {{type: vpc, cidr_block: 10.0.0.0/16}}\n  a: {{type: subnet, vpc: main, cidr_block: 10.0.0.0/24}}\n  b:\n    type: subnet\n    vpc: a\n    cidr_block: 10.0.1.0/24\n"
+        );
+        let (msg, help) = only(&src);
+        assert_eq!(
+            msg,
+            "stack.yaml:7:10: `a` is a subnet, but this field takes a vpc"
+        );
+        assert_eq!(help, "resources that fit: `main`");
+    }
+
+    #[test]
+    fn cycle_is_reported_at_the_first_edge_with_the_whole_loop() {
+        let src = format!(
+            "{HEAD}  a:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    depends_on: [c]\n  b:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    tags: {{Peer: \"${{a.id}}\"}}\n  c: {{type: subnet, vpc: b, cidr_block: 10.0.0.0/24}}\n"
+        );
+        let (msg, _) = only(&src);
+        assert_eq!(msg, "stack.yaml:6:18: dependency cycle: a → c → b → a");
+        let (msg, _) = only(&format!(
+            "{HEAD}  a:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    depends_on: a\n"
+        ));
+        assert_eq!(msg, "stack.yaml:6:17: resource `a` refers to itself");
+    }
+
+    #[test]
+    fn bad_interpolations_point_at_the_expression() {
+        let out = |s: &str| {
+            format!("stack: demo\nresources: {{q: {{type: sqs_queue}}}}\noutputs:\n  o: {s}\n")
+        };
+        let (msg, help) = only(&out("\"x ${q.url\""));
+        assert_eq!(msg, "stack.yaml:4:9: unterminated `${` in \"x ${q.url\"");
+        assert_eq!(help, "close it with `}`, or write `$${` for a literal `${`");
+        let (msg, _) = only(&out("${region}"));
+        assert_eq!(msg, "stack.yaml:4:6: `${region}` is not a valid reference");
+        let (msg, help) = only(&out("${aws.regoin}"));
+        assert_eq!(msg, "stack.yaml:4:6: `${aws.regoin}` does not exist");
+        assert_eq!(help, "did you mean `region`?");
+        let (msg, help) = only(&out("${prams.x}"));
+        assert_eq!(
+            msg,
+            "stack.yaml:4:6: `${prams.x}` refers to an unknown resource `prams`"
+        );
+        assert_eq!(help, "did you mean `param`?");
+        let (msg, _) = only(&out("${param.nope}"));
+        assert_eq!(msg, "stack.yaml:4:6: unknown parameter `nope`");
+    }
+
+    #[test]
+    fn undeclared_var_is_an_error_with_a_suggestion() {
+        let src =
+            format!("parameters: {{vpc_cidr: 10.0.0.0/16}}\n{HEAD}  q: {{type: sqs_queue}}\n");
+        let e = load_vars(&src, &[("vpc_cdr", "x")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--var vpc_cdr: no parameter `vpc_cdr` in stack.yaml"
+        );
+        assert_eq!(
+            e.problems()[0].help_text(),
+            Some("did you mean `vpc_cidr`?")
+        );
+        assert!(e.problems()[0].location().is_none());
+        assert_eq!(e.problems()[0].message(), e.to_string());
+    }
+
+    #[test]
+    fn parameter_without_value_is_an_error_at_its_declaration() {
+        let src =
+            format!("parameters:\n  env: {{description: where}}\n{HEAD}  q: {{type: sqs_queue}}\n");
+        let (msg, help) = only(&src);
+        assert_eq!(
+            msg,
+            "stack.yaml:2:3: parameter `env` has no default and no value was given"
+        );
+        assert_eq!(help, "pass `--var env=<value>` or add a `default:`");
+        assert!(load_vars(&src, &[("env", "prod")]).is_ok());
+    }
+
+    #[test]
+    fn missing_required_property_points_at_the_resource() {
+        let src = format!(
+            "{HEAD}  d: {{type: sqs_queue}}\n  q:\n    type: sqs_queue\n    redrive: {{max_receive_count: 3}}\n  s: {{type: subnet, cidr_block: 10.0.0.0/24}}\n"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "stack.yaml:6:5: `redrive` is missing the required property `target`",
+                "stack.yaml:7:3: resource `s` (subnet) is missing the required property `vpc`",
+            ]
+        );
+        let (msg, _) = only(&format!("{HEAD}  q: {{}}\n"));
+        assert_eq!(msg, "stack.yaml:3:3: resource `q` has no `type`");
+    }
+
+    #[test]
+    fn tags_rules() {
+        let (msg, help) = only(&format!(
+            "{HEAD}  p: {{type: pipe, source: q, target: f, tags: {{a: b}}}}\n  q: {{type: sqs_queue}}\n  f: {{type: lambda_function, code: ., role: arn:aws:iam::1:role/x}}\n"
+        ));
+        assert_eq!(
+            msg,
+            "stack.yaml:3:41: resource `p` is a pipe, which takes no tags"
+        );
+        assert!(help.contains("cannot tag"));
+        assert_eq!(
+            problems(
+                "stack: demo\ntags: {aws:x: 1, MSKCTL:id: 2}\nresources: {q: {type: sqs_queue}}\n"
+            ),
+            [
+                "stack.yaml:2:8: invalid tag key `aws:x`: tag keys starting with `aws:` are reserved by AWS",
+                "stack.yaml:2:18: invalid tag key `MSKCTL:id`: tag keys starting with `mskctl:` are reserved: mskctl finds the stack's resources by them",
+            ]
+        );
+        let many: Vec<String> = (0..41).map(|i| format!("k{i}: v")).collect();
+        let (msg, _) = only(&format!(
+            "stack: demo\ntags: {{{}}}\nresources: {{q: {{type: sqs_queue}}}}\n",
+            many.join(", ")
+        ));
+        assert_eq!(
+            msg,
+            "stack.yaml:2:7: `tags` has 41 entries, but at most 40 are allowed"
+        );
+    }
+
+    #[test]
+    fn stack_name_and_ids_are_checked() {
+        assert_eq!(
+            problems("stack: 1demo\nresources:\n  bad.id: {type: sqs_queue}\n"),
+            [
+                "stack.yaml:1:8: invalid stack name `1demo`",
+                "stack.yaml:3:3: invalid logical id `bad.id`"
+            ]
+        );
+        assert_eq!(problems(""), ["stack.yaml:1:1: the stack file is empty"]);
+        assert_eq!(
+            problems("stack: demo\nregion: Tokyo\nresources: {q: {type: sqs_queue}}\n"),
+            ["stack.yaml:2:9: `Tokyo` is not an AWS region code"]
+        );
+        assert_eq!(
+            problems("- a\n"),
+            ["stack.yaml:1:1: a stack file is a mapping, but this is a list"]
+        );
+        assert_eq!(
+            problems("stack: demo\nresources: {}\n"),
+            ["stack.yaml:2:1: `resources` is empty"]
+        );
+    }
+
+    #[test]
+    fn missing_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = format!(
+            "{HEAD}  f: {{type: lambda_function, code: ./nope, role: arn:aws:iam::1:role/x}}\n"
+        );
+        let e = load_with(
+            &dir.path().join("s.yaml"),
+            &src,
+            &BTreeMap::new(),
+            &schemas(),
+        )
+        .unwrap_err();
+        let want = dir.path().join("nope");
+        assert!(
+            e.to_string().ends_with(&format!(
+                "s.yaml:3:36: `./nope` does not exist (looked for {})",
+                want.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_file_order_up_to_the_limit() {
+        let mut src = String::from(HEAD);
+        for i in 0..30 {
+            src.push_str(&format!(
+                "  q{i}: {{type: sqs_queue, visibility_timeout: -1}}\n"
+            ));
+        }
+        let e = load_vars(&src, &[]).unwrap_err();
+        assert_eq!(e.problems().len(), MAX_PROBLEMS);
+        assert_eq!(e.omitted(), 10);
+        assert!(e.to_string().ends_with("(and 29 more problems)"), "{e}");
+        let lines: Vec<usize> = e
+            .problems()
+            .iter()
+            .map(|p| p.location().unwrap().line)
+            .collect();
+        assert_eq!(lines, (3..23).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unreadable_file_is_a_load_error() {
+        let e = load_file(Path::new("/nonexistent/stack.yaml"), &BTreeMap::new()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/stack.yaml: cannot read the stack file: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn real_registry_kinds_are_used_by_load_str() {
+        let e = load_str(
+            Path::new("s.yaml"),
+            "stack: d\nresources: {v: {type: vcp}}\n",
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "s.yaml:2:23: unknown resource type `vcp`");
+        let help = e.problems()[0].help_text().unwrap();
+        for s in crate::resources::schemas() {
+            assert!(help.contains(&format!("`{}`", s.kind)), "{help}");
+        }
+    }
+
+    #[test]
+    fn graphical_report_shows_the_offending_line() {
+        let src = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_blok: 10.0.0.0/16\n");
+        let e = load_vars(&src, &[]).unwrap_err();
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100)
+            .render_report(&mut out, &e)
+            .unwrap();
+        println!("{out}");
+        assert!(out.contains(
+            "stack.yaml:3:3: resource `vpc` (vpc) is missing the required property `cidr_block`"
+        ));
+        assert!(out.contains("cidr_blok: 10.0.0.0/16"), "{out}");
+        assert!(out.contains("did you mean `cidr_block`?"), "{out}");
+    }
+
+    fn yamlish() -> impl Strategy<Value = String> {
+        let tokens = prop::sample::select(vec![
+            "stack: demo\n",
+            "resources:\n",
+            "  a:\n",
+            "    type: vpc\n",
+            "    type: subnet\n",
+            "    vpc: a\n",
+            "    cidr_block: 10.0.0.1/16\n",
+            "parameters:\n",
+            "  p: {default: x}\n",
+            "outputs:\n",
+            "  o: ${a.id}\n",
+            "tags:\n",
+            "${",
+            "}",
+            "$${",
+            "[",
+            "]",
+            "{",
+            "}",
+            ": ",
+            "- ",
+            "&x ",
+            "*x",
+            "'",
+            "\"",
+            "\n",
+            "  ",
+            "\t",
+            "#",
+            "é",
+            "---\n",
+            "!!str ",
+            "!Ref ",
+            "depends_on: [a]\n",
+            "${param.p}",
+            "${aws.",
+            "|\n",
+            "? ",
+            ",",
+        ]);
+        prop::collection::vec(tokens, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(src in "\\PC{0,200}") {
+            let _ = load_vars(&src, &[("p", "v")]);
+        }
+
+        #[test]
+        fn yaml_like_text_never_panics(src in yamlish()) {
+            if let Err(e) = load_vars(&src, &[]) {
+                let mut out = String::new();
+                let _ = miette::GraphicalReportHandler::new().render_report(&mut out, &e);
+                prop_assert!(!e.problems().is_empty());
+            }
+        }
+    }
 }

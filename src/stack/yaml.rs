@@ -159,10 +159,10 @@ pub fn resolve_plain(t: &str) -> Value<'_> {
             Err(_) => t.parse::<f64>().map_or(Value::Str(t), Value::Float),
         };
     }
-    if is_core_float(unsigned) {
-        if let Ok(f) = t.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if is_core_float(unsigned)
+        && let Ok(f) = t.parse::<f64>()
+    {
+        return Value::Float(f);
     }
     Value::Str(t)
 }
@@ -590,8 +590,14 @@ mod tests {
                 .message
                 .contains("second")
         );
-        let deep = "[".repeat(500);
+        let deep = "[".repeat(150);
         assert!(parse(&deep).errors[0].message.contains("nests deeper"));
+        // Deeper still, the scanner's own limit answers first: still an error, not a crash.
+        assert!(
+            parse(&"[".repeat(5000)).errors[0]
+                .message
+                .contains("invalid YAML")
+        );
     }
 
     #[test]

@@ -82,7 +82,7 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
 
     // Apply creates everything and prints outputs.
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    assert!(out.stdout.contains("Plan: 11 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", out.all());
+    assert!(out.stdout.contains("Plan: 10 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", out.all());
     assert!(out.stdout.contains("vpc_id") && out.stdout.contains("vpc-"), "{}", out.all());
 
     // Live state, read directly.

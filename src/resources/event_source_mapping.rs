@@ -343,7 +343,15 @@ impl Kind for EventSourceMapping {
             },
             Err(e) => return Err(e),
         };
-        wait_settled(cx, &desired.id, &uuid, b(p, "enabled").unwrap_or(true)).await
+        wait_settled(
+            cx,
+            &desired.id,
+            "CreateEventSourceMapping",
+            &uuid,
+            b(p, "enabled").unwrap_or(true),
+            "",
+        )
+        .await
     }
 
     async fn update(
@@ -356,8 +364,10 @@ impl Kind for EventSourceMapping {
         let p = &desired.props;
         let uuid = observed.physical_id.clone();
         let has = |name: &str| changed.iter().any(|c| c == name);
+        // Lambda rewrites LastProcessingResult only at its next poll: a problem already shown
+        // before this update may be stale (e.g. fixed role permissions), so it is not fatal.
+        let before = wait_not_transitional(cx, &desired.id, &uuid).await?;
         if changed.iter().any(|c| c != "tags") {
-            wait_not_transitional(cx, &desired.id, &uuid).await?;
             let mut call = cx.aws.lambda.update_event_source_mapping().uuid(&uuid);
             if has("function") {
                 call = call.function_name(s(p, "function").unwrap_or_default());
@@ -413,7 +423,15 @@ impl Kind for EventSourceMapping {
                     .call("TagResource")?;
             }
         }
-        wait_settled(cx, &desired.id, &uuid, b(p, "enabled").unwrap_or(true)).await
+        wait_settled(
+            cx,
+            &desired.id,
+            "UpdateEventSourceMapping",
+            &uuid,
+            b(p, "enabled").unwrap_or(true),
+            &before,
+        )
+        .await
     }
 
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
@@ -532,7 +550,8 @@ async fn owned_by(cx: &Ctx, uuid: &str, id: &str) -> Result<bool, CallError> {
     Ok(tags.get(TAG_STACK) == Some(&cx.stack) && tags.get(TAG_ID).map(String::as_str) == Some(id))
 }
 
-async fn wait_not_transitional(cx: &Ctx, id: &str, uuid: &str) -> Result<(), CallError> {
+/// Wait until no change is in progress; returns the LastProcessingResult seen before ours.
+async fn wait_not_transitional(cx: &Ctx, id: &str, uuid: &str) -> Result<String, CallError> {
     wait_for(
         cx,
         id,
@@ -549,7 +568,9 @@ async fn wait_not_transitional(cx: &Ctx, id: &str, uuid: &str) -> Result<(), Cal
             if TRANSITIONAL.contains(&state) {
                 Ok(Poll::Pending(state.to_string()))
             } else {
-                Ok(Poll::Ready(()))
+                Ok(Poll::Ready(
+                    m.last_processing_result().unwrap_or_default().to_string(),
+                ))
             }
         },
     )
@@ -559,8 +580,10 @@ async fn wait_not_transitional(cx: &Ctx, id: &str, uuid: &str) -> Result<(), Cal
 async fn wait_settled(
     cx: &Ctx,
     id: &str,
+    op: &str,
     uuid: &str,
     enabled: bool,
+    stale: &str,
 ) -> Result<Observed, CallError> {
     let what = if enabled {
         "waiting for the event source mapping to be Enabled"
@@ -579,13 +602,20 @@ async fn wait_settled(
             enabled,
             m.state_transition_reason().unwrap_or_default(),
             m.last_processing_result().unwrap_or_default(),
+            stale,
         ) {
-            Assessment::Ready => Ok(Poll::Ready(m)),
+            Assessment::Ready => {
+                let last = m.last_processing_result().unwrap_or_default();
+                if is_problem(last) {
+                    cx.progress(
+                        id,
+                        &format!("note: Lambda still shows the result of a poll before this change: {last}"),
+                    );
+                }
+                Ok(Poll::Ready(m))
+            }
             Assessment::Pending(state) => Ok(Poll::Pending(state)),
-            Assessment::Failed(msg) => Err(CallError::state(
-                "event source mapping",
-                format!("{uuid}: {msg}"),
-            )),
+            Assessment::Failed(msg) => Err(CallError::state(op, format!("mapping {uuid}: {msg}"))),
         }
     })
     .await?;
@@ -611,23 +641,43 @@ enum Assessment {
 
 /// Decide from a mapping's state and Lambda's diagnostics whether apply is done, must keep
 /// waiting, or failed (with Lambda's text and a hint at the usual cause). Pure.
-fn assess(state: &str, want_enabled: bool, reason: &str, last_result: &str) -> Assessment {
+/// `stale` is the LastProcessingResult from before an update: while the mapping is enabled,
+/// that same text is an old poll's result, not a verdict on the new configuration.
+fn assess(
+    state: &str,
+    want_enabled: bool,
+    reason: &str,
+    last_result: &str,
+    stale: &str,
+) -> Assessment {
     if TRANSITIONAL.contains(&state) {
         return Assessment::Pending(state.to_string());
     }
-    let problem = [last_result, reason].into_iter().find(|t| is_problem(t));
-    match (state, want_enabled, problem) {
-        ("Deleting", _, _) => Assessment::Failed("the mapping is being deleted".into()),
-        (_, true, Some(text)) => Assessment::Failed(explain(state, text)),
-        ("Disabled", true, None) => {
+    // Lambda puts error codes in StateTransitionReason and poller errors in
+    // LastProcessingResult; show every one that reports a problem.
+    let fresh = if state == "Enabled" && last_result == stale {
+        ""
+    } else {
+        last_result
+    };
+    let problems: Vec<&str> = [reason, fresh]
+        .into_iter()
+        .filter(|t| is_problem(t))
+        .collect();
+    match (state, want_enabled) {
+        ("Deleting", _) => Assessment::Failed("the mapping is being deleted".into()),
+        (_, true) if !problems.is_empty() => {
+            Assessment::Failed(explain(state, &problems.join(" / ")))
+        }
+        ("Disabled", true) => {
             let text = [reason, last_result]
                 .into_iter()
                 .find(|t| !t.is_empty())
                 .unwrap_or("no reason given");
             Assessment::Failed(explain(state, text))
         }
-        ("Enabled", true, _) | ("Disabled", false, _) => Assessment::Ready,
-        (other, _, _) => Assessment::Pending(other.to_string()),
+        ("Enabled", true) | ("Disabled", false) => Assessment::Ready,
+        (other, _) => Assessment::Pending(other.to_string()),
     }
 }
 
@@ -644,6 +694,7 @@ const ERROR_CODES: &[&str] = &[
 ];
 
 fn explain(state: &str, text: &str) -> String {
+    let text = text.trim().trim_end_matches('.');
     match hint(text) {
         Some(h) => format!("Lambda reports the mapping {state}: {text}. Usual cause: {h}"),
         None => format!("Lambda reports the mapping {state}: {text}"),
@@ -1007,10 +1058,10 @@ mod tests {
     #[test]
     fn assess_waits_through_transitions() {
         for st in ["Creating", "Updating", "Enabling", "Disabling"] {
-            assert_eq!(assess(st, true, "", ""), Assessment::Pending(st.into()));
+            assert_eq!(assess(st, true, "", "", ""), Assessment::Pending(st.into()));
         }
         assert_eq!(
-            assess("Enabled", false, "USER_INITIATED", ""),
+            assess("Enabled", false, "USER_INITIATED", "", ""),
             Assessment::Pending("Enabled".into())
         );
     }
@@ -1018,28 +1069,47 @@ mod tests {
     #[test]
     fn assess_accepts_settled_mappings() {
         assert_eq!(
-            assess("Enabled", true, "USER_INITIATED", "No records processed"),
+            assess(
+                "Enabled",
+                true,
+                "USER_INITIATED",
+                "No records processed",
+                ""
+            ),
             Assessment::Ready
         );
         assert_eq!(
-            assess("Enabled", true, "USER_INITIATED", "OK"),
+            assess("Enabled", true, "USER_INITIATED", "OK", ""),
             Assessment::Ready
         );
         assert_eq!(
-            assess("Disabled", false, "USER_INITIATED", ""),
+            assess("Disabled", false, "USER_INITIATED", "", ""),
             Assessment::Ready
         );
     }
 
     #[test]
     fn assess_fails_disabled_mapping_with_reason_and_hint() {
-        let Assessment::Failed(msg) = assess("Disabled", true, "EVENT_SOURCE_AUTHZ_ERROR", "")
+        let Assessment::Failed(msg) = assess("Disabled", true, "EVENT_SOURCE_AUTHZ_ERROR", "", "")
         else {
             panic!()
         };
         assert!(msg.contains("EVENT_SOURCE_AUTHZ_ERROR"), "{msg}");
         assert!(msg.contains("kafka-cluster:Connect"), "{msg}");
-        let Assessment::Failed(msg) = assess("Disabled", true, "", "") else {
+        let Assessment::Failed(msg) = assess(
+            "Disabled",
+            true,
+            "EVENT_SOURCE_AUTHZ_ERROR",
+            "PROBLEM: Cluster failed to authorize Lambda.",
+            "",
+        ) else {
+            panic!()
+        };
+        assert!(
+            msg.contains("EVENT_SOURCE_AUTHZ_ERROR / PROBLEM: Cluster failed to authorize Lambda. Usual cause"),
+            "{msg}"
+        );
+        let Assessment::Failed(msg) = assess("Disabled", true, "", "", "") else {
             panic!()
         };
         assert!(msg.contains("Disabled"), "{msg}");
@@ -1052,11 +1122,35 @@ mod tests {
             true,
             "USER_INITIATED",
             "PROBLEM: Connection error. Your VPC must be able to connect to Lambda and STS",
+            "",
         ) else {
             panic!()
         };
         assert!(msg.contains("PROBLEM: Connection error"), "{msg}");
         assert!(msg.contains("NAT gateway"), "{msg}");
+    }
+
+    #[test]
+    fn assess_ignores_a_problem_already_shown_before_the_update() {
+        let old = "PROBLEM: Cluster failed to authorize Lambda.";
+        assert_eq!(
+            assess("Enabled", true, "USER_INITIATED", old, old),
+            Assessment::Ready
+        );
+        assert!(matches!(
+            assess(
+                "Enabled",
+                true,
+                "USER_INITIATED",
+                "PROBLEM: Connection error.",
+                old
+            ),
+            Assessment::Failed(_)
+        ));
+        assert!(matches!(
+            assess("Disabled", true, "EVENT_SOURCE_AUTHZ_ERROR", old, old),
+            Assessment::Failed(_)
+        ));
     }
 
     #[test]

@@ -410,8 +410,15 @@ impl IamRole {
     }
 
     async fn put_policy(cx: &Ctx, role: &str, name: &str, doc: &Value) -> Result<(), CallError> {
-        let text = match doc {
-            Value::String(s) => s.clone(),
+        // Written with `Version` (AWS would otherwise read it as the 2008 language, which
+        // `normalize_policy` does not assume).
+        let text = match policy_value(doc) {
+            Value::Object(mut m) => {
+                m.entry("Version")
+                    .or_insert_with(|| Value::String(POLICY_VERSION.into()));
+                Value::Object(m).to_string()
+            }
+            Value::String(s) => s,
             other => other.to_string(),
         };
         cx.aws

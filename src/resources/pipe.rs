@@ -254,7 +254,7 @@ impl Kind for Pipe {
             }
             Err(e) => return Err(e),
         }
-        wait_settled(cx, &desired.id, &name, desired_state(p)).await
+        wait_settled(cx, &desired.id, "CreatePipe", &name, desired_state(p)).await
     }
 
     async fn update(
@@ -280,6 +280,7 @@ impl Kind for Pipe {
                     "description" | "target" | "role" | "kafka" | "invocation_type"
                 )
             });
+        let mut op = "UpdatePipe";
         if config_changed {
             let k = kafka(p);
             let source = UpdatePipeSourceManagedStreamingKafkaParameters::builder()
@@ -308,6 +309,11 @@ impl Kind for Pipe {
             .await?;
         } else if changed.iter().any(|c| c == "desired_state") {
             wait_not_transitional(cx, &desired.id, &name).await?;
+            op = if want == "STOPPED" {
+                "StopPipe"
+            } else {
+                "StartPipe"
+            };
             if want == "STOPPED" {
                 cx.aws
                     .pipes
@@ -349,7 +355,7 @@ impl Kind for Pipe {
                     .call("TagResource")?;
             }
         }
-        wait_settled(cx, &desired.id, &name, want).await
+        wait_settled(cx, &desired.id, op, &name, want).await
     }
 
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
@@ -549,7 +555,13 @@ fn settled(current: &str, want: &str) -> Settled {
     }
 }
 
-async fn wait_settled(cx: &Ctx, id: &str, name: &str, want: &str) -> Result<Observed, CallError> {
+async fn wait_settled(
+    cx: &Ctx,
+    id: &str,
+    op: &str,
+    name: &str,
+    want: &str,
+) -> Result<Observed, CallError> {
     let what = format!("waiting for the pipe to be {want}");
     wait_for(cx, id, &what, TIMEOUT, || async move {
         let pipe = describe(cx, name)
@@ -562,7 +574,7 @@ async fn wait_settled(cx: &Ctx, id: &str, name: &str, want: &str) -> Result<Obse
         match settled(&current, want) {
             Settled::Done => Ok(Poll::Ready(observed(&pipe))),
             Settled::Failed => Err(CallError::state(
-                "pipe",
+                op,
                 format!(
                     "pipe {name} is {current}: {}",
                     pipe.state_reason()

@@ -2463,6 +2463,64 @@ outputs:
     }
 
     #[test]
+    fn real_network_kinds_load_and_nested_errors_are_found() {
+        let src = r#"
+stack: net
+resources:
+  vpc: {type: vpc, cidr_block: 10.10.0.0/16, enable_dns_hostnames: true}
+  public: {type: subnet, vpc: vpc, cidr_block: 10.10.0.0/24, availability_zone: "${aws.region}a"}
+  igw: {type: internet_gateway, vpc: vpc}
+  rt:
+    type: route_table
+    vpc: vpc
+    routes: [{destination: 0.0.0.0/0, gateway: igw}]
+    subnets: [public]
+  sg:
+    type: security_group
+    vpc: vpc
+    description: brokers
+    ingress:
+      - {protocol: tcp, from_port: 9098, cidr: 10.10.0.0/16}
+"#;
+        let stack = load_str(Path::new("net.yaml"), src, &BTreeMap::new()).unwrap();
+        let reference = |id: &str| Expr::Ref {
+            id: id.into(),
+            attr: "id".into(),
+        };
+        let route = Expr::Map(BTreeMap::from([
+            ("destination".to_string(), Expr::lit("0.0.0.0/0")),
+            ("gateway".to_string(), reference("igw")),
+        ]));
+        assert_eq!(
+            stack.resources["rt"].props["routes"],
+            Expr::List(vec![route])
+        );
+        assert_eq!(
+            stack.resources["rt"].dependencies(),
+            ["igw", "public", "vpc"]
+        );
+
+        let bad = src
+            .replace("gateway: igw}", "gateway: igww}")
+            .replace("from_port: 9098", "from_port: 70000");
+        let e = load_str(Path::new("net.yaml"), &bad, &BTreeMap::new()).unwrap_err();
+        let shown: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "net.yaml:10:48: unknown resource `igww`",
+                "net.yaml:17:36: `ingress[0].from_port` must be between -1 and 65535, but it is 70000",
+            ]
+        );
+        assert!(
+            e.problems()[0]
+                .help_text()
+                .unwrap()
+                .starts_with("did you mean `igw`?")
+        );
+    }
+
+    #[test]
     fn graphical_report_shows_the_offending_line() {
         let src = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_blok: 10.0.0.0/16\n");
         let e = load_vars(&src, &[]).unwrap_err();

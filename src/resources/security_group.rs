@@ -545,8 +545,8 @@ mod tests {
                 json!({"protocol": "all", "from_port": -1, "to_port": -1, "ipv6_cidr": "::/0"}),
                 json!({"protocol": "tcp", "from_port": 9098, "to_port": 9098, "cidr": "10.10.0.0/16", "description": "vpc"}),
                 json!({"protocol": "tcp", "from_port": 9098, "to_port": 9098, "cidr": "192.168.0.0/24"}),
-                json!({"protocol": "tcp", "from_port": 9098, "to_port": 9098, "source_security_group": "sg-peer", "description": "peer"}),
                 json!({"protocol": "tcp", "from_port": 9098, "to_port": 9098, "source_security_group": "self"}),
+                json!({"protocol": "tcp", "from_port": 9098, "to_port": 9098, "source_security_group": "sg-peer", "description": "peer"}),
             ]
         );
     }

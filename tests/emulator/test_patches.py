@@ -198,6 +198,15 @@ class LambdaFunctionTest(EmulatorTest):
         self.assertEqual(error_code(lambda: make_function("layer-fn-2", Layers=[own])), "ResourceNotFoundException")
 
 
+    def test_event_invoke_config_put_replaces(self) -> None:
+        lam = client("lambda")
+        make_function("invoke-fn")
+        lam.put_function_event_invoke_config(FunctionName="invoke-fn", MaximumRetryAttempts=2, MaximumEventAgeInSeconds=300)
+        lam.put_function_event_invoke_config(FunctionName="invoke-fn", MaximumRetryAttempts=0, MaximumEventAgeInSeconds=60)
+        got = lam.get_function_event_invoke_config(FunctionName="invoke-fn")
+        self.assertEqual((got["MaximumRetryAttempts"], got["MaximumEventAgeInSeconds"]), (0, 60))
+
+
 class EventSourceMappingTest(EmulatorTest):
     def test_kafka_esm_from_msk_lifecycle_and_fields(self) -> None:
         lam = client("lambda")

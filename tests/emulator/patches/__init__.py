@@ -14,6 +14,7 @@ PATCHES = [
     kafka.patch_get_bootstrap_brokers,
     lambda_functions.patch_dead_letter_config,
     lambda_functions.patch_other_accounts_layers,
+    lambda_functions.patch_event_invoke_config_put_replaces,
     lambda_esm.patch_kafka_event_source_mappings,
     ec2.patch_nat_gateway_client_token,
     ec2.patch_security_group_rules,

@@ -54,3 +54,17 @@ def patch_other_accounts_layers() -> None:
         return [{"Arn": a} if foreign(a) else next(local) for a in arns]
 
     LambdaFunction._get_layers_data = _get_layers_data
+
+
+def patch_event_invoke_config_put_replaces() -> None:
+    # moto appends each PutFunctionEventInvokeConfig to a list and Get returns the
+    # first entry, so a second put is never seen; on AWS a put replaces the config.
+    from moto.awslambda.models import EventInvokeConfig, LambdaBackend
+
+    def put_function_event_invoke_config(self: LambdaBackend, function_name: str, config: dict[str, Any]) -> dict[str, Any]:
+        fn = self.get_function(function_name)
+        event_config = EventInvokeConfig(fn.function_arn, fn.last_modified, config)
+        fn.event_invoke_config = [event_config]
+        return event_config.response()
+
+    LambdaBackend.put_function_event_invoke_config = put_function_event_invoke_config

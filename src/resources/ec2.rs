@@ -13,7 +13,10 @@ use crate::resources::{Ctx, Props, TAG_ID, TAG_STACK, tags_of, tags_value};
 /// `tag:mskctl:stack = <stack>`: every describe of a kind starts from this filter, so one
 /// call returns all of the stack's resources of that kind.
 pub fn stack_filter(cx: &Ctx) -> Filter {
-    Filter::builder().name(format!("tag:{TAG_STACK}")).values(cx.stack.clone()).build()
+    Filter::builder()
+        .name(format!("tag:{TAG_STACK}"))
+        .values(cx.stack.clone())
+        .build()
 }
 
 /// A filter on one field, e.g. `("vpc-id", id)`.
@@ -24,21 +27,33 @@ pub fn filter(name: &str, value: &str) -> Filter {
 /// The complete desired tag set as an EC2 `TagSpecification`, so the create call itself
 /// carries the ownership tags.
 pub fn tag_spec(resource_type: ResourceType, props: &Props) -> TagSpecification {
-    TagSpecification::builder().resource_type(resource_type).set_tags(Some(sdk_tags(props))).build()
+    TagSpecification::builder()
+        .resource_type(resource_type)
+        .set_tags(Some(sdk_tags(props)))
+        .build()
 }
 
 fn sdk_tags(props: &Props) -> Vec<Tag> {
-    tags_of(props).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    tags_of(props)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 /// Live tags as the `tags` property value (`aws:*` dropped).
 pub fn tags_prop(tags: &[Tag]) -> Value {
-    tags_value(tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+    tags_value(
+        tags.iter()
+            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+    )
 }
 
 /// The logical id a live resource belongs to (its `mskctl:id` tag).
 pub fn logical_id(tags: &[Tag]) -> Option<String> {
-    tags.iter().find(|t| t.key() == Some(TAG_ID)).and_then(|t| t.value()).map(String::from)
+    tags.iter()
+        .find(|t| t.key() == Some(TAG_ID))
+        .and_then(|t| t.value())
+        .map(String::from)
 }
 
 /// What tag calls bring `live` to `desired`: keys to delete, then pairs to create or overwrite.
@@ -46,7 +61,10 @@ pub fn tag_changes(
     desired: &[(String, String)],
     live: &[(String, String)],
 ) -> (Vec<String>, Vec<(String, String)>) {
-    let want: BTreeMap<&str, &str> = desired.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let want: BTreeMap<&str, &str> = desired
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let have: BTreeMap<&str, &str> = live.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let remove = have
         .keys()
@@ -70,7 +88,10 @@ pub async fn sync_tags(
 ) -> Result<(), CallError> {
     let (remove, set) = tag_changes(&tags_of(desired), &tags_of(observed));
     if !remove.is_empty() {
-        let tags = remove.into_iter().map(|k| Tag::builder().key(k).build()).collect();
+        let tags = remove
+            .into_iter()
+            .map(|k| Tag::builder().key(k).build())
+            .collect();
         cx.aws
             .ec2
             .delete_tags()
@@ -81,7 +102,10 @@ pub async fn sync_tags(
             .call("DeleteTags")?;
     }
     if !set.is_empty() {
-        let tags = set.into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        let tags = set
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
         cx.aws
             .ec2
             .create_tags()
@@ -134,13 +158,20 @@ mod tests {
     use super::*;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn tag_changes_removes_extra_sets_changed_and_keeps_aws_tags() {
         let desired = pairs(&[("Name", "n"), ("project", "demo"), ("mskctl:stack", "s")]);
-        let live = pairs(&[("Name", "n"), ("project", "old"), ("owner", "x"), ("aws:cloudformation:id", "y")]);
+        let live = pairs(&[
+            ("Name", "n"),
+            ("project", "old"),
+            ("owner", "x"),
+            ("aws:cloudformation:id", "y"),
+        ]);
         let (remove, set) = tag_changes(&desired, &live);
         assert_eq!(remove, vec!["owner".to_string()]);
         assert_eq!(set, pairs(&[("mskctl:stack", "s"), ("project", "demo")]));

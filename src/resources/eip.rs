@@ -48,8 +48,14 @@ impl Kind for Eip {
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        let out =
-            cx.aws.ec2.describe_addresses().filters(stack_filter(cx)).send().await.call("DescribeAddresses")?;
+        let out = cx
+            .aws
+            .ec2
+            .describe_addresses()
+            .filters(stack_filter(cx))
+            .send()
+            .await
+            .call("DescribeAddresses")?;
         Ok(out
             .addresses()
             .iter()
@@ -88,7 +94,14 @@ impl Kind for Eip {
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
         let alloc = observed.physical_id.clone();
         let release = || async {
-            cx.aws.ec2.release_address().allocation_id(&alloc).send().await.call("ReleaseAddress").map(|_| ())
+            cx.aws
+                .ec2
+                .release_address()
+                .allocation_id(&alloc)
+                .send()
+                .await
+                .call("ReleaseAddress")
+                .map(|_| ())
         };
         gone_ok(
             retry_while(cx, &observed.id, &ADDRESS_RELEASING, || {
@@ -100,8 +113,18 @@ impl Kind for Eip {
 }
 
 async fn reread(cx: &Ctx, id: &str, alloc: &str) -> Result<Observed, CallError> {
-    let out = cx.aws.ec2.describe_addresses().allocation_ids(alloc).send().await.call("DescribeAddresses")?;
-    let a = out.addresses().first().ok_or_else(|| missing("DescribeAddresses", "Elastic IP", alloc))?;
+    let out = cx
+        .aws
+        .ec2
+        .describe_addresses()
+        .allocation_ids(alloc)
+        .send()
+        .await
+        .call("DescribeAddresses")?;
+    let a = out
+        .addresses()
+        .first()
+        .ok_or_else(|| missing("DescribeAddresses", "Elastic IP", alloc))?;
     Ok(observe(id.to_string(), a))
 }
 
@@ -114,7 +137,10 @@ fn observe(id: String, a: &aws_sdk_ec2::types::Address) -> Observed {
         props,
         attrs: [
             ("id".to_string(), alloc),
-            ("public_ip".to_string(), a.public_ip().unwrap_or_default().to_string()),
+            (
+                "public_ip".to_string(),
+                a.public_ip().unwrap_or_default().to_string(),
+            ),
         ]
         .into(),
     }
@@ -130,7 +156,12 @@ mod tests {
         let a = aws_sdk_ec2::types::Address::builder()
             .allocation_id("eipalloc-1")
             .public_ip("203.0.113.7")
-            .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value("n").build())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Name")
+                    .value("n")
+                    .build(),
+            )
             .build();
         let o = observe("nat_ip".into(), &a);
         assert_eq!(o.physical_id, "eipalloc-1");

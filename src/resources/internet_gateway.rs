@@ -6,7 +6,9 @@ use aws_sdk_ec2::types::ResourceType;
 use serde_json::json;
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop};
+use crate::resources::ec2::{
+    gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
+};
 use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s};
 use crate::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
 use crate::schema::{Schema, Ty, Update, opt};
@@ -18,7 +20,11 @@ static SCHEMA: Schema = Schema {
     doc: "An internet gateway: the route to and from the internet for a VPC's public subnets.",
     props: &[opt(
         "vpc",
-        Ty::Ref { kinds: &["vpc"], attr: "id", literal: true },
+        Ty::Ref {
+            kinds: &["vpc"],
+            attr: "id",
+            literal: true,
+        },
         Update::InPlace,
         "The VPC to attach to (logical id, or a vpc-… id). Changing it detaches and attaches again.",
     )],
@@ -48,7 +54,11 @@ impl Kind for InternetGateway {
             .send()
             .await
             .call("DescribeInternetGateways")?;
-        Ok(out.internet_gateways().iter().filter_map(|g| Some(observe(logical_id(g.tags())?, g))).collect())
+        Ok(out
+            .internet_gateways()
+            .iter()
+            .filter_map(|g| Some(observe(logical_id(g.tags())?, g)))
+            .collect())
     }
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
@@ -61,7 +71,11 @@ impl Kind for InternetGateway {
             .send()
             .await
             .call("CreateInternetGateway")?;
-        let igw_id = out.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap_or_default().to_string();
+        let igw_id = out
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .unwrap_or_default()
+            .to_string();
         if let Some(vpc) = s(p, "vpc") {
             attach(cx, &igw_id, vpc).await?;
         }
@@ -167,13 +181,21 @@ fn observe(id: String, g: &aws_sdk_ec2::types::InternetGateway) -> Observed {
     let vpc = g
         .attachments()
         .iter()
-        .find(|a| a.state().is_some_and(|st| matches!(st.as_str(), "available" | "attached" | "attaching")))
+        .find(|a| {
+            a.state()
+                .is_some_and(|st| matches!(st.as_str(), "available" | "attached" | "attaching"))
+        })
         .and_then(|a| a.vpc_id());
     if let Some(vpc) = vpc {
         props.insert("vpc".into(), json!(vpc));
     }
     props.insert("tags".into(), tags_prop(g.tags()));
-    Observed { id, physical_id: igw_id.clone(), props, attrs: [("id".to_string(), igw_id)].into() }
+    Observed {
+        id,
+        physical_id: igw_id.clone(),
+        props,
+        attrs: [("id".to_string(), igw_id)].into(),
+    }
 }
 
 #[cfg(test)]
@@ -184,14 +206,22 @@ mod tests {
     fn igw(state: Option<AttachmentStatus>) -> aws_sdk_ec2::types::InternetGateway {
         let mut b = aws_sdk_ec2::types::InternetGateway::builder().internet_gateway_id("igw-1");
         if let Some(st) = state {
-            b = b.attachments(InternetGatewayAttachment::builder().vpc_id("vpc-1").state(st).build());
+            b = b.attachments(
+                InternetGatewayAttachment::builder()
+                    .vpc_id("vpc-1")
+                    .state(st)
+                    .build(),
+            );
         }
         b.build()
     }
 
     #[test]
     fn attached_gateway_reports_its_vpc() {
-        let o = observe("igw".into(), &igw(Some(AttachmentStatus::from("available"))));
+        let o = observe(
+            "igw".into(),
+            &igw(Some(AttachmentStatus::from("available"))),
+        );
         assert_eq!(o.props.get("vpc"), Some(&json!("vpc-1")));
         assert_eq!(o.attrs["id"], "igw-1");
     }
@@ -199,7 +229,12 @@ mod tests {
     #[test]
     fn detached_or_detaching_gateway_has_no_vpc() {
         assert_eq!(observe("igw".into(), &igw(None)).props.get("vpc"), None);
-        assert_eq!(observe("igw".into(), &igw(Some(AttachmentStatus::Detaching))).props.get("vpc"), None);
+        assert_eq!(
+            observe("igw".into(), &igw(Some(AttachmentStatus::Detaching)))
+                .props
+                .get("vpc"),
+            None
+        );
     }
 
     #[test]

@@ -24,13 +24,21 @@ static SCHEMA: Schema = Schema {
     props: &[
         req(
             "subnet",
-            Ty::Ref { kinds: &["subnet"], attr: "id", literal: true },
+            Ty::Ref {
+                kinds: &["subnet"],
+                attr: "id",
+                literal: true,
+            },
             Update::Replace,
             "The subnet to place the gateway in (a public subnet for connectivity_type public).",
         ),
         opt(
             "eip",
-            Ty::Ref { kinds: &["eip"], attr: "id", literal: true },
+            Ty::Ref {
+                kinds: &["eip"],
+                attr: "id",
+                literal: true,
+            },
             Update::Replace,
             "Elastic IP (logical id or eipalloc-… id) for a public gateway; omit for private.",
         ),
@@ -128,16 +136,32 @@ impl Kind for NatGateway {
 
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
         let nat_id = observed.physical_id.clone();
-        match cx.aws.ec2.delete_nat_gateway().nat_gateway_id(&nat_id).send().await.call("DeleteNatGateway") {
+        match cx
+            .aws
+            .ec2
+            .delete_nat_gateway()
+            .nat_gateway_id(&nat_id)
+            .send()
+            .await
+            .call("DeleteNatGateway")
+        {
             Err(e) if is_not_found(&e) => return Ok(()),
             other => other?,
         };
-        let what = format!("waiting for NAT gateway {nat_id} to be deleted (its Elastic IP is released after)");
+        let what = format!(
+            "waiting for NAT gateway {nat_id} to be deleted (its Elastic IP is released after)"
+        );
         wait_for(cx, &observed.id, &what, DELETE_TIMEOUT, || async {
-            Ok(match describe_one(cx, &nat_id).await?.as_ref().and_then(|g| g.state()) {
-                None | Some(NatGatewayState::Deleted) => Poll::Ready(()),
-                Some(other) => Poll::Pending(other.as_str().to_string()),
-            })
+            Ok(
+                match describe_one(cx, &nat_id)
+                    .await?
+                    .as_ref()
+                    .and_then(|g| g.state())
+                {
+                    None | Some(NatGatewayState::Deleted) => Poll::Ready(()),
+                    Some(other) => Poll::Pending(other.as_str().to_string()),
+                },
+            )
         })
         .await
     }
@@ -156,20 +180,27 @@ impl NatGateway {
             .create_nat_gateway()
             .subnet_id(s(p, "subnet").unwrap_or_default())
             .set_allocation_id(s(p, "eip").map(String::from))
-            .connectivity_type(ConnectivityType::from(s(p, "connectivity_type").unwrap_or("public")))
+            .connectivity_type(ConnectivityType::from(
+                s(p, "connectivity_type").unwrap_or("public"),
+            ))
             .client_token(token)
             .tag_specifications(tag_spec(ResourceType::Natgateway, p))
             .send()
             .await
             .call("CreateNatGateway")?;
-        out.nat_gateway().cloned().ok_or_else(|| missing("CreateNatGateway", "NAT gateway", "(new)"))
+        out.nat_gateway()
+            .cloned()
+            .ok_or_else(|| missing("CreateNatGateway", "NAT gateway", "(new)"))
     }
 }
 
 /// Deleted and deleting gateways linger in describes for about an hour; they count as gone.
 /// Failed ones are cleaned up by AWS and are never usable, so they count as gone too.
 fn counts_as_live(state: Option<&NatGatewayState>) -> bool {
-    !matches!(state, Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed))
+    !matches!(
+        state,
+        Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed)
+    )
 }
 
 /// A deterministic idempotency token (hex SHA-256, 64 characters: the API's maximum) over the
@@ -193,8 +224,19 @@ pub fn client_token(stack: &str, id: &str, props: &Props, salt: &str) -> String 
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn describe_one(cx: &Ctx, nat_id: &str) -> Result<Option<aws_sdk_ec2::types::NatGateway>, CallError> {
-    match cx.aws.ec2.describe_nat_gateways().nat_gateway_ids(nat_id).send().await.call("DescribeNatGateways") {
+async fn describe_one(
+    cx: &Ctx,
+    nat_id: &str,
+) -> Result<Option<aws_sdk_ec2::types::NatGateway>, CallError> {
+    match cx
+        .aws
+        .ec2
+        .describe_nat_gateways()
+        .nat_gateway_ids(nat_id)
+        .send()
+        .await
+        .call("DescribeNatGateways")
+    {
         Ok(out) => Ok(out.nat_gateways().first().cloned()),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),
@@ -202,7 +244,9 @@ async fn describe_one(cx: &Ctx, nat_id: &str) -> Result<Option<aws_sdk_ec2::type
 }
 
 async fn reread(cx: &Ctx, id: &str, nat_id: &str) -> Result<Observed, CallError> {
-    let g = describe_one(cx, nat_id).await?.ok_or_else(|| missing("DescribeNatGateways", "NAT gateway", nat_id))?;
+    let g = describe_one(cx, nat_id)
+        .await?
+        .ok_or_else(|| missing("DescribeNatGateways", "NAT gateway", nat_id))?;
     Ok(observe(id.to_string(), &g))
 }
 
@@ -212,14 +256,25 @@ fn observe(id: String, g: &aws_sdk_ec2::types::NatGateway) -> Observed {
     props.insert("subnet".into(), json!(g.subnet_id().unwrap_or_default()));
     // The primary address carries the EIP given at creation (secondary ones may be added later).
     let addresses = g.nat_gateway_addresses();
-    let primary = addresses.iter().find(|a| a.is_primary() == Some(true)).or(addresses.first());
+    let primary = addresses
+        .iter()
+        .find(|a| a.is_primary() == Some(true))
+        .or(addresses.first());
     if let Some(alloc) = primary.and_then(|a| a.allocation_id()) {
         props.insert("eip".into(), json!(alloc));
     }
-    let connectivity = g.connectivity_type().map(|c| c.as_str()).unwrap_or("public");
+    let connectivity = g
+        .connectivity_type()
+        .map(|c| c.as_str())
+        .unwrap_or("public");
     props.insert("connectivity_type".into(), json!(connectivity));
     props.insert("tags".into(), tags_prop(g.tags()));
-    Observed { id, physical_id: nat_id.clone(), props, attrs: [("id".to_string(), nat_id)].into() }
+    Observed {
+        id,
+        physical_id: nat_id.clone(),
+        props,
+        attrs: [("id".to_string(), nat_id)].into(),
+    }
 }
 
 #[cfg(test)]
@@ -228,13 +283,20 @@ mod tests {
     use aws_sdk_ec2::types::NatGatewayAddress;
 
     fn props(subnet: &str, eip: &str) -> Props {
-        [("subnet".to_string(), json!(subnet)), ("eip".to_string(), json!(eip))].into()
+        [
+            ("subnet".to_string(), json!(subnet)),
+            ("eip".to_string(), json!(eip)),
+        ]
+        .into()
     }
 
     #[test]
     fn token_is_deterministic_and_fits_the_api_limit() {
         let a = client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "");
-        assert_eq!(a, client_token("net", "nat", &props("subnet-1", "eipalloc-1"), ""));
+        assert_eq!(
+            a,
+            client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "")
+        );
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
     }
@@ -242,11 +304,26 @@ mod tests {
     #[test]
     fn token_changes_with_stack_id_settings_and_salt() {
         let base = client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "");
-        assert_ne!(base, client_token("other", "nat", &props("subnet-1", "eipalloc-1"), ""));
-        assert_ne!(base, client_token("net", "nat2", &props("subnet-1", "eipalloc-1"), ""));
-        assert_ne!(base, client_token("net", "nat", &props("subnet-2", "eipalloc-1"), ""));
-        assert_ne!(base, client_token("net", "nat", &props("subnet-1", "eipalloc-2"), ""));
-        assert_ne!(base, client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "nat-0old"));
+        assert_ne!(
+            base,
+            client_token("other", "nat", &props("subnet-1", "eipalloc-1"), "")
+        );
+        assert_ne!(
+            base,
+            client_token("net", "nat2", &props("subnet-1", "eipalloc-1"), "")
+        );
+        assert_ne!(
+            base,
+            client_token("net", "nat", &props("subnet-2", "eipalloc-1"), "")
+        );
+        assert_ne!(
+            base,
+            client_token("net", "nat", &props("subnet-1", "eipalloc-2"), "")
+        );
+        assert_ne!(
+            base,
+            client_token("net", "nat", &props("subnet-1", "eipalloc-1"), "nat-0old")
+        );
         // Field boundaries are delimited: moving characters between fields changes the token.
         assert_ne!(
             client_token("ab", "c", &props("s", "e"), ""),
@@ -268,8 +345,18 @@ mod tests {
         let g = aws_sdk_ec2::types::NatGateway::builder()
             .nat_gateway_id("nat-1")
             .subnet_id("subnet-1")
-            .nat_gateway_addresses(NatGatewayAddress::builder().allocation_id("eipalloc-2").is_primary(false).build())
-            .nat_gateway_addresses(NatGatewayAddress::builder().allocation_id("eipalloc-1").is_primary(true).build())
+            .nat_gateway_addresses(
+                NatGatewayAddress::builder()
+                    .allocation_id("eipalloc-2")
+                    .is_primary(false)
+                    .build(),
+            )
+            .nat_gateway_addresses(
+                NatGatewayAddress::builder()
+                    .allocation_id("eipalloc-1")
+                    .is_primary(true)
+                    .build(),
+            )
             .build();
         let o = observe("nat".into(), &g);
         assert_eq!(o.props["eip"], json!("eipalloc-1"));

@@ -13,7 +13,9 @@ use aws_sdk_ec2::types::{ResourceType, RouteOrigin};
 use serde_json::{Value, json};
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{canonical_cidr, gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop};
+use crate::resources::ec2::{
+    canonical_cidr, gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
+};
 use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s, strs};
 use crate::retry::{DEPENDENCY_VIOLATION, retry_while};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
@@ -21,16 +23,29 @@ use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 pub struct RouteTable;
 
 static ROUTE: &[Prop] = &[
-    req("destination", Ty::Cidr, Update::InPlace, "Destination IPv4 CIDR, e.g. 0.0.0.0/0."),
+    req(
+        "destination",
+        Ty::Cidr,
+        Update::InPlace,
+        "Destination IPv4 CIDR, e.g. 0.0.0.0/0.",
+    ),
     opt(
         "gateway",
-        Ty::Ref { kinds: &["internet_gateway"], attr: "id", literal: true },
+        Ty::Ref {
+            kinds: &["internet_gateway"],
+            attr: "id",
+            literal: true,
+        },
         Update::InPlace,
         "Target internet gateway (logical id, or an igw-/vgw-/vpce- id).",
     ),
     opt(
         "nat_gateway",
-        Ty::Ref { kinds: &["nat_gateway"], attr: "id", literal: true },
+        Ty::Ref {
+            kinds: &["nat_gateway"],
+            attr: "id",
+            literal: true,
+        },
         Update::InPlace,
         "Target NAT gateway (logical id, or a nat-… id).",
     ),
@@ -42,7 +57,11 @@ static SCHEMA: Schema = Schema {
     props: &[
         req(
             "vpc",
-            Ty::Ref { kinds: &["vpc"], attr: "id", literal: true },
+            Ty::Ref {
+                kinds: &["vpc"],
+                attr: "id",
+                literal: true,
+            },
             Update::Replace,
             "The VPC (logical id, or a vpc-… id).",
         ),
@@ -55,7 +74,11 @@ static SCHEMA: Schema = Schema {
         ),
         dflt(
             "subnets",
-            Ty::List(&Ty::Ref { kinds: &["subnet"], attr: "id", literal: true }),
+            Ty::List(&Ty::Ref {
+                kinds: &["subnet"],
+                attr: "id",
+                literal: true,
+            }),
             Update::InPlace,
             "[]",
             "Subnets associated with this table (moved from their current table if needed).",
@@ -90,8 +113,15 @@ impl Route {
             .and_then(Value::as_str)
             .or_else(|| v.get("gateway").and_then(Value::as_str))?
             .to_string();
-        let target = if id.starts_with("nat-") { Target::Nat(id) } else { Target::Gateway(id) };
-        Some(Route { destination, target })
+        let target = if id.starts_with("nat-") {
+            Target::Nat(id)
+        } else {
+            Target::Gateway(id)
+        };
+        Some(Route {
+            destination,
+            target,
+        })
     }
 
     pub fn to_value(&self) -> Value {
@@ -104,8 +134,12 @@ impl Route {
 
 /// Routes of a `routes` value, sorted by destination.
 pub fn routes_of(value: Option<&Value>) -> Vec<Route> {
-    let mut routes: Vec<Route> =
-        value.and_then(Value::as_array).into_iter().flatten().filter_map(Route::from_value).collect();
+    let mut routes: Vec<Route> = value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Route::from_value)
+        .collect();
     routes.sort();
     routes.dedup();
     routes
@@ -120,7 +154,10 @@ pub struct RouteChanges {
 }
 
 pub fn diff_routes(desired: &[Route], live: &[Route]) -> RouteChanges {
-    let want: BTreeMap<&str, &Route> = desired.iter().map(|r| (r.destination.as_str(), r)).collect();
+    let want: BTreeMap<&str, &Route> = desired
+        .iter()
+        .map(|r| (r.destination.as_str(), r))
+        .collect();
     let have: BTreeMap<&str, &Route> = live.iter().map(|r| (r.destination.as_str(), r)).collect();
     let mut out = RouteChanges::default();
     for (dest, route) in &want {
@@ -130,7 +167,11 @@ pub fn diff_routes(desired: &[Route], live: &[Route]) -> RouteChanges {
             Some(_) => {}
         }
     }
-    out.delete = have.keys().filter(|d| !want.contains_key(*d)).map(|d| d.to_string()).collect();
+    out.delete = have
+        .keys()
+        .filter(|d| !want.contains_key(*d))
+        .map(|d| d.to_string())
+        .collect();
     out
 }
 
@@ -145,8 +186,12 @@ pub fn diff_subnets(desired: &[String], live: &[String]) -> (Vec<String>, Vec<St
 }
 
 fn sorted_strings(value: &Value) -> Value {
-    let mut items: Vec<String> =
-        value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
+    let mut items: Vec<String> = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
     items.sort();
     items.dedup();
     json!(items)
@@ -175,7 +220,11 @@ impl Kind for RouteTable {
             .send()
             .await
             .call("DescribeRouteTables")?;
-        Ok(out.route_tables().iter().filter_map(|t| Some(observe(logical_id(t.tags())?, t))).collect())
+        Ok(out
+            .route_tables()
+            .iter()
+            .filter_map(|t| Some(observe(logical_id(t.tags())?, t)))
+            .collect())
     }
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
@@ -189,7 +238,11 @@ impl Kind for RouteTable {
             .send()
             .await
             .call("CreateRouteTable")?;
-        let rtb = out.route_table().and_then(|t| t.route_table_id()).unwrap_or_default().to_string();
+        let rtb = out
+            .route_table()
+            .and_then(|t| t.route_table_id())
+            .unwrap_or_default()
+            .to_string();
         for route in routes_of(p.get("routes")) {
             put_route(cx, &rtb, &route, false).await?;
         }
@@ -209,7 +262,10 @@ impl Kind for RouteTable {
         let p = &desired.props;
         let rtb = &observed.physical_id;
         if changed.iter().any(|c| c == "routes") {
-            let plan = diff_routes(&routes_of(p.get("routes")), &routes_of(observed.props.get("routes")));
+            let plan = diff_routes(
+                &routes_of(p.get("routes")),
+                &routes_of(observed.props.get("routes")),
+            );
             for dest in &plan.delete {
                 let r = cx
                     .aws
@@ -230,7 +286,8 @@ impl Kind for RouteTable {
             }
         }
         if changed.iter().any(|c| c == "subnets") {
-            let (add, remove) = diff_subnets(&strs(p, "subnets"), &strs(&observed.props, "subnets"));
+            let (add, remove) =
+                diff_subnets(&strs(p, "subnets"), &strs(&observed.props, "subnets"));
             if !remove.is_empty() {
                 let assocs = associations(cx, rtb).await?;
                 for subnet in &remove {
@@ -260,7 +317,14 @@ impl Kind for RouteTable {
         }
         gone_ok(
             retry_while(cx, &observed.id, &DEPENDENCY_VIOLATION, || async {
-                cx.aws.ec2.delete_route_table().route_table_id(&rtb).send().await.call("DeleteRouteTable").map(|_| ())
+                cx.aws
+                    .ec2
+                    .delete_route_table()
+                    .route_table_id(&rtb)
+                    .send()
+                    .await
+                    .call("DeleteRouteTable")
+                    .map(|_| ())
             })
             .await,
         )
@@ -313,7 +377,11 @@ async fn associate(cx: &Ctx, rtb: &str, subnet: &str) -> Result<(), CallError> {
         .call("AssociateRouteTable");
     match result {
         Ok(_) => Ok(()),
-        Err(e) if e.code.as_deref().is_some_and(|c| c.contains("AlreadyAssociated")) => {
+        Err(e)
+            if e.code
+                .as_deref()
+                .is_some_and(|c| c.contains("AlreadyAssociated")) =>
+        {
             let out = cx
                 .aws
                 .ec2
@@ -344,25 +412,54 @@ async fn associate(cx: &Ctx, rtb: &str, subnet: &str) -> Result<(), CallError> {
 }
 
 async fn disassociate(cx: &Ctx, assoc: &str) -> Result<(), CallError> {
-    let r = cx.aws.ec2.disassociate_route_table().association_id(assoc).send().await.call("DisassociateRouteTable");
+    let r = cx
+        .aws
+        .ec2
+        .disassociate_route_table()
+        .association_id(assoc)
+        .send()
+        .await
+        .call("DisassociateRouteTable");
     gone_ok(r.map(|_| ()))
 }
 
 /// Explicit subnet associations of a table: subnet id → association id.
 async fn associations(cx: &Ctx, rtb: &str) -> Result<BTreeMap<String, String>, CallError> {
-    let out = cx.aws.ec2.describe_route_tables().route_table_ids(rtb).send().await.call("DescribeRouteTables")?;
+    let out = cx
+        .aws
+        .ec2
+        .describe_route_tables()
+        .route_table_ids(rtb)
+        .send()
+        .await
+        .call("DescribeRouteTables")?;
     Ok(out
         .route_tables()
         .iter()
         .flat_map(|t| t.associations())
         .filter(|a| a.main() != Some(true))
-        .filter_map(|a| Some((a.subnet_id()?.to_string(), a.route_table_association_id()?.to_string())))
+        .filter_map(|a| {
+            Some((
+                a.subnet_id()?.to_string(),
+                a.route_table_association_id()?.to_string(),
+            ))
+        })
         .collect())
 }
 
 async fn reread(cx: &Ctx, id: &str, rtb: &str) -> Result<Observed, CallError> {
-    let out = cx.aws.ec2.describe_route_tables().route_table_ids(rtb).send().await.call("DescribeRouteTables")?;
-    let t = out.route_tables().first().ok_or_else(|| missing("DescribeRouteTables", "route table", rtb))?;
+    let out = cx
+        .aws
+        .ec2
+        .describe_route_tables()
+        .route_table_ids(rtb)
+        .send()
+        .await
+        .call("DescribeRouteTables")?;
+    let t = out
+        .route_tables()
+        .first()
+        .ok_or_else(|| missing("DescribeRouteTables", "route table", rtb))?;
     Ok(observe(id.to_string(), t))
 }
 
@@ -391,7 +488,10 @@ fn live_route(r: &aws_sdk_ec2::types::Route) -> Option<Route> {
         }
         Target::Gateway(other.to_string())
     };
-    Some(Route { destination, target })
+    Some(Route {
+        destination,
+        target,
+    })
 }
 
 fn observe(id: String, t: &aws_sdk_ec2::types::RouteTable) -> Observed {
@@ -404,19 +504,29 @@ fn observe(id: String, t: &aws_sdk_ec2::types::RouteTable) -> Observed {
         .filter(|a| a.main() != Some(true))
         .filter(|a| {
             // Disassociating entries linger briefly; only current associations count.
-            a.association_state().and_then(|st| st.state()).is_none_or(|st| st.as_str() == "associated")
+            a.association_state()
+                .and_then(|st| st.state())
+                .is_none_or(|st| st.as_str() == "associated")
         })
         .filter_map(|a| a.subnet_id().map(String::from))
         .collect();
     subnets.sort();
     let props: Props = [
         ("vpc".to_string(), json!(t.vpc_id().unwrap_or_default())),
-        ("routes".to_string(), Value::Array(routes.iter().map(Route::to_value).collect())),
+        (
+            "routes".to_string(),
+            Value::Array(routes.iter().map(Route::to_value).collect()),
+        ),
         ("subnets".to_string(), json!(subnets)),
         ("tags".to_string(), tags_prop(t.tags())),
     ]
     .into();
-    Observed { id, physical_id: rtb.clone(), props, attrs: [("id".to_string(), rtb)].into() }
+    Observed {
+        id,
+        physical_id: rtb.clone(),
+        props,
+        attrs: [("id".to_string(), rtb)].into(),
+    }
 }
 
 #[cfg(test)]
@@ -425,10 +535,16 @@ mod tests {
     use aws_sdk_ec2::types::RouteTableAssociation;
 
     fn gw(d: &str, g: &str) -> Route {
-        Route { destination: d.into(), target: Target::Gateway(g.into()) }
+        Route {
+            destination: d.into(),
+            target: Target::Gateway(g.into()),
+        }
     }
     fn nat(d: &str, n: &str) -> Route {
-        Route { destination: d.into(), target: Target::Nat(n.into()) }
+        Route {
+            destination: d.into(),
+            target: Target::Nat(n.into()),
+        }
     }
 
     #[test]
@@ -448,13 +564,24 @@ mod tests {
 
     #[test]
     fn normalize_sorts_subnets() {
-        assert_eq!(RouteTable.normalize("subnets", &json!(["subnet-b", "subnet-a"])), json!(["subnet-a", "subnet-b"]));
+        assert_eq!(
+            RouteTable.normalize("subnets", &json!(["subnet-b", "subnet-a"])),
+            json!(["subnet-a", "subnet-b"])
+        );
     }
 
     #[test]
     fn diff_routes_creates_replaces_and_deletes_by_destination() {
-        let desired = vec![gw("0.0.0.0/0", "igw-1"), nat("10.1.0.0/16", "nat-1"), gw("10.2.0.0/16", "igw-1")];
-        let live = vec![nat("0.0.0.0/0", "nat-1"), nat("10.1.0.0/16", "nat-1"), gw("192.168.0.0/16", "pcx-1")];
+        let desired = vec![
+            gw("0.0.0.0/0", "igw-1"),
+            nat("10.1.0.0/16", "nat-1"),
+            gw("10.2.0.0/16", "igw-1"),
+        ];
+        let live = vec![
+            nat("0.0.0.0/0", "nat-1"),
+            nat("10.1.0.0/16", "nat-1"),
+            gw("192.168.0.0/16", "pcx-1"),
+        ];
         assert_eq!(
             diff_routes(&desired, &live),
             RouteChanges {
@@ -469,7 +596,10 @@ mod tests {
     #[test]
     fn diff_subnets_is_set_difference() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(diff_subnets(&s(&["a", "b"]), &s(&["b", "c"])), (s(&["a"]), s(&["c"])));
+        assert_eq!(
+            diff_subnets(&s(&["a", "b"]), &s(&["b", "c"])),
+            (s(&["a"]), s(&["c"]))
+        );
     }
 
     #[test]
@@ -505,12 +635,23 @@ mod tests {
                     .origin(RouteOrigin::CreateRoute)
                     .build(),
             )
-            .associations(RouteTableAssociation::builder().main(true).route_table_association_id("a0").build())
             .associations(
-                RouteTableAssociation::builder().subnet_id("subnet-2").route_table_association_id("a2").build(),
+                RouteTableAssociation::builder()
+                    .main(true)
+                    .route_table_association_id("a0")
+                    .build(),
             )
             .associations(
-                RouteTableAssociation::builder().subnet_id("subnet-1").route_table_association_id("a1").build(),
+                RouteTableAssociation::builder()
+                    .subnet_id("subnet-2")
+                    .route_table_association_id("a2")
+                    .build(),
+            )
+            .associations(
+                RouteTableAssociation::builder()
+                    .subnet_id("subnet-1")
+                    .route_table_association_id("a1")
+                    .build(),
             )
             .build();
         let o = observe("private".into(), &t);

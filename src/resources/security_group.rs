@@ -10,11 +10,15 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair};
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
+};
 use serde_json::{Map, Value, json};
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{canonical_cidr, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop};
+use crate::resources::ec2::{
+    canonical_cidr, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
+};
 use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s};
 use crate::retry::{DEPENDENCY_VIOLATION, retry_while};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
@@ -30,24 +34,44 @@ static RULE: &[Prop] = &[
     ),
     opt(
         "from_port",
-        Ty::Int { min: -1, max: 65535 },
+        Ty::Int {
+            min: -1,
+            max: 65535,
+        },
         Update::InPlace,
         "First port (ICMP: type). Omitted: all ports (0; ICMP -1).",
     ),
     opt(
         "to_port",
-        Ty::Int { min: -1, max: 65535 },
+        Ty::Int {
+            min: -1,
+            max: 65535,
+        },
         Update::InPlace,
         "Last port (ICMP: code). Omitted: from_port for tcp/udp (65535 when from_port is omitted too), -1 for ICMP.",
     ),
-    opt("cidr", Ty::Cidr, Update::InPlace, "Peer IPv4 CIDR. Exactly one of cidr and source_security_group."),
+    opt(
+        "cidr",
+        Ty::Cidr,
+        Update::InPlace,
+        "Peer IPv4 CIDR. Exactly one of cidr and source_security_group.",
+    ),
     opt(
         "source_security_group",
-        Ty::Ref { kinds: &["security_group"], attr: "id", literal: true },
+        Ty::Ref {
+            kinds: &["security_group"],
+            attr: "id",
+            literal: true,
+        },
         Update::InPlace,
         "Peer security group (logical id, an sg-… id, or `self` for this group).",
     ),
-    opt("description", Ty::Str, Update::InPlace, "Rule description (changed in place)."),
+    opt(
+        "description",
+        Ty::Str,
+        Update::InPlace,
+        "Rule description (changed in place).",
+    ),
 ];
 
 static SCHEMA: Schema = Schema {
@@ -56,7 +80,11 @@ static SCHEMA: Schema = Schema {
     props: &[
         req(
             "vpc",
-            Ty::Ref { kinds: &["vpc"], attr: "id", literal: true },
+            Ty::Ref {
+                kinds: &["vpc"],
+                attr: "id",
+                literal: true,
+            },
             Update::Replace,
             "The VPC (logical id, or a vpc-… id).",
         ),
@@ -73,7 +101,13 @@ static SCHEMA: Schema = Schema {
             Update::Replace,
             "Group description. EC2 cannot change it: a new value replaces the group.",
         ),
-        dflt("ingress", Ty::List(&Ty::Object(RULE)), Update::InPlace, "[]", "Inbound rules."),
+        dflt(
+            "ingress",
+            Ty::List(&Ty::Object(RULE)),
+            Update::InPlace,
+            "[]",
+            "Inbound rules.",
+        ),
         opt(
             "egress",
             Ty::List(&Ty::Object(RULE)),
@@ -112,11 +146,22 @@ type RuleKey = (String, i64, i64, Peer);
 
 impl Rule {
     pub fn key(&self) -> RuleKey {
-        (self.protocol.clone(), self.from_port, self.to_port, self.peer.clone())
+        (
+            self.protocol.clone(),
+            self.from_port,
+            self.to_port,
+            self.peer.clone(),
+        )
     }
 
     /// Canonical form of a rule written in the file or read from AWS.
-    pub fn new(protocol: &str, from: Option<i64>, to: Option<i64>, peer: Peer, description: &str) -> Rule {
+    pub fn new(
+        protocol: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+        peer: Peer,
+        description: &str,
+    ) -> Rule {
         let protocol = canonical_protocol(protocol);
         let (from_port, to_port) = match protocol.as_str() {
             "all" => (-1, -1),
@@ -132,7 +177,13 @@ impl Rule {
             Peer::Cidr(c) => Peer::Cidr(canonical_cidr(&c)),
             other => other,
         };
-        Rule { protocol, from_port, to_port, peer, description: description.to_string() }
+        Rule {
+            protocol,
+            from_port,
+            to_port,
+            peer,
+            description: description.to_string(),
+        }
     }
 
     pub fn from_value(v: &Value) -> Option<Rule> {
@@ -176,20 +227,41 @@ impl Rule {
     /// The EC2 permission for this one rule; `self` resolves to `group_id`.
     pub fn to_permission(&self, group_id: &str) -> IpPermission {
         let desc = (!self.description.is_empty()).then(|| self.description.clone());
-        let mut p = IpPermission::builder().ip_protocol(if self.protocol == "all" { "-1" } else { &self.protocol });
+        let mut p = IpPermission::builder().ip_protocol(if self.protocol == "all" {
+            "-1"
+        } else {
+            &self.protocol
+        });
         if self.protocol != "all" {
-            p = p.from_port(self.from_port as i32).to_port(self.to_port as i32);
+            p = p
+                .from_port(self.from_port as i32)
+                .to_port(self.to_port as i32);
         }
         p = match &self.peer {
-            Peer::Cidr(c) => p.ip_ranges(IpRange::builder().cidr_ip(c).set_description(desc).build()),
-            Peer::Ipv6(c) => p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).set_description(desc).build()),
+            Peer::Cidr(c) => {
+                p.ip_ranges(IpRange::builder().cidr_ip(c).set_description(desc).build())
+            }
+            Peer::Ipv6(c) => p.ipv6_ranges(
+                Ipv6Range::builder()
+                    .cidr_ipv6(c)
+                    .set_description(desc)
+                    .build(),
+            ),
             Peer::Group(g) => {
                 let g = if g == "self" { group_id } else { g.as_str() };
-                p.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).set_description(desc).build())
+                p.user_id_group_pairs(
+                    UserIdGroupPair::builder()
+                        .group_id(g)
+                        .set_description(desc)
+                        .build(),
+                )
             }
-            Peer::PrefixList(id) => {
-                p.prefix_list_ids(PrefixListId::builder().prefix_list_id(id).set_description(desc).build())
-            }
+            Peer::PrefixList(id) => p.prefix_list_ids(
+                PrefixListId::builder()
+                    .prefix_list_id(id)
+                    .set_description(desc)
+                    .build(),
+            ),
         };
         p.build()
     }
@@ -211,12 +283,20 @@ pub fn flatten(perms: &[IpPermission], own_group_id: &str) -> Vec<Rule> {
     for p in perms {
         let protocol = p.ip_protocol().unwrap_or("-1");
         let (from, to) = (p.from_port().map(i64::from), p.to_port().map(i64::from));
-        let rule = |peer: Peer, desc: Option<&str>| Rule::new(protocol, from, to, peer, desc.unwrap_or_default());
+        let rule = |peer: Peer, desc: Option<&str>| {
+            Rule::new(protocol, from, to, peer, desc.unwrap_or_default())
+        };
         for r in p.ip_ranges() {
-            out.push(rule(Peer::Cidr(r.cidr_ip().unwrap_or_default().into()), r.description()));
+            out.push(rule(
+                Peer::Cidr(r.cidr_ip().unwrap_or_default().into()),
+                r.description(),
+            ));
         }
         for r in p.ipv6_ranges() {
-            out.push(rule(Peer::Ipv6(r.cidr_ipv6().unwrap_or_default().into()), r.description()));
+            out.push(rule(
+                Peer::Ipv6(r.cidr_ipv6().unwrap_or_default().into()),
+                r.description(),
+            ));
         }
         for g in p.user_id_group_pairs() {
             let id = g.group_id().unwrap_or_default();
@@ -224,7 +304,10 @@ pub fn flatten(perms: &[IpPermission], own_group_id: &str) -> Vec<Rule> {
             out.push(rule(Peer::Group(id.into()), g.description()));
         }
         for pl in p.prefix_list_ids() {
-            out.push(rule(Peer::PrefixList(pl.prefix_list_id().unwrap_or_default().into()), pl.description()));
+            out.push(rule(
+                Peer::PrefixList(pl.prefix_list_id().unwrap_or_default().into()),
+                pl.description(),
+            ));
         }
     }
     sort_rules(out)
@@ -238,7 +321,14 @@ fn sort_rules(mut rules: Vec<Rule>) -> Vec<Rule> {
 
 /// Rules of an `ingress`/`egress` value, canonical and sorted.
 pub fn rules_of(value: Option<&Value>) -> Vec<Rule> {
-    sort_rules(value.and_then(Value::as_array).into_iter().flatten().filter_map(Rule::from_value).collect())
+    sort_rules(
+        value
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Rule::from_value)
+            .collect(),
+    )
 }
 
 /// What brings one direction's live rules to the desired ones.
@@ -261,14 +351,26 @@ pub fn diff_rules(desired: &[Rule], live: &[Rule]) -> RuleChanges {
             Some(_) => {}
         }
     }
-    out.revoke = have.iter().filter(|(k, _)| !want.contains_key(*k)).map(|(_, r)| (*r).clone()).collect();
+    out.revoke = have
+        .iter()
+        .filter(|(k, _)| !want.contains_key(*k))
+        .map(|(_, r)| (*r).clone())
+        .collect();
     out
 }
 
 /// Checks the schema cannot express: exactly one peer per rule, ports in order.
 pub fn check_rules(prop: &str, value: Option<&Value>) -> Result<(), String> {
-    for (i, r) in value.and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let peers = ["cidr", "source_security_group"].iter().filter(|k| r.get(**k).is_some()).count();
+    for (i, r) in value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let peers = ["cidr", "source_security_group"]
+            .iter()
+            .filter(|k| r.get(**k).is_some())
+            .count();
         if peers != 1 {
             return Err(format!(
                 "{prop}[{i}]: set exactly one of `cidr` and `source_security_group` (found {peers}); \
@@ -302,7 +404,9 @@ impl Kind for SecurityGroup {
 
     fn normalize(&self, prop: &str, value: &Value) -> Value {
         match prop {
-            "ingress" | "egress" => Value::Array(rules_of(Some(value)).iter().map(Rule::to_value).collect()),
+            "ingress" | "egress" => {
+                Value::Array(rules_of(Some(value)).iter().map(Rule::to_value).collect())
+            }
             _ => value.clone(),
         }
     }
@@ -321,7 +425,11 @@ impl Kind for SecurityGroup {
             .send()
             .await
             .call("DescribeSecurityGroups")?;
-        Ok(out.security_groups().iter().filter_map(|g| Some(observe(logical_id(g.tags())?, g))).collect())
+        Ok(out
+            .security_groups()
+            .iter()
+            .filter_map(|g| Some(observe(logical_id(g.tags())?, g)))
+            .collect())
     }
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
@@ -341,7 +449,8 @@ impl Kind for SecurityGroup {
         // Diff against the fresh group (which has AWS's default egress rule) rather than
         // assuming what a new group looks like.
         let fresh = reread(cx, &desired.id, &group_id).await?;
-        self.update(cx, desired, &fresh, &["ingress".into(), "egress".into()]).await
+        self.update(cx, desired, &fresh, &["ingress".into(), "egress".into()])
+            .await
     }
 
     async fn update(
@@ -353,7 +462,10 @@ impl Kind for SecurityGroup {
     ) -> Result<Observed, CallError> {
         let p = &desired.props;
         let group_id = &observed.physical_id;
-        for (prop, dir) in [("ingress", Direction::Ingress), ("egress", Direction::Egress)] {
+        for (prop, dir) in [
+            ("ingress", Direction::Ingress),
+            ("egress", Direction::Egress),
+        ] {
             // An absent `egress` means "not managed", whatever the live rules are.
             if !changed.iter().any(|c| c == prop) || !p.contains_key(prop) {
                 continue;
@@ -388,7 +500,12 @@ impl Kind for SecurityGroup {
 /// Authorize new rules first (so access is never narrower than both old and new), then
 /// revoke, then update descriptions. One call per rule keeps errors specific; a rule that is
 /// already there (authorize) or already gone (revoke) is not an error.
-async fn apply_rules(cx: &Ctx, group_id: &str, dir: Direction, plan: &RuleChanges) -> Result<(), CallError> {
+async fn apply_rules(
+    cx: &Ctx,
+    group_id: &str,
+    dir: Direction,
+    plan: &RuleChanges,
+) -> Result<(), CallError> {
     let ec2 = &cx.aws.ec2;
     for rule in &plan.authorize {
         let perm = rule.to_permission(group_id);
@@ -473,23 +590,44 @@ async fn reread(cx: &Ctx, id: &str, group_id: &str) -> Result<Observed, CallErro
         .send()
         .await
         .call("DescribeSecurityGroups")?;
-    let g = out.security_groups().first().ok_or_else(|| missing("DescribeSecurityGroups", "security group", group_id))?;
+    let g = out
+        .security_groups()
+        .first()
+        .ok_or_else(|| missing("DescribeSecurityGroups", "security group", group_id))?;
     Ok(observe(id.to_string(), g))
 }
 
 fn observe(id: String, g: &aws_sdk_ec2::types::SecurityGroup) -> Observed {
     let group_id = g.group_id().unwrap_or_default().to_string();
-    let rules = |perms: &[IpPermission]| Value::Array(flatten(perms, &group_id).iter().map(Rule::to_value).collect());
+    let rules = |perms: &[IpPermission]| {
+        Value::Array(
+            flatten(perms, &group_id)
+                .iter()
+                .map(Rule::to_value)
+                .collect(),
+        )
+    };
     let props: Props = [
         ("vpc".to_string(), json!(g.vpc_id().unwrap_or_default())),
-        ("group_name".to_string(), json!(g.group_name().unwrap_or_default())),
-        ("description".to_string(), json!(g.description().unwrap_or_default())),
+        (
+            "group_name".to_string(),
+            json!(g.group_name().unwrap_or_default()),
+        ),
+        (
+            "description".to_string(),
+            json!(g.description().unwrap_or_default()),
+        ),
         ("ingress".to_string(), rules(g.ip_permissions())),
         ("egress".to_string(), rules(g.ip_permissions_egress())),
         ("tags".to_string(), tags_prop(g.tags())),
     ]
     .into();
-    Observed { id, physical_id: group_id.clone(), props, attrs: [("id".to_string(), group_id)].into() }
+    Observed {
+        id,
+        physical_id: group_id.clone(),
+        props,
+        attrs: [("id".to_string(), group_id)].into(),
+    }
 }
 
 #[cfg(test)]
@@ -503,8 +641,10 @@ mod tests {
     #[test]
     fn protocol_all_and_minus_one_are_the_same_rule_without_ports() {
         let a = Rule::from_value(&json!({"protocol": "all", "cidr": "0.0.0.0/0"})).unwrap();
-        let b = Rule::from_value(&json!({"protocol": "-1", "from_port": 0, "to_port": 65535, "cidr": "0.0.0.0/0"}))
-            .unwrap();
+        let b = Rule::from_value(
+            &json!({"protocol": "-1", "from_port": 0, "to_port": 65535, "cidr": "0.0.0.0/0"}),
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!((a.from_port, a.to_port), (-1, -1));
         assert_eq!(a.to_permission("sg-1").ip_protocol(), Some("-1"));
@@ -528,10 +668,20 @@ mod tests {
             .ip_protocol("tcp")
             .from_port(9098)
             .to_port(9098)
-            .ip_ranges(IpRange::builder().cidr_ip("10.10.0.0/16").description("vpc").build())
+            .ip_ranges(
+                IpRange::builder()
+                    .cidr_ip("10.10.0.0/16")
+                    .description("vpc")
+                    .build(),
+            )
             .ip_ranges(IpRange::builder().cidr_ip("192.168.0.0/24").build())
             .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-own").build())
-            .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-peer").description("peer").build())
+            .user_id_group_pairs(
+                UserIdGroupPair::builder()
+                    .group_id("sg-peer")
+                    .description("peer")
+                    .build(),
+            )
             .build();
         let all = IpPermission::builder()
             .ip_protocol("-1")
@@ -564,22 +714,43 @@ mod tests {
             .ip_protocol("tcp")
             .from_port(9098)
             .to_port(9098)
-            .ip_ranges(IpRange::builder().cidr_ip("10.10.0.0/16").description("iam").build())
+            .ip_ranges(
+                IpRange::builder()
+                    .cidr_ip("10.10.0.0/16")
+                    .description("iam")
+                    .build(),
+            )
             .build();
         let live2 = IpPermission::builder()
             .ip_protocol("tcp")
             .from_port(9092)
             .to_port(9092)
-            .ip_ranges(IpRange::builder().cidr_ip("10.10.0.0/16").description("kafka").build())
+            .ip_ranges(
+                IpRange::builder()
+                    .cidr_ip("10.10.0.0/16")
+                    .description("kafka")
+                    .build(),
+            )
             .build();
-        let observed = Value::Array(flatten(&[live, live2], "sg-1").iter().map(Rule::to_value).collect());
+        let observed = Value::Array(
+            flatten(&[live, live2], "sg-1")
+                .iter()
+                .map(Rule::to_value)
+                .collect(),
+        );
         assert_eq!(n, SecurityGroup.normalize("ingress", &observed));
     }
 
     #[test]
     fn diff_rules_separates_new_removed_and_described() {
-        let desired = vec![tcp(9092, "10.10.0.0/16", "kafka"), tcp(9098, "10.10.0.0/16", "iam")];
-        let live = vec![tcp(9098, "10.10.0.0/16", "old"), tcp(22, "0.0.0.0/0", "ssh from console")];
+        let desired = vec![
+            tcp(9092, "10.10.0.0/16", "kafka"),
+            tcp(9098, "10.10.0.0/16", "iam"),
+        ];
+        let live = vec![
+            tcp(9098, "10.10.0.0/16", "old"),
+            tcp(22, "0.0.0.0/0", "ssh from console"),
+        ];
         let d = diff_rules(&desired, &live);
         assert_eq!(d.authorize, vec![tcp(9092, "10.10.0.0/16", "kafka")]);
         assert_eq!(d.revoke, vec![tcp(22, "0.0.0.0/0", "ssh from console")]);
@@ -590,7 +761,10 @@ mod tests {
     #[test]
     fn declared_empty_egress_revokes_the_default_rule() {
         let default_egress = flatten(
-            &[IpPermission::builder().ip_protocol("-1").ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build()).build()],
+            &[IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build()],
             "sg-1",
         );
         let d = diff_rules(&[], &default_egress);
@@ -609,11 +783,20 @@ mod tests {
     #[test]
     fn check_rules_requires_exactly_one_peer_and_ordered_ports() {
         let both = json!([{"protocol": "tcp", "from_port": 1, "cidr": "10.0.0.0/8", "source_security_group": "sg-1"}]);
-        assert!(check_rules("ingress", Some(&both)).unwrap_err().contains("ingress[0]"));
+        assert!(
+            check_rules("ingress", Some(&both))
+                .unwrap_err()
+                .contains("ingress[0]")
+        );
         let none = json!([{"protocol": "tcp", "from_port": 1}]);
         assert!(check_rules("egress", Some(&none)).is_err());
-        let reversed = json!([{"protocol": "tcp", "from_port": 10, "to_port": 5, "cidr": "10.0.0.0/8"}]);
-        assert!(check_rules("ingress", Some(&reversed)).unwrap_err().contains("greater"));
+        let reversed =
+            json!([{"protocol": "tcp", "from_port": 10, "to_port": 5, "cidr": "10.0.0.0/8"}]);
+        assert!(
+            check_rules("ingress", Some(&reversed))
+                .unwrap_err()
+                .contains("greater")
+        );
         let ok = json!([{"protocol": "tcp", "from_port": 9098, "cidr": "10.0.0.0/8"}]);
         assert_eq!(check_rules("ingress", Some(&ok)), Ok(()));
         assert_eq!(check_rules("egress", None), Ok(()));
@@ -625,6 +808,9 @@ mod tests {
         assert_eq!((e.default, e.required), (None, false));
         assert_eq!(SCHEMA.prop("ingress").unwrap().default, Some("[]"));
         assert_eq!(SCHEMA.prop("description").unwrap().update, Update::Replace);
-        assert_eq!(SCHEMA.prop("group_name").unwrap().default, Some("\"$name\""));
+        assert_eq!(
+            SCHEMA.prop("group_name").unwrap().default,
+            Some("\"$name\"")
+        );
     }
 }

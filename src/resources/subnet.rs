@@ -6,7 +6,9 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use serde_json::{Value, json};
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{gone_ok, logical_id, missing, normalize_cidr_value, stack_filter, tag_spec, tags_prop};
+use crate::resources::ec2::{
+    gone_ok, logical_id, missing, normalize_cidr_value, stack_filter, tag_spec, tags_prop,
+};
 use crate::resources::{Ctx, Desired, Kind, Observed, Props, b, ec2, s};
 use crate::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
 use crate::schema::{Schema, Ty, Update, dflt, req};
@@ -19,12 +21,26 @@ static SCHEMA: Schema = Schema {
     props: &[
         req(
             "vpc",
-            Ty::Ref { kinds: &["vpc"], attr: "id", literal: true },
+            Ty::Ref {
+                kinds: &["vpc"],
+                attr: "id",
+                literal: true,
+            },
             Update::Replace,
             "The VPC (logical id, or a vpc-… id).",
         ),
-        req("cidr_block", Ty::Cidr, Update::Replace, "IPv4 CIDR block inside the VPC's block, e.g. 10.10.0.0/26."),
-        req("availability_zone", Ty::Str, Update::Replace, "Availability zone name, e.g. ap-northeast-1a."),
+        req(
+            "cidr_block",
+            Ty::Cidr,
+            Update::Replace,
+            "IPv4 CIDR block inside the VPC's block, e.g. 10.10.0.0/26.",
+        ),
+        req(
+            "availability_zone",
+            Ty::Str,
+            Update::Replace,
+            "Availability zone name, e.g. ap-northeast-1a.",
+        ),
         dflt(
             "map_public_ip_on_launch",
             Ty::Bool,
@@ -59,8 +75,19 @@ impl Kind for Subnet {
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        let out = cx.aws.ec2.describe_subnets().filters(stack_filter(cx)).send().await.call("DescribeSubnets")?;
-        Ok(out.subnets().iter().filter_map(|sn| Some(observe(logical_id(sn.tags())?, sn))).collect())
+        let out = cx
+            .aws
+            .ec2
+            .describe_subnets()
+            .filters(stack_filter(cx))
+            .send()
+            .await
+            .call("DescribeSubnets")?;
+        Ok(out
+            .subnets()
+            .iter()
+            .filter_map(|sn| Some(observe(logical_id(sn.tags())?, sn)))
+            .collect())
     }
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
@@ -76,7 +103,11 @@ impl Kind for Subnet {
             .send()
             .await
             .call("CreateSubnet")?;
-        let subnet_id = out.subnet().and_then(|sn| sn.subnet_id()).unwrap_or_default().to_string();
+        let subnet_id = out
+            .subnet()
+            .and_then(|sn| sn.subnet_id())
+            .unwrap_or_default()
+            .to_string();
         if b(p, "map_public_ip_on_launch").unwrap_or(false) {
             set_public_ip(cx, &subnet_id, true).await?;
         }
@@ -93,7 +124,12 @@ impl Kind for Subnet {
         let p = &desired.props;
         let subnet_id = &observed.physical_id;
         if changed.iter().any(|c| c == "map_public_ip_on_launch") {
-            set_public_ip(cx, subnet_id, b(p, "map_public_ip_on_launch").unwrap_or(false)).await?;
+            set_public_ip(
+                cx,
+                subnet_id,
+                b(p, "map_public_ip_on_launch").unwrap_or(false),
+            )
+            .await?;
         }
         if changed.iter().any(|c| c == "tags") {
             ec2::sync_tags(cx, subnet_id, p, &observed.props).await?;
@@ -105,8 +141,15 @@ impl Kind for Subnet {
         let subnet_id = observed.physical_id.clone();
         gone_ok(
             retry_while(cx, &observed.id, &SUBNET_IN_USE, || async {
-                let result =
-                    cx.aws.ec2.delete_subnet().subnet_id(&subnet_id).send().await.call("DeleteSubnet").map(|_| ());
+                let result = cx
+                    .aws
+                    .ec2
+                    .delete_subnet()
+                    .subnet_id(&subnet_id)
+                    .send()
+                    .await
+                    .call("DeleteSubnet")
+                    .map(|_| ());
                 if let Err(e) = &result
                     && SUBNET_IN_USE.matches(e)
                 {
@@ -140,7 +183,9 @@ async fn report_interfaces(cx: &Ctx, id: &str, subnet_id: &str) {
             (
                 n.network_interface_id().unwrap_or_default().to_string(),
                 n.description().unwrap_or_default().to_string(),
-                n.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                n.status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
             )
         })
         .collect();
@@ -154,17 +199,42 @@ fn describe_interfaces(enis: &[(String, String, String)]) -> String {
     let list: Vec<String> = enis
         .iter()
         .map(|(id, desc, status)| {
-            let detail: Vec<&str> = [desc.as_str(), status.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
-            if detail.is_empty() { id.clone() } else { format!("{id} ({})", detail.join(", ")) }
+            let detail: Vec<&str> = [desc.as_str(), status.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            if detail.is_empty() {
+                id.clone()
+            } else {
+                format!("{id} ({})", detail.join(", "))
+            }
         })
         .collect();
-    let noun = if enis.len() == 1 { "network interface" } else { "network interfaces" };
-    format!("waiting for {} {noun} to be released: {}", enis.len(), list.join(", "))
+    let noun = if enis.len() == 1 {
+        "network interface"
+    } else {
+        "network interfaces"
+    };
+    format!(
+        "waiting for {} {noun} to be released: {}",
+        enis.len(),
+        list.join(", ")
+    )
 }
 
 async fn reread(cx: &Ctx, id: &str, subnet_id: &str) -> Result<Observed, CallError> {
-    let out = cx.aws.ec2.describe_subnets().subnet_ids(subnet_id).send().await.call("DescribeSubnets")?;
-    let sn = out.subnets().first().ok_or_else(|| missing("DescribeSubnets", "subnet", subnet_id))?;
+    let out = cx
+        .aws
+        .ec2
+        .describe_subnets()
+        .subnet_ids(subnet_id)
+        .send()
+        .await
+        .call("DescribeSubnets")?;
+    let sn = out
+        .subnets()
+        .first()
+        .ok_or_else(|| missing("DescribeSubnets", "subnet", subnet_id))?;
     Ok(observe(id.to_string(), sn))
 }
 
@@ -176,7 +246,10 @@ fn observe(id: String, sn: &aws_sdk_ec2::types::Subnet) -> Observed {
         ("vpc".to_string(), json!(sn.vpc_id().unwrap_or_default())),
         ("cidr_block".to_string(), json!(cidr)),
         ("availability_zone".to_string(), json!(az)),
-        ("map_public_ip_on_launch".to_string(), json!(sn.map_public_ip_on_launch().unwrap_or(false))),
+        (
+            "map_public_ip_on_launch".to_string(),
+            json!(sn.map_public_ip_on_launch().unwrap_or(false)),
+        ),
         ("tags".to_string(), tags_prop(sn.tags())),
     ]
     .into();
@@ -219,7 +292,12 @@ mod tests {
             .availability_zone("ap-northeast-1a")
             .map_public_ip_on_launch(true)
             .tags(Tag::builder().key("mskctl:id").value("private_a").build())
-            .tags(Tag::builder().key("aws:cloudformation:stack-name").value("x").build())
+            .tags(
+                Tag::builder()
+                    .key("aws:cloudformation:stack-name")
+                    .value("x")
+                    .build(),
+            )
             .build();
         let o = observe("private_a".into(), &sn);
         assert_eq!(o.props["vpc"], json!("vpc-1"));
@@ -241,7 +319,11 @@ mod tests {
     #[test]
     fn interfaces_progress_names_each_interface() {
         let enis = vec![
-            ("eni-1".to_string(), "AWS Lambda VPC ENI-f".to_string(), "in-use".to_string()),
+            (
+                "eni-1".to_string(),
+                "AWS Lambda VPC ENI-f".to_string(),
+                "in-use".to_string(),
+            ),
             ("eni-2".to_string(), String::new(), String::new()),
         ];
         assert_eq!(
@@ -252,7 +334,11 @@ mod tests {
 
     #[test]
     fn delete_retry_explains_the_wait() {
-        let e = CallError::new("DeleteSubnet", Some("DependencyViolation"), "has dependencies");
+        let e = CallError::new(
+            "DeleteSubnet",
+            Some("DependencyViolation"),
+            "has dependencies",
+        );
         assert!(SUBNET_IN_USE.matches(&e));
         assert!(SUBNET_IN_USE.why.contains("network interfaces"));
     }

@@ -6,7 +6,9 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use serde_json::{Value, json};
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{gone_ok, logical_id, missing, normalize_cidr_value, stack_filter, tag_spec, tags_prop};
+use crate::resources::ec2::{
+    gone_ok, logical_id, missing, normalize_cidr_value, stack_filter, tag_spec, tags_prop,
+};
 use crate::resources::{Ctx, Desired, Kind, Observed, Props, b, ec2, s};
 use crate::retry::{DEPENDENCY_VIOLATION, retry_while};
 use crate::schema::{Schema, Ty, Update, dflt, req};
@@ -17,7 +19,12 @@ static SCHEMA: Schema = Schema {
     kind: "vpc",
     doc: "An Amazon VPC: an isolated IPv4 network for subnets, gateways and security groups.",
     props: &[
-        req("cidr_block", Ty::Cidr, Update::Replace, "IPv4 CIDR block of the VPC, e.g. 10.10.0.0/16."),
+        req(
+            "cidr_block",
+            Ty::Cidr,
+            Update::Replace,
+            "IPv4 CIDR block of the VPC, e.g. 10.10.0.0/16.",
+        ),
         dflt(
             "enable_dns_support",
             Ty::Bool,
@@ -51,7 +58,14 @@ impl Kind for Vpc {
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        let out = cx.aws.ec2.describe_vpcs().filters(stack_filter(cx)).send().await.call("DescribeVpcs")?;
+        let out = cx
+            .aws
+            .ec2
+            .describe_vpcs()
+            .filters(stack_filter(cx))
+            .send()
+            .await
+            .call("DescribeVpcs")?;
         let mut found = Vec::new();
         for vpc in out.vpcs() {
             if let Some(id) = logical_id(vpc.tags()) {
@@ -72,7 +86,11 @@ impl Kind for Vpc {
             .send()
             .await
             .call("CreateVpc")?;
-        let vpc_id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+        let vpc_id = out
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .unwrap_or_default()
+            .to_string();
         // CreateVpc returns `pending` for a moment; ModifyVpcAttribute works either way.
         // AWS's defaults are support=true, hostnames=false: only send what differs.
         if !b(p, "enable_dns_support").unwrap_or(true) {
@@ -102,7 +120,13 @@ impl Kind for Vpc {
             set_dns(cx, vpc_id, VpcAttributeName::EnableDnsSupport, true).await?;
         }
         if hostnames_changed {
-            set_dns(cx, vpc_id, VpcAttributeName::EnableDnsHostnames, want_hostnames).await?;
+            set_dns(
+                cx,
+                vpc_id,
+                VpcAttributeName::EnableDnsHostnames,
+                want_hostnames,
+            )
+            .await?;
         }
         if support_changed && !want_support {
             set_dns(cx, vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
@@ -117,7 +141,14 @@ impl Kind for Vpc {
         let vpc_id = observed.physical_id.clone();
         gone_ok(
             retry_while(cx, &observed.id, &DEPENDENCY_VIOLATION, || async {
-                cx.aws.ec2.delete_vpc().vpc_id(&vpc_id).send().await.call("DeleteVpc").map(|_| ())
+                cx.aws
+                    .ec2
+                    .delete_vpc()
+                    .vpc_id(&vpc_id)
+                    .send()
+                    .await
+                    .call("DeleteVpc")
+                    .map(|_| ())
             })
             .await,
         )
@@ -127,14 +158,28 @@ impl Kind for Vpc {
 impl Vpc {
     /// The live state of one VPC by id (after create/update).
     async fn reread(&self, cx: &Ctx, id: &str, vpc_id: &str) -> Result<Observed, CallError> {
-        let out = cx.aws.ec2.describe_vpcs().vpc_ids(vpc_id).send().await.call("DescribeVpcs")?;
-        let vpc = out.vpcs().first().ok_or_else(|| missing("DescribeVpcs", "VPC", vpc_id))?;
+        let out = cx
+            .aws
+            .ec2
+            .describe_vpcs()
+            .vpc_ids(vpc_id)
+            .send()
+            .await
+            .call("DescribeVpcs")?;
+        let vpc = out
+            .vpcs()
+            .first()
+            .ok_or_else(|| missing("DescribeVpcs", "VPC", vpc_id))?;
         observe(cx, id.to_string(), vpc).await
     }
 }
 
 /// One VPC as Observed: its describe entry plus its two DNS attributes.
-async fn observe(cx: &Ctx, id: String, vpc: &aws_sdk_ec2::types::Vpc) -> Result<Observed, CallError> {
+async fn observe(
+    cx: &Ctx,
+    id: String,
+    vpc: &aws_sdk_ec2::types::Vpc,
+) -> Result<Observed, CallError> {
     let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
     let (dns_support, dns_hostnames) = dns_attributes(cx, &vpc_id).await?;
     let cidr = vpc.cidr_block().unwrap_or_default().to_string();
@@ -174,12 +219,23 @@ async fn dns_attributes(cx: &Ctx, vpc_id: &str) -> Result<(bool, bool), CallErro
         .await
         .call("DescribeVpcAttribute")?;
     Ok((
-        support.enable_dns_support().and_then(|v| v.value()).unwrap_or(true),
-        hostnames.enable_dns_hostnames().and_then(|v| v.value()).unwrap_or(false),
+        support
+            .enable_dns_support()
+            .and_then(|v| v.value())
+            .unwrap_or(true),
+        hostnames
+            .enable_dns_hostnames()
+            .and_then(|v| v.value())
+            .unwrap_or(false),
     ))
 }
 
-async fn set_dns(cx: &Ctx, vpc_id: &str, attr: VpcAttributeName, value: bool) -> Result<(), CallError> {
+async fn set_dns(
+    cx: &Ctx,
+    vpc_id: &str,
+    attr: VpcAttributeName,
+    value: bool,
+) -> Result<(), CallError> {
     let v = AttributeBooleanValue::builder().value(value).build();
     let req = cx.aws.ec2.modify_vpc_attribute().vpc_id(vpc_id);
     let req = match attr {
@@ -205,7 +261,13 @@ mod tests {
 
     #[test]
     fn cidr_normalised() {
-        assert_eq!(Vpc.normalize("cidr_block", &json!("10.10.0.5/16")), json!("10.10.0.0/16"));
-        assert_eq!(Vpc.normalize("enable_dns_support", &json!(true)), json!(true));
+        assert_eq!(
+            Vpc.normalize("cidr_block", &json!("10.10.0.5/16")),
+            json!("10.10.0.0/16")
+        );
+        assert_eq!(
+            Vpc.normalize("enable_dns_support", &json!(true)),
+            json!(true)
+        );
     }
 }

@@ -338,7 +338,13 @@ async fn execute(shared: &Shared, op: &Op) -> Result<String, String> {
                 .map(|a| a.path.split('.').next().unwrap_or_default().to_string())
                 .collect();
             if changed.is_empty() {
-                observed.clone()
+                match op.kind.settling(observed) {
+                    Some(state) => {
+                        shared.cx.progress(&op.id, &format!("{state}: waiting until it is ready"));
+                        op.kind.settle(cx, observed).await.map_err(fail)?
+                    }
+                    None => observed.clone(),
+                }
             } else {
                 let changed: Vec<String> = changed.into_iter().collect();
                 op.kind.update(cx, &desired, observed, &changed).await.map_err(fail)?

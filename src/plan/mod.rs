@@ -25,6 +25,9 @@ pub fn is_unknown(v: &Value) -> bool {
     }
 }
 
+/// Pseudo-attribute of an update that only waits for a resource to finish settling.
+pub const SETTLING: &str = "(live state)";
+
 /// What the planner decided for one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
@@ -324,7 +327,17 @@ pub fn plan(
                 change
             }
             Some(l) => {
-                let attrs = diff(kind, &desired.props, &l.observed.props);
+                let mut attrs = diff(kind, &desired.props, &l.observed.props);
+                if let Some(state) = kind.settling(&l.observed).filter(|_| attrs.is_empty()) {
+                    // Nothing to change, but not usable yet: apply waits for it.
+                    attrs.push(AttrChange {
+                        path: SETTLING.into(),
+                        before: Some(Value::String(state)),
+                        after: Some(Value::String("ready".into())),
+                        forces_replacement: false,
+                        sensitive: false,
+                    });
+                }
                 let action = if attrs.iter().any(|a| a.forces_replacement) {
                     Action::Replace
                 } else if attrs.is_empty() {

@@ -233,6 +233,19 @@ impl Kind for EventSourceMapping {
         validate(&desired.props)
     }
 
+    fn settling(&self, observed: &Observed) -> Option<String> {
+        let state = observed.attrs.get("state")?;
+        TRANSITIONAL.contains(&state.as_str()).then(|| state.clone())
+    }
+
+    async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
+        let enabled = b(&observed.props, "enabled").unwrap_or(true);
+        let state = observed.attrs.get("state").map(String::as_str).unwrap_or_default();
+        // Finishing a create or enable means Enabled; a disable means Disabled.
+        let enabled = enabled && state != "Disabling";
+        wait_settled(cx, &observed.id, "GetEventSourceMapping", &observed.physical_id, enabled, "").await
+    }
+
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
         let mut kafka = Vec::new();
         let mut marker: Option<String> = None;
@@ -1043,6 +1056,8 @@ fn observed(m: &EventSourceMappingConfiguration, tags: &HashMap<String, String>)
             ("uuid".to_string(), uuid.clone()),
             ("id".to_string(), uuid),
             ("arn".to_string(), arn),
+            // Not referenceable (not in the schema): tells the engine whether the mapping settles.
+            ("state".to_string(), state.to_string()),
         ]),
     }
 }

@@ -107,6 +107,18 @@ pub trait Kind: Send + Sync {
         Ok(())
     }
 
+    /// A live resource still settling (`CREATING` after an interrupted apply, an update in
+    /// progress): its state, shown in the plan. `None` when it is ready for use. Pure.
+    fn settling(&self, _observed: &Observed) -> Option<String> {
+        None
+    }
+
+    /// Wait until a settling resource is ready, failing with AWS's reason if it ends badly,
+    /// so a re-run after an interruption only goes green once the resource really works.
+    async fn settle(&self, _cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
+        Ok(observed.clone())
+    }
+
     /// Every live resource of this kind owned by `cx.stack`, in as few calls as the API allows
     /// (tag filters, batch describes). Resources being deleted count as gone.
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError>;

@@ -174,37 +174,15 @@ impl Kind for MskServerlessCluster {
             }
             Err(e) => return Err(e),
         };
-        let cluster = wait_for(
-            cx,
-            &desired.id,
-            "waiting for the MSK Serverless cluster to become ACTIVE",
-            CREATE_TIMEOUT,
-            || {
-                let arn = arn.clone();
-                async move {
-                    let cluster = describe(cx, &arn).await?.ok_or_else(|| {
-                        CallError::state(
-                            "DescribeClusterV2",
-                            format!("cluster {arn} disappeared while being created"),
-                        )
-                    })?;
-                    match cluster.state() {
-                        Some(ClusterState::Active) => Ok(Poll::Ready(cluster)),
-                        Some(ClusterState::Failed) => {
-                            Err(CallError::state("CreateClusterV2", failure_text(&cluster)))
-                        }
-                        other => Ok(Poll::Pending(
-                            other
-                                .map(|s| s.as_str().to_string())
-                                .unwrap_or_else(|| "CREATING".into()),
-                        )),
-                    }
-                }
-            },
-        )
-        .await?;
-        let brokers = bootstrap_brokers(cx, &arn).await?;
-        Ok(observed(&cluster, &brokers))
+        wait_active(cx, &desired.id, &arn).await
+    }
+
+    fn settling(&self, observed: &Observed) -> Option<String> {
+        observed.attrs.get("state").filter(|s| s.as_str() == "CREATING").cloned()
+    }
+
+    async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
+        wait_active(cx, &observed.id, &observed.physical_id).await
     }
 
     async fn update(
@@ -305,6 +283,42 @@ fn validate(props: &Props) -> Result<(), String> {
 }
 
 /// One DescribeClusterV2; `None` when the cluster does not exist (any more).
+/// Wait until the cluster is ACTIVE (minutes on AWS); FAILED ends the wait with AWS's reason.
+async fn wait_active(cx: &Ctx, id: &str, arn: &str) -> Result<Observed, CallError> {
+    let arn = arn.to_string();
+    let cluster = wait_for(
+        cx,
+        id,
+        "waiting for the MSK Serverless cluster to become ACTIVE",
+        CREATE_TIMEOUT,
+        || {
+            let arn = arn.clone();
+            async move {
+                let cluster = describe(cx, &arn).await?.ok_or_else(|| {
+                    CallError::state(
+                        "DescribeClusterV2",
+                        format!("cluster {arn} disappeared while being created"),
+                    )
+                })?;
+                match cluster.state() {
+                    Some(ClusterState::Active) => Ok(Poll::Ready(cluster)),
+                    Some(ClusterState::Failed) => {
+                        Err(CallError::state("CreateClusterV2", failure_text(&cluster)))
+                    }
+                    other => Ok(Poll::Pending(
+                        other
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_else(|| "CREATING".into()),
+                    )),
+                }
+            }
+        },
+    )
+    .await?;
+    let brokers = bootstrap_brokers(cx, &arn).await?;
+    Ok(observed(&cluster, &brokers))
+    }
+
 async fn describe(cx: &Ctx, arn: &str) -> Result<Option<Cluster>, CallError> {
     match cx
         .aws
@@ -367,6 +381,7 @@ async fn adopt(cx: &Ctx, name: &str, id: &str) -> Result<Option<String>, CallErr
 /// Observed state from a cluster description. A FAILED cluster cannot serve clients; its name
 /// is reported with the failure so the plan shows (and performs) a replacement with AWS's reason.
 fn observed(cluster: &Cluster, brokers: &str) -> Observed {
+    let state = cluster.state().map(|s| s.as_str().to_string()).unwrap_or_default();
     let arn = cluster.cluster_arn().unwrap_or_default().to_string();
     let name = cluster.cluster_name().unwrap_or_default().to_string();
     let serverless = cluster.serverless();
@@ -407,6 +422,8 @@ fn observed(cluster: &Cluster, brokers: &str) -> Observed {
         ("name".to_string(), name),
         ("uuid".to_string(), cluster_uuid(&arn)),
         ("bootstrap_brokers".to_string(), brokers.to_string()),
+        // Not referenceable (not in the schema): tells the engine whether the cluster settles.
+        ("state".to_string(), state),
     ]);
     Observed {
         id: tags.get(TAG_ID).cloned().unwrap_or_default(),

@@ -96,29 +96,16 @@ impl Kind for NatGateway {
             nat = self.request(cx, p, &token).await?;
         }
         let nat_id = nat.nat_gateway_id().unwrap_or_default().to_string();
-        let what = format!("waiting for {connectivity} NAT gateway {nat_id} to become available");
-        wait_for(cx, &desired.id, &what, CREATE_TIMEOUT, || async {
-            let g = describe_one(cx, &nat_id).await?;
-            match g.as_ref().and_then(|g| g.state()) {
-                Some(NatGatewayState::Available) => Ok(Poll::Ready(())),
-                Some(NatGatewayState::Failed) => {
-                    let g = g.as_ref().unwrap();
-                    Err(CallError::state(
-                        "CreateNatGateway",
-                        format!(
-                            "NAT gateway {nat_id} failed: {}: {}",
-                            g.failure_code().unwrap_or("unknown"),
-                            g.failure_message().unwrap_or("no reason given")
-                        ),
-                    ))
-                }
-                Some(other) => Ok(Poll::Pending(other.as_str().to_string())),
-                // Describe can lag behind create for a moment.
-                None => Ok(Poll::Pending("not yet visible".into())),
-            }
-        })
-        .await?;
-        reread(cx, &desired.id, &nat_id).await
+        wait_available(cx, &desired.id, &nat_id, connectivity).await
+    }
+
+    fn settling(&self, observed: &Observed) -> Option<String> {
+        observed.attrs.get("state").filter(|s| s.as_str() == "pending").cloned()
+    }
+
+    async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
+        let connectivity = s(&observed.props, "connectivity_type").unwrap_or("public");
+        wait_available(cx, &observed.id, &observed.physical_id, connectivity).await
     }
 
     async fn update(
@@ -224,6 +211,33 @@ pub fn client_token(stack: &str, id: &str, props: &Props, salt: &str) -> String 
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Wait until the gateway is `available`; `failed` ends the wait with AWS's failure code.
+async fn wait_available(cx: &Ctx, id: &str, nat_id: &str, connectivity: &str) -> Result<Observed, CallError> {
+    let what = format!("waiting for {connectivity} NAT gateway {nat_id} to become available");
+    wait_for(cx, id, &what, CREATE_TIMEOUT, || async {
+        let g = describe_one(cx, &nat_id).await?;
+        match g.as_ref().and_then(|g| g.state()) {
+            Some(NatGatewayState::Available) => Ok(Poll::Ready(())),
+            Some(NatGatewayState::Failed) => {
+                let g = g.as_ref().unwrap();
+                Err(CallError::state(
+                    "CreateNatGateway",
+                    format!(
+                        "NAT gateway {nat_id} failed: {}: {}",
+                        g.failure_code().unwrap_or("unknown"),
+                        g.failure_message().unwrap_or("no reason given")
+                    ),
+                ))
+            }
+            Some(other) => Ok(Poll::Pending(other.as_str().to_string())),
+            // Describe can lag behind create for a moment.
+            None => Ok(Poll::Pending("not yet visible".into())),
+        }
+    })
+    .await?;
+    reread(cx, id, &nat_id).await
+}
+
 async fn describe_one(
     cx: &Ctx,
     nat_id: &str,
@@ -273,7 +287,12 @@ fn observe(id: String, g: &aws_sdk_ec2::types::NatGateway) -> Observed {
         id,
         physical_id: nat_id.clone(),
         props,
-        attrs: [("id".to_string(), nat_id)].into(),
+        attrs: [
+            ("id".to_string(), nat_id),
+            // Not referenceable (not in the schema): tells the engine whether the gateway settles.
+            ("state".to_string(), g.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
+        ]
+        .into(),
     }
 }
 

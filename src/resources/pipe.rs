@@ -162,6 +162,17 @@ impl Kind for Pipe {
         replace_warning(desired, observed)
     }
 
+    fn settling(&self, observed: &Observed) -> Option<String> {
+        let state = observed.attrs.get("state")?;
+        matches!(state.as_str(), "CREATING" | "UPDATING" | "STARTING" | "STOPPING").then(|| state.clone())
+    }
+
+    async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
+        let want = s(&observed.props, "desired_state").unwrap_or("RUNNING");
+        let name = s(&observed.props, "name").unwrap_or_default();
+        wait_settled(cx, &observed.id, "DescribePipe", name, want).await
+    }
+
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
@@ -676,7 +687,12 @@ fn observed(pipe: &DescribePipeOutput) -> Observed {
         id: tags.get(TAG_ID).cloned().unwrap_or_default(),
         physical_id: name.clone(),
         props,
-        attrs: BTreeMap::from([("arn".to_string(), arn), ("name".to_string(), name)]),
+        attrs: BTreeMap::from([
+            ("arn".to_string(), arn),
+            ("name".to_string(), name),
+            // Not referenceable (not in the schema): tells the engine whether the pipe settles.
+            ("state".to_string(), current.to_string()),
+        ]),
     }
 }
 

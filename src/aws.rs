@@ -152,6 +152,8 @@ pub struct CallError {
 }
 
 impl CallError {
+    /// An error with an AWS code, as tests of retry and not-found decisions build them.
+    #[cfg(test)]
     pub fn new(op: impl Into<String>, code: Option<&str>, message: impl Into<String>) -> CallError {
         CallError { op: op.into(), code: code.map(String::from), message: message.into() }
     }

@@ -36,6 +36,8 @@ pub enum Command {
     Destroy(ApplyArgs),
     /// Print the stack's outputs, resolved from live AWS
     Outputs(OutputsArgs),
+    /// List the resource kinds, or show the properties of one kind
+    Kinds(KindsArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -85,6 +87,12 @@ pub struct OutputsArgs {
     /// Print a JSON object instead of `name = value` lines
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KindsArgs {
+    /// A kind, e.g. `subnet`; without it, all kinds are listed
+    pub kind: Option<String>,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::aws::{Clients, Target};
 use crate::cli::{ApplyArgs, Cli, Command, OutputsArgs, PlanArgs, StackArgs};
+use crate::schema::{Prop, Ty, Update};
 use crate::engine::{self, Event, Outcome, Reporter};
 use crate::plan::{self, Action, Facts, Live, Plan, render};
 use crate::resources::{self, Ctx};
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Apply(args) => apply_cmd(&target, &args).await,
         Command::Destroy(args) => destroy_cmd(&target, &args).await,
         Command::Outputs(args) => outputs_cmd(&target, &args).await,
+        Command::Kinds(args) => kinds_cmd(args.kind.as_deref()),
     }
 }
 
@@ -70,14 +72,13 @@ async fn session(target: &Target, args: &StackArgs) -> Result<Session> {
     let account_id = aws.account_id().await.map_err(|e| {
         miette!(help = "check your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and AWS_ENDPOINT_URL", "cannot identify the AWS account: {e}")
     })?;
-    let facts = Facts { region: aws.region.clone(), account_id: account_id.clone() };
+    let facts = Facts { region: aws.region.clone(), account_id };
     let reporter: Arc<dyn Reporter> = Arc::new(LineReporter::new());
     let progress_reporter = reporter.clone();
     let cx = Arc::new(Ctx::new(
         aws.clone(),
         stack.name.clone(),
         aws.region.clone(),
-        account_id,
         Arc::new(move |id: &str, message: &str| {
             progress_reporter.event(Event::Progress { id: id.to_string(), message: message.to_string() })
         }),
@@ -168,7 +169,6 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
         s.facts.clone(),
         args.parallelism as usize,
         s.reporter.clone(),
-        &resources::kind,
     )
     .await;
     let code = report_outcome("Apply", &plan, &outcome);
@@ -203,7 +203,6 @@ async fn destroy_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
         s.facts.clone(),
         args.parallelism as usize,
         s.reporter.clone(),
-        &resources::kind,
     )
     .await;
     let mut code = report_outcome("Destroy", &plan, &outcome);
@@ -280,7 +279,11 @@ fn print_outputs(stack: &Stack, attrs: &BTreeMap<String, BTreeMap<String, String
     println!("\nOutputs:");
     let width = outputs.keys().map(String::len).max().unwrap_or(0);
     for (name, value) in outputs {
-        println!("  {name:width$} = {}", value.unwrap_or_else(|| "(not available: resource missing)".into()));
+        let value = value.unwrap_or_else(|| "(not available: resource missing)".into());
+        match stack.outputs.get(&name).and_then(|o| o.description.as_deref()) {
+            Some(description) => println!("  {name:width$} = {value}   # {description}"),
+            None => println!("  {name:width$} = {value}"),
+        }
     }
 }
 
@@ -306,4 +309,64 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)
+}
+
+/// `mskctl kinds [KIND]`: the schemas, as a quick reference next to docs/stack-file.md.
+fn kinds_cmd(name: Option<&str>) -> Result<i32> {
+    let schemas = resources::schemas();
+    let Some(name) = name else {
+        let width = schemas.iter().map(|s| s.kind.len()).max().unwrap_or(0);
+        for s in &schemas {
+            println!("{:width$}  {}", s.kind, s.doc);
+        }
+        println!("\n`mskctl kinds KIND` shows a kind's properties; docs/stack-file.md has examples.");
+        return Ok(EXIT_OK);
+    };
+    let Some(schema) = schemas.iter().find(|s| s.kind == name) else {
+        let names: Vec<&str> = schemas.iter().map(|s| s.kind).collect();
+        return Err(miette!("unknown kind `{name}`; kinds are: {}", names.join(", ")));
+    };
+    println!("{}: {}\n", schema.kind, schema.doc);
+    print_props(schema.props, "");
+    if schema.taggable {
+        println!("  tags  map of strings, optional, in place: tags for this resource");
+    }
+    println!("\nattributes: {}", schema.attrs.join(", "));
+    Ok(EXIT_OK)
+}
+
+fn print_props(props: &[Prop], indent: &str) {
+    for p in props {
+        let need = match (p.required, p.default) {
+            (true, _) => "required".to_string(),
+            (false, Some("\"$name\"")) => "default <stack>-<id>".to_string(),
+            (false, Some(d)) => format!("default {d}"),
+            (false, None) => "optional".to_string(),
+        };
+        let update = if p.update == Update::Replace { "forces replacement" } else { "in place" };
+        println!("  {indent}{}  {}, {need}, {update}: {}", p.name, type_name(&p.ty), p.doc);
+        match &p.ty {
+            Ty::Object(fields) | Ty::List(Ty::Object(fields)) => print_props(fields, &format!("{indent}  ")),
+            _ => {}
+        }
+    }
+}
+
+fn type_name(ty: &Ty) -> String {
+    match ty {
+        Ty::Str => "string".into(),
+        Ty::Int { min, max } => format!("integer {min}..{max}"),
+        Ty::Bool => "bool".into(),
+        Ty::Enum(values) => format!("one of {}", values.join("|")),
+        Ty::Cidr => "IPv4 CIDR".into(),
+        Ty::Ref { kinds, literal, .. } => {
+            format!("reference to {}{}", kinds.join("|"), if *literal { " (or an AWS id/ARN)" } else { "" })
+        }
+        Ty::List(inner) => format!("list of {}", type_name(inner)),
+        Ty::StrMap => "map of strings".into(),
+        Ty::Object(_) => "object".into(),
+        Ty::MapOf(inner) => format!("map of {}", type_name(inner)),
+        Ty::Json => "YAML document".into(),
+        Ty::Path => "path".into(),
+    }
 }

@@ -98,8 +98,8 @@ pub async fn apply(
     facts: Facts,
     parallelism: usize,
     reporter: Arc<dyn Reporter>,
-    kinds: &dyn Fn(&str) -> Option<&'static dyn Kind>,
 ) -> Outcome {
+    let kinds = crate::resources::kind;
     let mut ops: BTreeMap<String, Op> = BTreeMap::new();
     for c in &plan.changes {
         let kind = match kinds(c.kind) {
@@ -176,8 +176,8 @@ pub async fn destroy(
     facts: Facts,
     parallelism: usize,
     reporter: Arc<dyn Reporter>,
-    kinds: &dyn Fn(&str) -> Option<&'static dyn Kind>,
 ) -> Outcome {
+    let kinds = crate::resources::kind;
     let mut ops = BTreeMap::new();
     for l in live {
         if let Some(kind) = kinds(l.kind) {

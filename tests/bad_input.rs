@@ -49,8 +49,8 @@ fn unknown_property_is_rejected_with_suggestion() {
 
 #[test]
 fn unknown_top_level_key_is_rejected() {
-    let content = format!("stack: demo\nregoin: ap-northeast-1\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n");
-    rejects(&["plan"], &content, "2:1", "region");
+    let content = "stack: demo\nregoin: ap-northeast-1\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n";
+    rejects(&["plan"], content, "2:1", "region");
 }
 
 #[test]

@@ -59,13 +59,15 @@ pub struct Observed {
     pub attrs: BTreeMap<String, String>,
 }
 
+/// Receives progress lines for a resource: `(logical id, message)`.
+pub type ProgressFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 /// Access to AWS and to progress reporting for one command run.
 pub struct Ctx {
     pub aws: Clients,
     pub stack: String,
     pub region: String,
-    pub account_id: String,
-    progress: Arc<dyn Fn(&str, &str) + Send + Sync>,
+    progress: ProgressFn,
 }
 
 impl Ctx {
@@ -73,10 +75,9 @@ impl Ctx {
         aws: Clients,
         stack: String,
         region: String,
-        account_id: String,
-        progress: Arc<dyn Fn(&str, &str) + Send + Sync>,
+        progress: ProgressFn,
     ) -> Ctx {
-        Ctx { aws, stack, region, account_id, progress }
+        Ctx { aws, stack, region, progress }
     }
 
     /// Report progress for a resource, e.g. "waiting for NAT gateway to be available (12s)".

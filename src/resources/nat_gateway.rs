@@ -215,7 +215,7 @@ pub fn client_token(stack: &str, id: &str, props: &Props, salt: &str) -> String 
 async fn wait_available(cx: &Ctx, id: &str, nat_id: &str, connectivity: &str) -> Result<Observed, CallError> {
     let what = format!("waiting for {connectivity} NAT gateway {nat_id} to become available");
     wait_for(cx, id, &what, CREATE_TIMEOUT, || async {
-        let g = describe_one(cx, &nat_id).await?;
+        let g = describe_one(cx, nat_id).await?;
         match g.as_ref().and_then(|g| g.state()) {
             Some(NatGatewayState::Available) => Ok(Poll::Ready(())),
             Some(NatGatewayState::Failed) => {
@@ -235,7 +235,7 @@ async fn wait_available(cx: &Ctx, id: &str, nat_id: &str, connectivity: &str) ->
         }
     })
     .await?;
-    reread(cx, id, &nat_id).await
+    reread(cx, id, nat_id).await
 }
 
 async fn describe_one(

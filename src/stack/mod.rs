@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::schema::Schema;
 
-pub use load::{LoadError, load_file, load_str};
+pub use load::load_file;
 
 /// A validated stack file.
 #[derive(Debug, Clone)]
@@ -96,7 +96,10 @@ impl Expr {
             _ => {}
         }
     }
+}
 
+#[cfg(test)]
+impl Expr {
     /// Whether any part needs `${aws.account_id}`.
     pub fn needs_account_id(&self) -> bool {
         match self {

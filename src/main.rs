@@ -40,7 +40,9 @@ fn main() {
 /// contains request bodies, which can carry secret values.
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_env("MSKCTL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // By default only mskctl's own warnings: the SDK's credential-chain warnings (no IMDS on a
+    // laptop…) would bury the one-line error that already says what is missing.
+    let mut filter = EnvFilter::try_from_env("MSKCTL_LOG").unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
     for krate in ["aws_smithy_runtime", "aws_smithy_runtime_api", "aws_smithy_http", "aws_sdk_lambda", "aws_config", "hyper", "aws_sigv4"] {
         if let Ok(d) = format!("{krate}=info").parse() {
             filter = filter.add_directive(d);

@@ -29,7 +29,7 @@ use crate::resources::{
 use crate::retry::{FUNCTION_BUSY, Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
-use super::sqs_queue::tagged_resources;
+use super::tagged_resources;
 
 pub struct LambdaFunction;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::aws::{CallError, Clients};
+use crate::aws::{CallError, CallResult, Clients};
 use crate::schema::Schema;
 
 mod ec2;
@@ -68,6 +68,8 @@ pub struct Ctx {
     pub stack: String,
     pub region: String,
     progress: ProgressFn,
+    /// The stack's resources found by the Resource Groups Tagging API, fetched once per run.
+    tagged: tokio::sync::OnceCell<Vec<(String, BTreeMap<String, String>)>>,
 }
 
 impl Ctx {
@@ -77,7 +79,7 @@ impl Ctx {
         region: String,
         progress: ProgressFn,
     ) -> Ctx {
-        Ctx { aws, stack, region, progress }
+        Ctx { aws, stack, region, progress, tagged: Default::default() }
     }
 
     /// Report progress for a resource, e.g. "waiting for NAT gateway to be available (12s)".
@@ -139,6 +141,53 @@ pub trait Kind: Send + Sync {
 
     /// Delete and wait until it is gone. Deleting something already gone is success.
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError>;
+}
+
+/// ARNs and tags of the stack's resources of one type (`sqs`, `lambda:function`,
+/// `kafka:cluster`), from the Resource Groups Tagging API. All types come from one lookup per
+/// command run (one call per page), shared by the kinds that AWS indexes there.
+///
+/// The index is eventually consistent: a resource created seconds ago may be missing. Kinds
+/// that use it must make create safe to repeat (names are unique per account, and a create
+/// that finds its own tagged resource adopts it).
+pub async fn tagged_resources(
+    cx: &Ctx,
+    resource_type: &str,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, CallError> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let all = cx
+        .tagged
+        .get_or_try_init(|| async {
+            let mut found = Vec::new();
+            let filter = TagFilter::builder().key(TAG_STACK).values(&cx.stack).build();
+            let mut pages = cx.aws.tagging.get_resources().tag_filters(filter).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                for mapping in page.call("GetResources")?.resource_tag_mapping_list.unwrap_or_default() {
+                    let Some(arn) = mapping.resource_arn else { continue };
+                    let tags = mapping.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect();
+                    found.push((arn, tags));
+                }
+            }
+            Ok::<_, CallError>(found)
+        })
+        .await?;
+    Ok(all.iter().filter(|(arn, _)| arn_has_type(arn, resource_type)).cloned().collect())
+}
+
+/// Whether `arn` (`arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`) names a resource of `resource_type`
+/// (`SERVICE` or `SERVICE:RESOURCE-TYPE`).
+fn arn_has_type(arn: &str, resource_type: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let (Some(service), Some(resource)) = (parts.get(2), parts.get(5)) else {
+        return false;
+    };
+    match resource_type.split_once(':') {
+        None => *service == resource_type,
+        Some((svc, kind)) => {
+            *service == svc
+                && (resource.starts_with(&format!("{kind}:")) || resource.starts_with(&format!("{kind}/")))
+        }
+    }
 }
 
 /// Every kind mskctl knows, in the order docs list them.
@@ -208,5 +257,20 @@ pub fn strs(props: &Props, key: &str) -> Vec<String> {
     match props.get(key) {
         Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arn_has_type;
+
+    #[test]
+    fn arn_types_match_service_and_resource_kind() {
+        assert!(arn_has_type("arn:aws:sqs:ap-northeast-1:123456789012:dlq", "sqs"));
+        assert!(arn_has_type("arn:aws:lambda:ap-northeast-1:123456789012:function:f", "lambda:function"));
+        assert!(!arn_has_type("arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:u", "lambda:function"));
+        assert!(arn_has_type("arn:aws:kafka:ap-northeast-1:123456789012:cluster/c/u-s1", "kafka:cluster"));
+        assert!(!arn_has_type("arn:aws:ec2:ap-northeast-1:123456789012:natgateway/nat-1", "kafka:cluster"));
+        assert!(!arn_has_type("not-an-arn", "sqs"));
     }
 }

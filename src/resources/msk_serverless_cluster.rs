@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::aws::{CallError, CallResult};
 use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, s, strs, tags_of, tags_value,
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, s, strs, tagged_resources, tags_of,
+    tags_value,
 };
 use crate::retry::{Poll, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
@@ -100,6 +101,11 @@ impl Kind for MskServerlessCluster {
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
         let mut out = Vec::new();
+        // The shared tagging lookup lists MSK clusters: skip ListClustersV2 when the stack has
+        // none (a cluster created seconds ago and not yet indexed is adopted by create).
+        if tagged_resources(cx, "kafka:cluster").await?.is_empty() {
+            return Ok(out);
+        }
         let mut token: Option<String> = None;
         loop {
             let page = cx

@@ -108,15 +108,15 @@ impl Route {
     /// gateway whichever key holds it, so both spellings compare equal.
     pub fn from_value(v: &Value) -> Option<Route> {
         let destination = canonical_cidr(v.get("destination")?.as_str()?);
-        let id = v
-            .get("nat_gateway")
-            .and_then(Value::as_str)
-            .or_else(|| v.get("gateway").and_then(Value::as_str))?
-            .to_string();
-        let target = if id.starts_with("nat-") {
-            Target::Nat(id)
+        let target = if let Some(n) = v.get("nat_gateway").and_then(Value::as_str) {
+            Target::Nat(n.to_string())
         } else {
-            Target::Gateway(id)
+            let g = v.get("gateway").and_then(Value::as_str)?.to_string();
+            if g.starts_with("nat-") {
+                Target::Nat(g)
+            } else {
+                Target::Gateway(g)
+            }
         };
         Some(Route {
             destination,
@@ -560,6 +560,12 @@ mod tests {
                 {"destination": "10.20.0.0/16", "gateway": "igw-1"},
             ])
         );
+    }
+
+    #[test]
+    fn unknown_nat_target_stays_under_nat_gateway() {
+        let v = json!([{"destination": "0.0.0.0/0", "nat_gateway": "\u{0}(known after apply)"}]);
+        assert_eq!(RouteTable.normalize("routes", &v), v);
     }
 
     #[test]

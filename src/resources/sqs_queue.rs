@@ -1,20 +1,19 @@
 //! `sqs_queue`: an SQS standard or FIFO queue (a `.fifo` name makes a FIFO queue), used here as
 //! the Lambda dead-letter queue.
 //!
-//! Read finds the stack's queues with one Resource Groups Tagging API call, then asks SQS for
-//! each queue's URL and attributes. The tagging lookup also serves `lambda_function`.
+//! Read finds the stack's queues in the shared Resource Groups Tagging API lookup
+//! ([`tagged_resources`]), then asks SQS for each queue's URL and attributes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
 use crate::aws::{CallError, CallResult};
 use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, i, s, tags_of, tags_value,
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, tagged_resources, tags_of, tags_value,
 };
 use crate::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt};
@@ -154,47 +153,6 @@ fn is_gone(err: &CallError) -> bool {
     err.code
         .as_deref()
         .is_some_and(|c| c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist"))
-}
-
-/// ARNs and tags of the stack's resources of one type (`sqs`, `lambda:function`…), from the
-/// Resource Groups Tagging API: one call per page, whatever the number of resources.
-pub(crate) async fn tagged_resources(
-    cx: &Ctx,
-    resource_type: &str,
-) -> Result<Vec<(String, BTreeMap<String, String>)>, CallError> {
-    let mut found = Vec::new();
-    let mut pages = cx
-        .aws
-        .tagging
-        .get_resources()
-        .tag_filters(
-            TagFilter::builder()
-                .key(TAG_STACK)
-                .values(&cx.stack)
-                .build(),
-        )
-        .resource_type_filters(resource_type)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for mapping in page
-            .call("GetResources")?
-            .resource_tag_mapping_list
-            .unwrap_or_default()
-        {
-            let Some(arn) = mapping.resource_arn else {
-                continue;
-            };
-            let tags = mapping
-                .tags
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| (t.key, t.value))
-                .collect::<BTreeMap<_, _>>();
-            found.push((arn, tags));
-        }
-    }
-    Ok(found)
 }
 
 impl SqsQueue {

@@ -78,7 +78,10 @@ pub struct Target {
 impl Clients {
     /// Build clients from the standard chain. `fallback_region` is the stack file's `region:`,
     /// used when neither the flag nor the environment/profile sets one.
-    pub async fn connect(target: &Target, fallback_region: Option<&str>) -> Result<Clients, String> {
+    pub async fn connect(
+        target: &Target,
+        fallback_region: Option<&str>,
+    ) -> Result<Clients, String> {
         let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
             .retry_config(
                 RetryConfig::standard()
@@ -116,7 +119,9 @@ impl Clients {
         macro_rules! client {
             ($krate:ident) => {
                 $krate::Client::from_conf(
-                    $krate::config::Builder::from(&conf).interceptor(calls.clone()).build(),
+                    $krate::config::Builder::from(&conf)
+                        .interceptor(calls.clone())
+                        .build(),
                 )
             };
         }
@@ -136,7 +141,12 @@ impl Clients {
 
     /// The account id of the caller (one STS call).
     pub async fn account_id(&self) -> Result<String, CallError> {
-        let out = self.sts.get_caller_identity().send().await.call("GetCallerIdentity")?;
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .call("GetCallerIdentity")?;
         Ok(out.account.unwrap_or_default())
     }
 }
@@ -155,12 +165,20 @@ impl CallError {
     /// An error with an AWS code, as tests of retry and not-found decisions build them.
     #[cfg(test)]
     pub fn new(op: impl Into<String>, code: Option<&str>, message: impl Into<String>) -> CallError {
-        CallError { op: op.into(), code: code.map(String::from), message: message.into() }
+        CallError {
+            op: op.into(),
+            code: code.map(String::from),
+            message: message.into(),
+        }
     }
 
     /// A failure detected by mskctl itself (a resource ended in a failed state, a wait timed out).
     pub fn state(op: impl Into<String>, message: impl Into<String>) -> CallError {
-        CallError { op: op.into(), code: None, message: message.into() }
+        CallError {
+            op: op.into(),
+            code: None,
+            message: message.into(),
+        }
     }
 
     pub fn code_is(&self, code: &str) -> bool {
@@ -196,13 +214,21 @@ where
                     let e = service.err();
                     (
                         e.code().map(String::from),
-                        e.message().map(String::from).unwrap_or_else(|| e.to_string()),
+                        e.message()
+                            .map(String::from)
+                            .unwrap_or_else(|| e.to_string()),
                     )
                 }
-                SdkError::TimeoutError(_) => (Some("Timeout".into()), "the request timed out".into()),
+                SdkError::TimeoutError(_) => {
+                    (Some("Timeout".into()), "the request timed out".into())
+                }
                 other => (None, error_chain(other)),
             };
-            CallError { op: op.to_string(), code, message }
+            CallError {
+                op: op.to_string(),
+                code,
+                message,
+            }
         })
     }
 }

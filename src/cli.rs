@@ -43,7 +43,12 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct StackArgs {
     /// Stack file
-    #[arg(short = 'f', long = "file", default_value = "mskctl.yaml", env = "MSKCTL_FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "mskctl.yaml",
+        env = "MSKCTL_FILE"
+    )]
     pub file: PathBuf,
 
     /// Override a parameter: --var name=value (repeatable)

@@ -11,10 +11,10 @@ use tokio::task::JoinSet;
 
 use crate::aws::{Clients, Target};
 use crate::cli::{ApplyArgs, Cli, Command, OutputsArgs, PlanArgs, StackArgs};
-use crate::schema::{Prop, Ty, Update};
 use crate::engine::{self, Event, Outcome, Reporter};
 use crate::plan::{self, Action, Facts, Live, Plan, render};
 use crate::resources::{self, Ctx};
+use crate::schema::{Prop, Ty, Update};
 use crate::stack::{self, Stack};
 use crate::ui::LineReporter;
 
@@ -23,7 +23,10 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_CHANGES: i32 = 2;
 
 pub async fn run(cli: Cli) -> Result<i32> {
-    let target = Target { region: cli.region.clone(), profile: cli.profile.clone() };
+    let target = Target {
+        region: cli.region.clone(),
+        profile: cli.profile.clone(),
+    };
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan_cmd(&target, &args).await,
@@ -54,6 +57,11 @@ fn validate(args: &StackArgs) -> Result<i32> {
         list.join(", "),
         stack.outputs.len()
     );
+    if !stack.params.is_empty() {
+        // Names only: values may be secrets passed with --var.
+        let names: Vec<&str> = stack.params.keys().map(String::as_str).collect();
+        println!("Parameters: {}.", names.join(", "));
+    }
     Ok(EXIT_OK)
 }
 
@@ -68,11 +76,20 @@ struct Session {
 
 async fn session(target: &Target, args: &StackArgs) -> Result<Session> {
     let stack = load(args)?;
-    let aws = Clients::connect(target, stack.region.as_deref()).await.map_err(|e| miette!("{e}"))?;
+    let aws = Clients::connect(target, stack.region.as_deref())
+        .await
+        .map_err(|e| miette!("{e}"))?;
     let account_id = aws.account_id().await.map_err(|e| {
-        miette!(help = "check your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and AWS_ENDPOINT_URL", "cannot identify the AWS account: {e}")
+        miette!(
+            help =
+                "check your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and AWS_ENDPOINT_URL",
+            "cannot identify the AWS account: {e}"
+        )
     })?;
-    let facts = Facts { region: aws.region.clone(), account_id };
+    let facts = Facts {
+        region: aws.region.clone(),
+        account_id,
+    };
     let reporter: Arc<dyn Reporter> = Arc::new(LineReporter::new());
     let progress_reporter = reporter.clone();
     let cx = Arc::new(Ctx::new(
@@ -80,11 +97,20 @@ async fn session(target: &Target, args: &StackArgs) -> Result<Session> {
         stack.name.clone(),
         aws.region.clone(),
         Arc::new(move |id: &str, message: &str| {
-            progress_reporter.event(Event::Progress { id: id.to_string(), message: message.to_string() })
+            progress_reporter.event(Event::Progress {
+                id: id.to_string(),
+                message: message.to_string(),
+            })
         }),
     ));
     let live = read_live(&cx).await?;
-    Ok(Session { stack: Arc::new(stack), cx, facts, live, reporter })
+    Ok(Session {
+        stack: Arc::new(stack),
+        cx,
+        facts,
+        live,
+        reporter,
+    })
 }
 
 /// Read every kind's live resources owned by the stack, all kinds concurrently.
@@ -107,7 +133,12 @@ async fn read_live(cx: &Arc<Ctx>) -> Result<Vec<Live>> {
         errors.sort();
         return Err(miette!("{}", errors.join("\n")));
     }
-    live.sort_by(|a, b| a.observed.id.cmp(&b.observed.id).then(a.observed.physical_id.cmp(&b.observed.physical_id)));
+    live.sort_by(|a, b| {
+        a.observed
+            .id
+            .cmp(&b.observed.id)
+            .then(a.observed.physical_id.cmp(&b.observed.physical_id))
+    });
     Ok(live)
 }
 
@@ -133,7 +164,11 @@ async fn plan_cmd(target: &Target, args: &PlanArgs) -> Result<i32> {
             println!("  {n:>3}  {op}");
         }
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
 }
 
 /// Ask before changing AWS. Without a terminal, refuse rather than hang or guess.
@@ -147,7 +182,11 @@ fn confirm(question: &str, auto_approve: bool) -> Result<bool> {
             "refusing to change AWS without confirmation: stdin is not a terminal"
         ));
     }
-    dialoguer::Confirm::new().with_prompt(question).default(false).interact().into_diagnostic()
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .into_diagnostic()
 }
 
 async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
@@ -155,7 +194,10 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
     let plan = make_plan(&s)?;
     print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
     if plan.has_changes() {
-        if !confirm(&format!("Apply these changes to stack `{}`?", s.stack.name), args.auto_approve)? {
+        if !confirm(
+            &format!("Apply these changes to stack `{}`?", s.stack.name),
+            args.auto_approve,
+        )? {
             println!("Apply cancelled; nothing was changed.");
             return Ok(EXIT_ERROR);
         }
@@ -180,11 +222,18 @@ async fn destroy_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
     let s = session(target, &args.stack).await?;
     let plan = plan::destroy_plan(&s.live);
     if !plan.has_changes() {
-        println!("Nothing to destroy: no resource in {} is tagged with stack `{}`.", s.cx.region, s.stack.name);
+        println!(
+            "Nothing to destroy: no resource in {} is tagged with stack `{}`.",
+            s.cx.region, s.stack.name
+        );
         return Ok(EXIT_OK);
     }
     print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
-    let question = format!("Destroy all {} resources of stack `{}`?", s.live.len(), s.stack.name);
+    let question = format!(
+        "Destroy all {} resources of stack `{}`?",
+        s.live.len(),
+        s.stack.name
+    );
     if !confirm(&question, args.auto_approve)? {
         println!("Destroy cancelled; nothing was changed.");
         return Ok(EXIT_ERROR);
@@ -210,8 +259,14 @@ async fn destroy_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
         // Trust, but verify: nothing tagged with the stack may remain.
         let left = read_live(&s.cx).await?;
         if !left.is_empty() {
-            let ids: Vec<String> = left.iter().map(|l| format!("{} ({})", l.observed.id, l.kind)).collect();
-            eprintln!("Destroy finished but these resources are still there: {}", ids.join(", "));
+            let ids: Vec<String> = left
+                .iter()
+                .map(|l| format!("{} ({})", l.observed.id, l.kind))
+                .collect();
+            eprintln!(
+                "Destroy finished but these resources are still there: {}",
+                ids.join(", ")
+            );
             code = EXIT_ERROR;
         }
     }
@@ -263,12 +318,23 @@ fn resolve_outputs(
         .collect()
 }
 
-fn print_outputs(stack: &Stack, attrs: &BTreeMap<String, BTreeMap<String, String>>, facts: &Facts, json: bool) {
+fn print_outputs(
+    stack: &Stack,
+    attrs: &BTreeMap<String, BTreeMap<String, String>>,
+    facts: &Facts,
+    json: bool,
+) {
     let outputs = resolve_outputs(stack, attrs, facts);
     if json {
         let map: serde_json::Map<String, serde_json::Value> = outputs
             .into_iter()
-            .map(|(k, v)| (k, v.map(serde_json::Value::String).unwrap_or(serde_json::Value::Null)))
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.map(serde_json::Value::String)
+                        .unwrap_or(serde_json::Value::Null),
+                )
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&map).unwrap_or_default());
         return;
@@ -280,7 +346,11 @@ fn print_outputs(stack: &Stack, attrs: &BTreeMap<String, BTreeMap<String, String
     let width = outputs.keys().map(String::len).max().unwrap_or(0);
     for (name, value) in outputs {
         let value = value.unwrap_or_else(|| "(not available: resource missing)".into());
-        match stack.outputs.get(&name).and_then(|o| o.description.as_deref()) {
+        match stack
+            .outputs
+            .get(&name)
+            .and_then(|o| o.description.as_deref())
+        {
             Some(description) => println!("  {name:width$} = {value}   # {description}"),
             None => println!("  {name:width$} = {value}"),
         }
@@ -289,8 +359,11 @@ fn print_outputs(stack: &Stack, attrs: &BTreeMap<String, BTreeMap<String, String
 
 async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
     let s = session(target, &args.stack).await?;
-    let attrs: BTreeMap<String, BTreeMap<String, String>> =
-        s.live.iter().map(|l| (l.observed.id.clone(), l.observed.attrs.clone())).collect();
+    let attrs: BTreeMap<String, BTreeMap<String, String>> = s
+        .live
+        .iter()
+        .map(|l| (l.observed.id.clone(), l.observed.attrs.clone()))
+        .collect();
     let missing: Vec<&String> = resolve_outputs(&s.stack, &attrs, &s.facts)
         .iter()
         .filter(|(_, v)| v.is_none())
@@ -304,7 +377,11 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
     if !missing.is_empty() {
         eprintln!(
             "outputs {} refer to resources that do not exist; run `mskctl apply`",
-            missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return Ok(EXIT_ERROR);
     }
@@ -319,12 +396,17 @@ fn kinds_cmd(name: Option<&str>) -> Result<i32> {
         for s in &schemas {
             println!("{:width$}  {}", s.kind, s.doc);
         }
-        println!("\n`mskctl kinds KIND` shows a kind's properties; docs/stack-file.md has examples.");
+        println!(
+            "\n`mskctl kinds KIND` shows a kind's properties; docs/stack-file.md has examples."
+        );
         return Ok(EXIT_OK);
     };
     let Some(schema) = schemas.iter().find(|s| s.kind == name) else {
         let names: Vec<&str> = schemas.iter().map(|s| s.kind).collect();
-        return Err(miette!("unknown kind `{name}`; kinds are: {}", names.join(", ")));
+        return Err(miette!(
+            "unknown kind `{name}`; kinds are: {}",
+            names.join(", ")
+        ));
     };
     println!("{}: {}\n", schema.kind, schema.doc);
     print_props(schema.props, "");
@@ -343,10 +425,21 @@ fn print_props(props: &[Prop], indent: &str) {
             (false, Some(d)) => format!("default {d}"),
             (false, None) => "optional".to_string(),
         };
-        let update = if p.update == Update::Replace { "forces replacement" } else { "in place" };
-        println!("  {indent}{}  {}, {need}, {update}: {}", p.name, type_name(&p.ty), p.doc);
+        let update = if p.update == Update::Replace {
+            "forces replacement"
+        } else {
+            "in place"
+        };
+        println!(
+            "  {indent}{}  {}, {need}, {update}: {}",
+            p.name,
+            type_name(&p.ty),
+            p.doc
+        );
         match &p.ty {
-            Ty::Object(fields) | Ty::List(Ty::Object(fields)) => print_props(fields, &format!("{indent}  ")),
+            Ty::Object(fields) | Ty::List(Ty::Object(fields)) => {
+                print_props(fields, &format!("{indent}  "))
+            }
             _ => {}
         }
     }
@@ -360,7 +453,11 @@ fn type_name(ty: &Ty) -> String {
         Ty::Enum(values) => format!("one of {}", values.join("|")),
         Ty::Cidr => "IPv4 CIDR".into(),
         Ty::Ref { kinds, literal, .. } => {
-            format!("reference to {}{}", kinds.join("|"), if *literal { " (or an AWS id/ARN)" } else { "" })
+            format!(
+                "reference to {}{}",
+                kinds.join("|"),
+                if *literal { " (or an AWS id/ARN)" } else { "" }
+            )
         }
         Ty::List(inner) => format!("list of {}", type_name(inner)),
         Ty::StrMap => "map of strings".into(),

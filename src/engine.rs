@@ -36,11 +36,30 @@ impl OpKind {
 /// Progress of an apply or destroy, for the UI.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { id: String, op: OpKind },
-    Progress { id: String, message: String },
-    Finished { id: String, op: OpKind, physical_id: String, elapsed: Duration },
-    Failed { id: String, op: OpKind, error: String },
-    Skipped { id: String, op: OpKind, because: String },
+    Started {
+        id: String,
+        op: OpKind,
+    },
+    Progress {
+        id: String,
+        message: String,
+    },
+    Finished {
+        id: String,
+        op: OpKind,
+        physical_id: String,
+        elapsed: Duration,
+    },
+    Failed {
+        id: String,
+        op: OpKind,
+        error: String,
+    },
+    Skipped {
+        id: String,
+        op: OpKind,
+        because: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -106,9 +125,19 @@ pub async fn apply(
             Some(k) => k,
             None => continue,
         };
-        let del_kind = c.observed.as_ref().and_then(|_| live_kind(live, &c.id)).and_then(kinds).unwrap_or(kind);
+        let del_kind = c
+            .observed
+            .as_ref()
+            .and_then(|_| live_kind(live, &c.id))
+            .and_then(kinds)
+            .unwrap_or(kind);
         if matches!(c.action, Action::Delete | Action::Replace) {
-            let op = Op { id: c.id.clone(), op: OpKind::Delete, kind: del_kind, observed: c.observed.clone() };
+            let op = Op {
+                id: c.id.clone(),
+                op: OpKind::Delete,
+                kind: del_kind,
+                observed: c.observed.clone(),
+            };
             ops.insert(key(OpKind::Delete, &c.id), op);
         }
         let put = match c.action {
@@ -117,11 +146,23 @@ pub async fn apply(
             _ => None,
         };
         if let Some(op) = put {
-            ops.insert(key(op, &c.id), Op { id: c.id.clone(), op, kind, observed: c.observed.clone() });
+            ops.insert(
+                key(op, &c.id),
+                Op {
+                    id: c.id.clone(),
+                    op,
+                    kind,
+                    observed: c.observed.clone(),
+                },
+            );
         }
     }
 
-    let actions: BTreeMap<&str, Action> = plan.changes.iter().map(|c| (c.id.as_str(), c.action)).collect();
+    let actions: BTreeMap<&str, Action> = plan
+        .changes
+        .iter()
+        .map(|c| (c.id.as_str(), c.action))
+        .collect();
     let file_deps: Deps = stack
         .resources
         .values()
@@ -145,7 +186,9 @@ pub async fn apply(
         for d in ds {
             edge(key(OpKind::Delete, d), key(OpKind::Delete, id));
             // An update that drops the reference must happen before the referenced resource goes.
-            if actions.get(id.as_str()) == Some(&Action::Update) && actions.get(d.as_str()) == Some(&Action::Delete) {
+            if actions.get(id.as_str()) == Some(&Action::Update)
+                && actions.get(d.as_str()) == Some(&Action::Delete)
+            {
                 edge(key(OpKind::Delete, d), key(OpKind::Update, id));
             }
         }
@@ -162,8 +205,13 @@ pub async fn apply(
             attrs.insert(c.id.clone(), o.attrs.clone());
         }
     }
-    let shared =
-        Arc::new(Shared { cx, stack: Some(stack), facts, attrs: Mutex::new(attrs), reporter });
+    let shared = Arc::new(Shared {
+        cx,
+        stack: Some(stack),
+        facts,
+        attrs: Mutex::new(attrs),
+        reporter,
+    });
     walk(shared, ops, deps, parallelism).await
 }
 
@@ -182,7 +230,15 @@ pub async fn destroy(
     for l in live {
         if let Some(kind) = kinds(l.kind) {
             let id = l.observed.id.clone();
-            ops.insert(key(OpKind::Delete, &id), Op { id, op: OpKind::Delete, kind, observed: Some(l.observed.clone()) });
+            ops.insert(
+                key(OpKind::Delete, &id),
+                Op {
+                    id,
+                    op: OpKind::Delete,
+                    kind,
+                    observed: Some(l.observed.clone()),
+                },
+            );
         }
     }
     let mut deps: Deps = ops.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
@@ -190,13 +246,21 @@ pub async fn destroy(
         for (id, ds) in source {
             for d in ds {
                 let (from, to) = (key(OpKind::Delete, &d), key(OpKind::Delete, &id));
-                if deps.contains_key(&to) && let Some(set) = deps.get_mut(&from) {
+                if deps.contains_key(&to)
+                    && let Some(set) = deps.get_mut(&from)
+                {
                     set.insert(to);
                 }
             }
         }
     }
-    let shared = Arc::new(Shared { cx, stack: None, facts, attrs: Mutex::new(BTreeMap::new()), reporter });
+    let shared = Arc::new(Shared {
+        cx,
+        stack: None,
+        facts,
+        attrs: Mutex::new(BTreeMap::new()),
+        reporter,
+    });
     walk(shared, ops, deps, parallelism).await
 }
 
@@ -215,7 +279,12 @@ fn break_cycles(deps: &mut Deps) {
     }
 }
 
-async fn walk(shared: Arc<Shared>, mut ops: BTreeMap<String, Op>, mut deps: Deps, parallelism: usize) -> Outcome {
+async fn walk(
+    shared: Arc<Shared>,
+    mut ops: BTreeMap<String, Op>,
+    mut deps: Deps,
+    parallelism: usize,
+) -> Outcome {
     break_cycles(&mut deps);
     let parallelism = parallelism.max(1);
     let mut outcome = Outcome::default();
@@ -230,13 +299,24 @@ async fn walk(shared: Arc<Shared>, mut ops: BTreeMap<String, Op>, mut deps: Deps
             let blocked: Vec<(String, String)> = ops
                 .keys()
                 .filter_map(|k| {
-                    deps[k].iter().find(|d| finished.get(*d) == Some(&false)).map(|d| (k.clone(), d.clone()))
+                    deps[k]
+                        .iter()
+                        .find(|d| finished.get(*d) == Some(&false))
+                        .map(|d| (k.clone(), d.clone()))
                 })
                 .collect();
             for (k, because) in blocked {
                 let op = ops.remove(&k).unwrap();
-                let because_id = because.split_once(' ').map(|(_, id)| id).unwrap_or(&because).to_string();
-                shared.reporter.event(Event::Skipped { id: op.id.clone(), op: op.op, because: because_id.clone() });
+                let because_id = because
+                    .split_once(' ')
+                    .map(|(_, id)| id)
+                    .unwrap_or(&because)
+                    .to_string();
+                shared.reporter.event(Event::Skipped {
+                    id: op.id.clone(),
+                    op: op.op,
+                    because: because_id.clone(),
+                });
                 outcome.skipped.push(Failure {
                     id: op.id,
                     op: op.op,
@@ -285,7 +365,11 @@ async fn walk(shared: Arc<Shared>, mut ops: BTreeMap<String, Op>, mut deps: Deps
                 }
                 // Nothing running and nothing ready: unreachable after break_cycles, but never hang.
                 for (_, op) in std::mem::take(&mut ops) {
-                    outcome.skipped.push(Failure { id: op.id, op: op.op, message: "dependency cycle".into() });
+                    outcome.skipped.push(Failure {
+                        id: op.id,
+                        op: op.op,
+                        message: "dependency cycle".into(),
+                    });
                 }
                 break;
             }
@@ -298,7 +382,10 @@ async fn walk(shared: Arc<Shared>, mut ops: BTreeMap<String, Op>, mut deps: Deps
 /// Run one operation, reporting its start and end.
 async fn run(shared: &Shared, op: &Op) -> Result<(), String> {
     let start = Instant::now();
-    shared.reporter.event(Event::Started { id: op.id.clone(), op: op.op });
+    shared.reporter.event(Event::Started {
+        id: op.id.clone(),
+        op: op.op,
+    });
     let result = execute(shared, op).await;
     match &result {
         Ok(physical_id) => shared.reporter.event(Event::Finished {
@@ -307,7 +394,11 @@ async fn run(shared: &Shared, op: &Op) -> Result<(), String> {
             physical_id: physical_id.clone(),
             elapsed: start.elapsed(),
         }),
-        Err(e) => shared.reporter.event(Event::Failed { id: op.id.clone(), op: op.op, error: e.clone() }),
+        Err(e) => shared.reporter.event(Event::Failed {
+            id: op.id.clone(),
+            op: op.op,
+            error: e.clone(),
+        }),
     }
     result.map(|_| ())
 }
@@ -316,11 +407,17 @@ async fn execute(shared: &Shared, op: &Op) -> Result<String, String> {
     let cx = &shared.cx;
     let fail = |e: CallError| e.to_string();
     if op.op == OpKind::Delete {
-        let observed = op.observed.as_ref().expect("delete operations carry the live resource");
+        let observed = op
+            .observed
+            .as_ref()
+            .expect("delete operations carry the live resource");
         op.kind.delete(cx, observed).await.map_err(fail)?;
         return Ok(observed.physical_id.clone());
     }
-    let stack = shared.stack.as_ref().expect("create/update operations come from a stack");
+    let stack = shared
+        .stack
+        .as_ref()
+        .expect("create/update operations come from a stack");
     let spec = &stack.resources[&op.id];
     // Resolve references now: dependencies created earlier in this run have ids at last.
     let desired = {
@@ -329,7 +426,10 @@ async fn execute(shared: &Shared, op: &Op) -> Result<String, String> {
         plan::desired_for(spec, stack, op.kind, &lookup, &shared.facts).map_err(|e| e.message)?
     };
     if let Some(unresolved) = desired.props.iter().find(|(_, v)| plan::is_unknown(v)) {
-        return Err(format!("`{}` still refers to a resource that does not exist", unresolved.0));
+        return Err(format!(
+            "`{}` still refers to a resource that does not exist",
+            unresolved.0
+        ));
     }
     let observed = match (op.op, &op.observed) {
         (OpKind::Update, Some(observed)) => {
@@ -340,18 +440,27 @@ async fn execute(shared: &Shared, op: &Op) -> Result<String, String> {
             if changed.is_empty() {
                 match op.kind.settling(observed) {
                     Some(state) => {
-                        shared.cx.progress(&op.id, &format!("{state}: waiting until it is ready"));
+                        shared
+                            .cx
+                            .progress(&op.id, &format!("{state}: waiting until it is ready"));
                         op.kind.settle(cx, observed).await.map_err(fail)?
                     }
                     None => observed.clone(),
                 }
             } else {
                 let changed: Vec<String> = changed.into_iter().collect();
-                op.kind.update(cx, &desired, observed, &changed).await.map_err(fail)?
+                op.kind
+                    .update(cx, &desired, observed, &changed)
+                    .await
+                    .map_err(fail)?
             }
         }
         _ => op.kind.create(cx, &desired).await.map_err(fail)?,
     };
-    shared.attrs.lock().unwrap().insert(op.id.clone(), observed.attrs.clone());
+    shared
+        .attrs
+        .lock()
+        .unwrap()
+        .insert(op.id.clone(), observed.attrs.clone());
     Ok(observed.physical_id)
 }

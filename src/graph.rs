@@ -60,7 +60,9 @@ pub fn topo_order(deps: &Deps) -> Vec<String> {
             .copied()
             .filter(|id| {
                 !done.contains(id.as_str())
-                    && deps[*id].iter().all(|d| done.contains(d.as_str()) || !deps.contains_key(d))
+                    && deps[*id]
+                        .iter()
+                        .all(|d| done.contains(d.as_str()) || !deps.contains_key(d))
             })
             .collect();
         for id in ready {
@@ -89,7 +91,10 @@ mod tests {
     #[test]
     fn detects_cycle_in_order() {
         let d = deps(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &[])]);
-        assert_eq!(find_cycle(&d), Some(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            find_cycle(&d),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
     }
 
     #[test]
@@ -100,7 +105,12 @@ mod tests {
 
     #[test]
     fn acyclic_has_no_cycle_and_orders_dependencies_first() {
-        let d = deps(&[("subnet", &["vpc"]), ("vpc", &[]), ("nat", &["subnet", "eip"]), ("eip", &[])]);
+        let d = deps(&[
+            ("subnet", &["vpc"]),
+            ("vpc", &[]),
+            ("nat", &["subnet", "eip"]),
+            ("eip", &[]),
+        ]);
         assert_eq!(find_cycle(&d), None);
         let order = topo_order(&d);
         let pos = |x: &str| order.iter().position(|o| o == x).unwrap();

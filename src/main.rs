@@ -18,7 +18,10 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -42,11 +45,23 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     // By default only mskctl's own warnings: the SDK's credential-chain warnings (no IMDS on a
     // laptop…) would bury the one-line error that already says what is missing.
-    let mut filter = EnvFilter::try_from_env("MSKCTL_LOG").unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
-    for krate in ["aws_smithy_runtime", "aws_smithy_runtime_api", "aws_smithy_http", "aws_sdk_lambda", "aws_config", "hyper", "aws_sigv4"] {
+    let mut filter = EnvFilter::try_from_env("MSKCTL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,aws_config=error"));
+    for krate in [
+        "aws_smithy_runtime",
+        "aws_smithy_runtime_api",
+        "aws_smithy_http",
+        "aws_sdk_lambda",
+        "aws_config",
+        "hyper",
+        "aws_sigv4",
+    ] {
         if let Ok(d) = format!("{krate}=info").parse() {
             filter = filter.add_directive(d);
         }
     }
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

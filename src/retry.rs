@@ -36,7 +36,11 @@ pub const DEPENDENCY_VIOLATION: Transient = Transient {
 
 /// A role created seconds ago that Lambda or Pipes cannot assume yet (IAM is eventually consistent).
 pub const ROLE_PROPAGATION: Transient = Transient {
-    codes: &["InvalidParameterValueException", "ValidationException", "AccessDeniedException"],
+    codes: &[
+        "InvalidParameterValueException",
+        "ValidationException",
+        "AccessDeniedException",
+    ],
     messages: &["assume", "role"],
     why: "the IAM role was just created and is not yet assumable (IAM propagation)",
     budget: Duration::from_secs(90),
@@ -44,7 +48,10 @@ pub const ROLE_PROPAGATION: Transient = Transient {
 
 /// SQS refuses to recreate a queue name for 60 seconds after deleting it.
 pub const QUEUE_DELETED_RECENTLY: Transient = Transient {
-    codes: &["AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"],
+    codes: &[
+        "AWS.SimpleQueueService.QueueDeletedRecently",
+        "QueueDeletedRecently",
+    ],
     messages: &[],
     why: "SQS does not allow reusing a queue name for 60 seconds after deletion",
     budget: Duration::from_secs(90),
@@ -148,10 +155,16 @@ where
                 if elapsed > timeout {
                     return Err(CallError::state(
                         what,
-                        format!("still {state} after {}s; giving up (re-run to keep waiting)", elapsed.as_secs()),
+                        format!(
+                            "still {state} after {}s; giving up (re-run to keep waiting)",
+                            elapsed.as_secs()
+                        ),
                     ));
                 }
-                cx.progress(id, &format!("{what}: {state} ({}s elapsed)", elapsed.as_secs()));
+                cx.progress(
+                    id,
+                    &format!("{what}: {state} ({}s elapsed)", elapsed.as_secs()),
+                );
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
             }
         }

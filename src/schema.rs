@@ -10,7 +10,10 @@ pub enum Ty {
     /// Any string (interpolation allowed).
     Str,
     /// Whole number within an inclusive range.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
     /// One of a fixed set of strings.
     Enum(&'static [&'static str]),
@@ -19,7 +22,11 @@ pub enum Ty {
     /// A reference to another resource of one of `kinds` by logical id; resolves to the
     /// referenced resource's attribute `attr` (for example a subnet's `id`).
     /// With `literal`, a plain AWS id or ARN (a string that is not a logical id) is accepted too.
-    Ref { kinds: &'static [&'static str], attr: &'static str, literal: bool },
+    Ref {
+        kinds: &'static [&'static str],
+        attr: &'static str,
+        literal: bool,
+    },
     /// A list of values of one type.
     List(&'static Ty),
     /// A map of string keys to string values (tags, environment variables).
@@ -78,11 +85,25 @@ impl Schema {
 
 /// Shorthand constructors so kind files read like tables.
 pub const fn req(name: &'static str, ty: Ty, update: Update, doc: &'static str) -> Prop {
-    Prop { name, ty, required: true, update, default: None, doc }
+    Prop {
+        name,
+        ty,
+        required: true,
+        update,
+        default: None,
+        doc,
+    }
 }
 
 pub const fn opt(name: &'static str, ty: Ty, update: Update, doc: &'static str) -> Prop {
-    Prop { name, ty, required: false, update, default: None, doc }
+    Prop {
+        name,
+        ty,
+        required: false,
+        update,
+        default: None,
+        doc,
+    }
 }
 
 pub const fn dflt(
@@ -92,5 +113,12 @@ pub const fn dflt(
     default: &'static str,
     doc: &'static str,
 ) -> Prop {
-    Prop { name, ty, required: false, update, default: Some(default), doc }
+    Prop {
+        name,
+        ty,
+        required: false,
+        update,
+        default: Some(default),
+        doc,
+    }
 }

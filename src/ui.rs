@@ -12,7 +12,9 @@ pub struct LineReporter {
 
 impl LineReporter {
     pub fn new() -> LineReporter {
-        LineReporter { start: Instant::now() }
+        LineReporter {
+            start: Instant::now(),
+        }
     }
 }
 
@@ -21,8 +23,17 @@ impl Reporter for LineReporter {
         let line = match event {
             Event::Started { id, op } => format!("{id}: {}...", op.verb().0),
             Event::Progress { id, message } => format!("{id}: {message}"),
-            Event::Finished { id, op, physical_id, elapsed } => {
-                let what = if op == OpKind::Delete { "destroyed" } else { op.verb().1 };
+            Event::Finished {
+                id,
+                op,
+                physical_id,
+                elapsed,
+            } => {
+                let what = if op == OpKind::Delete {
+                    "destroyed"
+                } else {
+                    op.verb().1
+                };
                 format!("{id}: {what} {physical_id} ({:.1}s)", elapsed.as_secs_f64())
             }
             Event::Failed { id, op, error } => format!("{id}: FAILED {}: {error}", op.verb().0),

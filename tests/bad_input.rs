@@ -20,11 +20,21 @@ fn rejects(command: &[&str], content: &str, line_col: &str, needle: &str) {
     args.extend(["-f", &file]);
     let out = mskctl_at(&url).args(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "expected exit 1 for {command:?}:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1 for {command:?}:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.contains(&format!("stack.yaml:{line_col}")), "expected location stack.yaml:{line_col} in:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("stack.yaml:{line_col}")),
+        "expected location stack.yaml:{line_col} in:\n{stderr}"
+    );
     assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
-    assert!(listener.accept().is_err(), "mskctl connected to AWS for invalid input:\n{stderr}");
+    assert!(
+        listener.accept().is_err(),
+        "mskctl connected to AWS for invalid input:\n{stderr}"
+    );
 }
 
 const HEAD: &str = "stack: demo\nregion: ap-northeast-1\nresources:\n";
@@ -37,7 +47,9 @@ fn malformed_yaml_is_rejected_with_location() {
 
 #[test]
 fn duplicate_key_is_rejected() {
-    let content = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    cidr_block: 10.1.0.0/16\n");
+    let content = format!(
+        "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    cidr_block: 10.1.0.0/16\n"
+    );
     rejects(&["plan"], &content, "7:5", "duplicate");
 }
 
@@ -77,7 +89,9 @@ fn dangling_interpolation_is_rejected() {
 
 #[test]
 fn wrong_value_type_is_rejected() {
-    let content = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    enable_dns_support: maybe\n");
+    let content = format!(
+        "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    enable_dns_support: maybe\n"
+    );
     rejects(&["plan"], &content, "7:25", "bool");
 }
 
@@ -89,9 +103,8 @@ fn invalid_cidr_is_rejected() {
 
 #[test]
 fn out_of_range_value_is_rejected() {
-    let content = format!(
-        "{HEAD}  q:\n    type: sqs_queue\n    message_retention_seconds: 99999999\n"
-    );
+    let content =
+        format!("{HEAD}  q:\n    type: sqs_queue\n    message_retention_seconds: 99999999\n");
     rejects(&["plan"], &content, "6:32", "1209600");
 }
 
@@ -108,7 +121,10 @@ fn missing_stack_file_is_an_error_not_a_panic() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let out = mskctl_at(&url).args(["plan", "-f", "/nonexistent/stack.yaml"]).output().unwrap();
+    let out = mskctl_at(&url)
+        .args(["plan", "-f", "/nonexistent/stack.yaml"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("/nonexistent/stack.yaml"), "{stderr}");

@@ -11,9 +11,14 @@ use common::{Emulator, StackDir, repo_path};
 
 /// Copy an example stack and the handler it packages into a temp dir.
 fn example(dir: &StackDir, name: &str) -> String {
-    let handler = std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py")).unwrap();
+    let handler =
+        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
+            .unwrap();
     dir.write("functions/msk_processor/msk_processor.py", &handler);
-    dir.write("stack.yaml", &std::fs::read_to_string(repo_path(&format!("stacks/{name}"))).unwrap())
+    dir.write(
+        "stack.yaml",
+        &std::fs::read_to_string(repo_path(&format!("stacks/{name}"))).unwrap(),
+    )
 }
 
 fn edit(path: &str, from: &str, to: &str) {
@@ -22,11 +27,20 @@ fn edit(path: &str, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
-async fn mappings(lambda: &aws_sdk_lambda::Client) -> Vec<aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput> {
+async fn mappings(
+    lambda: &aws_sdk_lambda::Client,
+) -> Vec<aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput> {
     let list = lambda.list_event_source_mappings().send().await.unwrap();
     let mut out = Vec::new();
     for m in list.event_source_mappings() {
-        out.push(lambda.get_event_source_mapping().uuid(m.uuid().unwrap()).send().await.unwrap());
+        out.push(
+            lambda
+                .get_event_source_mapping()
+                .uuid(m.uuid().unwrap())
+                .send()
+                .await
+                .unwrap(),
+        );
     }
     out
 }
@@ -41,28 +55,65 @@ async fn msk_esm_example_round_trips_updates_and_destroys() {
     let kafka = aws_sdk_kafka::Client::new(&conf);
 
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    let cluster_arn = kafka.list_clusters_v2().send().await.unwrap().cluster_info_list()[0].cluster_arn().unwrap().to_string();
+    let cluster_arn = kafka
+        .list_clusters_v2()
+        .send()
+        .await
+        .unwrap()
+        .cluster_info_list()[0]
+        .cluster_arn()
+        .unwrap()
+        .to_string();
     let all = mappings(&lambda).await;
     assert_eq!(all.len(), 1);
     let m = &all[0];
     assert_eq!(m.event_source_arn(), Some(cluster_arn.as_str()));
-    assert!(m.function_arn().unwrap().ends_with(":function:msk-esm-processor"));
+    assert!(
+        m.function_arn()
+            .unwrap()
+            .ends_with(":function:msk-esm-processor")
+    );
     assert_eq!(m.topics(), ["test-topic"]);
     assert_eq!(m.starting_position().map(|p| p.as_str()), Some("LATEST"));
     assert_eq!(m.batch_size(), Some(10));
     assert_eq!(m.state(), Some("Enabled"));
-    let group = m.amazon_managed_kafka_event_source_config().and_then(|c| c.consumer_group_id());
+    let group = m
+        .amazon_managed_kafka_event_source_config()
+        .and_then(|c| c.consumer_group_id());
     assert_eq!(group, Some("msk-esm-processor"));
-    let on_failure = m.destination_config().and_then(|d| d.on_failure()).and_then(|f| f.destination()).unwrap();
-    assert!(on_failure.ends_with(":msk-esm-failed-records"), "{on_failure}");
-    let tags = lambda.list_tags().resource(m.event_source_mapping_arn().unwrap()).send().await.unwrap();
-    assert_eq!(tags.tags().unwrap().get("mskctl:id").map(String::as_str), Some("consumer"));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    let on_failure = m
+        .destination_config()
+        .and_then(|d| d.on_failure())
+        .and_then(|f| f.destination())
+        .unwrap();
+    assert!(
+        on_failure.ends_with(":msk-esm-failed-records"),
+        "{on_failure}"
+    );
+    let tags = lambda
+        .list_tags()
+        .resource(m.event_source_mapping_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags.tags().unwrap().get("mskctl:id").map(String::as_str),
+        Some("consumer")
+    );
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 
     // Batch size: in place, same mapping.
     edit(&file, "batch_size: 10", "batch_size: 500");
-    let plan = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    assert!(plan.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", plan.all());
+    let plan = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        plan.all()
+    );
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     let after = mappings(&lambda).await;
     assert_eq!(after.len(), 1);
@@ -70,14 +121,35 @@ async fn msk_esm_example_round_trips_updates_and_destroys() {
     assert_eq!(after[0].batch_size(), Some(500));
 
     // Disabled in place.
-    edit(&file, "    batch_size: 500", "    batch_size: 500\n    enabled: false");
+    edit(
+        &file,
+        "    batch_size: 500",
+        "    batch_size: 500\n    enabled: false",
+    );
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     assert_eq!(mappings(&lambda).await[0].state(), Some("Disabled"));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 
     em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
-    assert!(lambda.list_event_source_mappings().send().await.unwrap().event_source_mappings().is_empty());
-    assert!(kafka.list_clusters_v2().send().await.unwrap().cluster_info_list().is_empty());
+    assert!(
+        lambda
+            .list_event_source_mappings()
+            .send()
+            .await
+            .unwrap()
+            .event_source_mappings()
+            .is_empty()
+    );
+    assert!(
+        kafka
+            .list_clusters_v2()
+            .send()
+            .await
+            .unwrap()
+            .cluster_info_list()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,19 +163,58 @@ async fn self_managed_kafka_example_round_trips() {
     let all = mappings(&lambda).await;
     assert_eq!(all.len(), 1);
     let m = &all[0];
-    let servers = m.self_managed_event_source().and_then(|s| s.endpoints()).unwrap();
+    let servers = m
+        .self_managed_event_source()
+        .and_then(|s| s.endpoints())
+        .unwrap();
     let mut servers: Vec<&String> = servers.values().flatten().collect();
     servers.sort();
-    assert_eq!(servers, ["kafka-1.example.internal:9096", "kafka-2.example.internal:9096"]);
-    let kinds: Vec<&SourceAccessType> = m.source_access_configurations().iter().filter_map(|c| c.r#type()).collect();
-    assert!(kinds.contains(&&SourceAccessType::SaslScram512Auth), "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| ***k == SourceAccessType::VpcSubnet).count(), 2);
-    assert_eq!(kinds.iter().filter(|k| ***k == SourceAccessType::VpcSecurityGroup).count(), 1);
-    let group = m.self_managed_kafka_event_source_config().and_then(|c| c.consumer_group_id());
+    assert_eq!(
+        servers,
+        [
+            "kafka-1.example.internal:9096",
+            "kafka-2.example.internal:9096"
+        ]
+    );
+    let kinds: Vec<&SourceAccessType> = m
+        .source_access_configurations()
+        .iter()
+        .filter_map(|c| c.r#type())
+        .collect();
+    assert!(
+        kinds.contains(&&SourceAccessType::SaslScram512Auth),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| ***k == SourceAccessType::VpcSubnet)
+            .count(),
+        2
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| ***k == SourceAccessType::VpcSecurityGroup)
+            .count(),
+        1
+    );
+    let group = m
+        .self_managed_kafka_event_source_config()
+        .and_then(|c| c.consumer_group_id());
     assert_eq!(group, Some("self-managed-kafka-processor"));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
     em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
-    assert!(lambda.list_event_source_mappings().send().await.unwrap().event_source_mappings().is_empty());
+    assert!(
+        lambda
+            .list_event_source_mappings()
+            .send()
+            .await
+            .unwrap()
+            .event_source_mappings()
+            .is_empty()
+    );
 }
 
 const SMALL: &str = r#"
@@ -130,20 +241,41 @@ resources:
 async fn topic_change_replaces_with_an_offsets_warning() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    let handler = std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py")).unwrap();
+    let handler =
+        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
+            .unwrap();
     dir.write("functions/msk_processor/msk_processor.py", &handler);
     let file = dir.write("stack.yaml", SMALL);
     let lambda = aws_sdk_lambda::Client::new(&em.sdk().await);
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    assert_eq!(mappings(&lambda).await[0].batch_size(), Some(100), "default batch size");
+    assert_eq!(
+        mappings(&lambda).await[0].batch_size(),
+        Some(100),
+        "default batch size"
+    );
     let old = mappings(&lambda).await[0].uuid().unwrap().to_string();
 
     edit(&file, "topics: [orders]", "topics: [payments]");
-    let plan = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    assert!(plan.stdout.contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."), "{}", plan.all());
-    assert!(plan.stdout.contains("topics") && plan.stdout.contains("forces replacement"), "{}", plan.all());
+    let plan = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."),
+        "{}",
+        plan.all()
+    );
+    assert!(
+        plan.stdout.contains("topics") && plan.stdout.contains("forces replacement"),
+        "{}",
+        plan.all()
+    );
     let text = plan.stdout.to_lowercase();
-    assert!(text.contains("offset") && text.contains("consumer_group_id"), "missing offsets warning:\n{}", plan.all());
+    assert!(
+        text.contains("offset") && text.contains("consumer_group_id"),
+        "missing offsets warning:\n{}",
+        plan.all()
+    );
 
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     let all = mappings(&lambda).await;
@@ -156,7 +288,9 @@ async fn topic_change_replaces_with_an_offsets_warning() {
 fn mapping_disabled_with_a_reason_fails_the_apply_with_that_reason() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    let handler = std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py")).unwrap();
+    let handler =
+        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
+            .unwrap();
     dir.write("functions/msk_processor/msk_processor.py", &handler);
     let file = dir.write("stack.yaml", SMALL);
     em.control(
@@ -164,15 +298,26 @@ fn mapping_disabled_with_a_reason_fails_the_apply_with_that_reason() {
         r#"{"esm": [{"topic": "orders", "state": "Disabled", "stateTransitionReason": "PROBLEM: EVENT_SOURCE_AUTHN_ERROR - Lambda failed to authenticate with the broker."}]}"#,
     );
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).code(1);
-    assert!(out.stderr.contains("consumer"), "the failure names the resource:\n{}", out.all());
-    assert!(out.all().contains("Lambda failed to authenticate with the broker"), "{}", out.all());
+    assert!(
+        out.stderr.contains("consumer"),
+        "the failure names the resource:\n{}",
+        out.all()
+    );
+    assert!(
+        out.all()
+            .contains("Lambda failed to authenticate with the broker"),
+        "{}",
+        out.all()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupted_create_rerun_leaves_exactly_one_mapping() {
     let em = Emulator::start_with(&[("EMULATOR_ESM_SECONDS", "8")]);
     let dir = StackDir::new();
-    let handler = std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py")).unwrap();
+    let handler =
+        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
+            .unwrap();
     dir.write("functions/msk_processor/msk_processor.py", &handler);
     let file = dir.write("stack.yaml", SMALL);
     let mut child = em
@@ -193,7 +338,11 @@ async fn interrupted_create_rerun_leaves_exactly_one_mapping() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(seen.iter().any(|l| l.contains("Creating")), "never reached the mapping wait:\n{}", seen.join("\n"));
+    assert!(
+        seen.iter().any(|l| l.contains("Creating")),
+        "never reached the mapping wait:\n{}",
+        seen.join("\n")
+    );
 
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     let lambda = aws_sdk_lambda::Client::new(&em.sdk().await);

@@ -38,7 +38,10 @@ resources:
 "#;
 
 fn owned() -> Filter {
-    Filter::builder().name("tag:mskctl:stack").values("killtest").build()
+    Filter::builder()
+        .name("tag:mskctl:stack")
+        .values("killtest")
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -67,52 +70,136 @@ async fn apply_killed_midway_then_rerun_converges_without_duplicates() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(seen.iter().any(|l| l.contains("CREATING")), "apply never reached the cluster wait:\n{}", seen.join("\n"));
+    assert!(
+        seen.iter().any(|l| l.contains("CREATING")),
+        "apply never reached the cluster wait:\n{}",
+        seen.join("\n")
+    );
 
     // The queue (after the cluster) was never created; everything before it was.
     let conf = em.sdk().await;
     let ec2 = aws_sdk_ec2::Client::new(&conf);
     let kafka = aws_sdk_kafka::Client::new(&conf);
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    assert!(sqs.list_queues().send().await.unwrap().queue_urls().is_empty());
+    assert!(
+        sqs.list_queues()
+            .send()
+            .await
+            .unwrap()
+            .queue_urls()
+            .is_empty()
+    );
 
     // Re-run: converges, one of everything.
     let rerun = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    assert!(rerun.stdout.contains("1 to add") || rerun.stdout.contains("2 to add"), "{}", rerun.all());
-    assert_eq!(ec2.describe_vpcs().filters(owned()).send().await.unwrap().vpcs().len(), 1);
-    assert_eq!(ec2.describe_subnets().filters(owned()).send().await.unwrap().subnets().len(), 2);
-    assert_eq!(ec2.describe_security_groups().filters(owned()).send().await.unwrap().security_groups().len(), 1);
+    assert!(
+        rerun.stdout.contains("1 to add") || rerun.stdout.contains("2 to add"),
+        "{}",
+        rerun.all()
+    );
+    assert_eq!(
+        ec2.describe_vpcs()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len(),
+        1
+    );
+    assert_eq!(
+        ec2.describe_subnets()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+            .len(),
+        2
+    );
+    assert_eq!(
+        ec2.describe_security_groups()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+            .len(),
+        1
+    );
     let clusters = kafka.list_clusters_v2().send().await.unwrap();
     assert_eq!(clusters.cluster_info_list().len(), 1);
-    assert_eq!(clusters.cluster_info_list()[0].state().map(|s| s.as_str()), Some("ACTIVE"));
-    assert_eq!(sqs.list_queues().send().await.unwrap().queue_urls().len(), 1);
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    assert_eq!(
+        clusters.cluster_info_list()[0].state().map(|s| s.as_str()),
+        Some("ACTIVE")
+    );
+    assert_eq!(
+        sqs.list_queues().send().await.unwrap().queue_urls().len(),
+        1
+    );
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
     em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
-    assert!(kafka.list_clusters_v2().send().await.unwrap().cluster_info_list().is_empty());
-    assert!(ec2.describe_vpcs().filters(owned()).send().await.unwrap().vpcs().is_empty());
+    assert!(
+        kafka
+            .list_clusters_v2()
+            .send()
+            .await
+            .unwrap()
+            .cluster_info_list()
+            .is_empty()
+    );
+    assert!(
+        ec2.describe_vpcs()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn throttled_calls_are_retried_and_create_exactly_once() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    let file = dir.write("stack.yaml", "stack: throttled\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.30.0.0/16\n");
+    let file = dir.write(
+        "stack.yaml",
+        "stack: throttled\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.30.0.0/16\n",
+    );
     em.control(
         "/_emulator/faults",
         r#"{"throttle": [{"action": "DescribeVpcs", "count": 2}, {"action": "CreateVpc", "count": 2}]}"#,
     );
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
-    let f = Filter::builder().name("tag:mskctl:stack").values("throttled").build();
-    assert_eq!(ec2.describe_vpcs().filters(f).send().await.unwrap().vpcs().len(), 1);
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    let f = Filter::builder()
+        .name("tag:mskctl:stack")
+        .values("throttled")
+        .build();
+    assert_eq!(
+        ec2.describe_vpcs()
+            .filters(f)
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len(),
+        1
+    );
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 }
 
 #[test]
 fn secrets_never_appear_in_output() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    dir.write("fn/handler.py", "def handler(event, context):\n    return 1\n");
+    dir.write(
+        "fn/handler.py",
+        "def handler(event, context):\n    return 1\n",
+    );
     let file = dir.write(
         "stack.yaml",
         r#"
@@ -134,15 +221,41 @@ resources:
     let mut outputs = Vec::new();
     outputs.push(em.run(&["plan", "-f", &file]).ok());
     outputs.push(em.run(&["apply", "-f", &file, "--auto-approve"]).ok());
-    outputs.push(em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0));
-    std::fs::write(&file, std::fs::read_to_string(&file).unwrap().replace("s3cr3t-value-xyz", "n3w-s3cr3t-abc")).unwrap();
-    let changed = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    assert!(changed.stdout.contains("secret_environment"), "{}", changed.all());
+    outputs.push(
+        em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+            .code(0),
+    );
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("s3cr3t-value-xyz", "n3w-s3cr3t-abc"),
+    )
+    .unwrap();
+    let changed = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        changed.stdout.contains("secret_environment"),
+        "{}",
+        changed.all()
+    );
     outputs.push(changed);
-    outputs.push(em.mskctl().env("MSKCTL_LOG", "trace").args(["apply", "-f", &file, "--auto-approve"]).output().unwrap().into());
+    outputs.push(
+        em.mskctl()
+            .env("MSKCTL_LOG", "trace")
+            .args(["apply", "-f", &file, "--auto-approve"])
+            .output()
+            .unwrap()
+            .into(),
+    );
     for out in &outputs {
         let all = out.all();
-        for secret in ["s3cr3t-value-xyz", "n3w-s3cr3t-abc", "test-secret-key-never-printed"] {
+        for secret in [
+            "s3cr3t-value-xyz",
+            "n3w-s3cr3t-abc",
+            "test-secret-key-never-printed",
+        ] {
             assert!(!all.contains(secret), "secret {secret} leaked:\n{all}");
         }
     }

@@ -70,7 +70,10 @@ outputs:
 "#;
 
 fn owned(stack: &str) -> Filter {
-    Filter::builder().name("tag:mskctl:stack").values(stack).build()
+    Filter::builder()
+        .name("tag:mskctl:stack")
+        .values(stack)
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,16 +85,38 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
 
     // Apply creates everything and prints outputs.
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    assert!(out.stdout.contains("Plan: 10 to add, 0 to change, 0 to replace, 0 to destroy."), "{}", out.all());
-    assert!(out.stdout.contains("vpc_id") && out.stdout.contains("vpc-"), "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("Plan: 10 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("vpc_id") && out.stdout.contains("vpc-"),
+        "{}",
+        out.all()
+    );
 
     // Live state, read directly.
-    let vpcs = ec2.describe_vpcs().filters(owned("nettest")).send().await.unwrap().vpcs.unwrap();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap()
+        .vpcs
+        .unwrap();
     assert_eq!(vpcs.len(), 1);
     let vpc = &vpcs[0];
     let vpc_id = vpc.vpc_id().unwrap().to_string();
     assert_eq!(vpc.cidr_block(), Some("10.10.0.0/16"));
-    let tag = |k: &str| vpc.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(String::from);
+    let tag = |k: &str| {
+        vpc.tags()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(String::from)
+    };
     assert_eq!(tag("mskctl:id").as_deref(), Some("vpc"));
     assert_eq!(tag("project").as_deref(), Some("msk-demo"));
     assert!(tag("Name").is_some());
@@ -99,7 +124,13 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         let ec2 = ec2.clone();
         let vpc_id = vpc_id.clone();
         async move {
-            let a = ec2.describe_vpc_attribute().vpc_id(vpc_id).attribute(name).send().await.unwrap();
+            let a = ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(name)
+                .send()
+                .await
+                .unwrap();
             (
                 a.enable_dns_support().and_then(|v| v.value()),
                 a.enable_dns_hostnames().and_then(|v| v.value()),
@@ -107,9 +138,19 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         }
     };
     assert_eq!(attr(VpcAttributeName::EnableDnsSupport).await.0, Some(true));
-    assert_eq!(attr(VpcAttributeName::EnableDnsHostnames).await.1, Some(true));
+    assert_eq!(
+        attr(VpcAttributeName::EnableDnsHostnames).await.1,
+        Some(true)
+    );
 
-    let subnets = ec2.describe_subnets().filters(owned("nettest")).send().await.unwrap().subnets.unwrap();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap()
+        .subnets
+        .unwrap();
     let mut got: Vec<(String, String, bool)> = subnets
         .iter()
         .map(|s| {
@@ -129,48 +170,104 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
             ("10.10.0.64/26".into(), "ap-northeast-1c".into(), false),
         ]
     );
-    let public_subnet = subnets.iter().find(|s| s.cidr_block() == Some("10.10.0.128/26")).unwrap();
+    let public_subnet = subnets
+        .iter()
+        .find(|s| s.cidr_block() == Some("10.10.0.128/26"))
+        .unwrap();
 
-    let igws = ec2.describe_internet_gateways().filters(owned("nettest")).send().await.unwrap().internet_gateways.unwrap();
+    let igws = ec2
+        .describe_internet_gateways()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap()
+        .internet_gateways
+        .unwrap();
     assert_eq!(igws.len(), 1);
     assert_eq!(igws[0].attachments()[0].vpc_id(), Some(vpc_id.as_str()));
 
-    let nats = ec2.describe_nat_gateways().filter(owned("nettest")).send().await.unwrap().nat_gateways.unwrap();
+    let nats = ec2
+        .describe_nat_gateways()
+        .filter(owned("nettest"))
+        .send()
+        .await
+        .unwrap()
+        .nat_gateways
+        .unwrap();
     assert_eq!(nats.len(), 1);
     assert_eq!(nats[0].subnet_id(), public_subnet.subnet_id());
     assert_eq!(nats[0].state().map(|s| s.as_str()), Some("available"));
 
-    let tables = ec2.describe_route_tables().filters(owned("nettest")).send().await.unwrap().route_tables.unwrap();
+    let tables = ec2
+        .describe_route_tables()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap()
+        .route_tables
+        .unwrap();
     assert_eq!(tables.len(), 2);
     let default_route_targets: Vec<String> = tables
         .iter()
         .flat_map(|t| t.routes())
         .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
-        .map(|r| r.gateway_id().or(r.nat_gateway_id()).unwrap_or_default().to_string())
+        .map(|r| {
+            r.gateway_id()
+                .or(r.nat_gateway_id())
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     assert!(default_route_targets.contains(&igws[0].internet_gateway_id().unwrap().to_string()));
     assert!(default_route_targets.contains(&nats[0].nat_gateway_id().unwrap().to_string()));
-    let associations: usize = tables.iter().map(|t| t.associations().iter().filter(|a| a.subnet_id().is_some()).count()).sum();
+    let associations: usize = tables
+        .iter()
+        .map(|t| {
+            t.associations()
+                .iter()
+                .filter(|a| a.subnet_id().is_some())
+                .count()
+        })
+        .sum();
     assert_eq!(associations, 3);
 
-    let sgs = ec2.describe_security_groups().filters(owned("nettest")).send().await.unwrap().security_groups.unwrap();
+    let sgs = ec2
+        .describe_security_groups()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap()
+        .security_groups
+        .unwrap();
     assert_eq!(sgs.len(), 1);
     let sg_id = sgs[0].group_id().unwrap().to_string();
     let mut ports: Vec<(i32, String)> = sgs[0]
         .ip_permissions()
         .iter()
-        .flat_map(|p| p.ip_ranges().iter().map(move |r| (p.from_port().unwrap(), r.cidr_ip().unwrap().to_string())))
+        .flat_map(|p| {
+            p.ip_ranges()
+                .iter()
+                .map(move |r| (p.from_port().unwrap(), r.cidr_ip().unwrap().to_string()))
+        })
         .collect();
     ports.sort();
-    assert_eq!(ports, vec![(9092, "10.10.0.0/16".into()), (9098, "10.10.0.0/16".into())]);
+    assert_eq!(
+        ports,
+        vec![(9092, "10.10.0.0/16".into()), (9098, "10.10.0.0/16".into())]
+    );
 
     // A second plan is empty.
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 
     // Drift out of band: DNS hostnames off, a rule revoked, public IPs off, a tag edited.
     ec2.modify_vpc_attribute()
         .vpc_id(&vpc_id)
-        .enable_dns_hostnames(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(false).build())
+        .enable_dns_hostnames(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(false)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -189,66 +286,203 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .unwrap();
     ec2.modify_subnet_attribute()
         .subnet_id(public_subnet.subnet_id().unwrap())
-        .map_public_ip_on_launch(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(false).build())
+        .map_public_ip_on_launch(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(false)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     ec2.create_tags()
         .resources(&vpc_id)
-        .tags(aws_sdk_ec2::types::Tag::builder().key("project").value("hand-edited").build())
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("project")
+                .value("hand-edited")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
 
-    let drift = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    for needle in ["enable_dns_hostnames", "map_public_ip_on_launch", "9092", "hand-edited", "3 to change"] {
-        assert!(drift.stdout.contains(needle), "drift plan misses {needle}:\n{}", drift.all());
+    let drift = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    for needle in [
+        "enable_dns_hostnames",
+        "map_public_ip_on_launch",
+        "9092",
+        "hand-edited",
+        "3 to change",
+    ] {
+        assert!(
+            drift.stdout.contains(needle),
+            "drift plan misses {needle}:\n{}",
+            drift.all()
+        );
     }
 
     // Apply repairs the drift in place (same VPC, same group).
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    assert_eq!(attr(VpcAttributeName::EnableDnsHostnames).await.1, Some(true));
-    let sg = ec2.describe_security_groups().group_ids(&sg_id).send().await.unwrap().security_groups.unwrap();
-    assert_eq!(sg[0].ip_permissions().len(), 2, "{:?}", sg[0].ip_permissions());
-    let subnet = ec2.describe_subnets().subnet_ids(public_subnet.subnet_id().unwrap()).send().await.unwrap();
+    assert_eq!(
+        attr(VpcAttributeName::EnableDnsHostnames).await.1,
+        Some(true)
+    );
+    let sg = ec2
+        .describe_security_groups()
+        .group_ids(&sg_id)
+        .send()
+        .await
+        .unwrap()
+        .security_groups
+        .unwrap();
+    assert_eq!(
+        sg[0].ip_permissions().len(),
+        2,
+        "{:?}",
+        sg[0].ip_permissions()
+    );
+    let subnet = ec2
+        .describe_subnets()
+        .subnet_ids(public_subnet.subnet_id().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(subnet.subnets()[0].map_public_ip_on_launch(), Some(true));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 
     // Removing the security group from the file deletes it, and only it.
     let without_sg = STACK.split("  kafka_sg:").next().unwrap().to_string()
         + "outputs:\n  vpc_id: {value: \"${vpc.id}\", description: ID of the VPC}\n";
     dir.write("stack.yaml", &without_sg);
     let removal = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    assert!(removal.stdout.contains("0 to add, 0 to change, 0 to replace, 1 to destroy"), "{}", removal.all());
-    let sgs = ec2.describe_security_groups().filters(owned("nettest")).send().await.unwrap().security_groups.unwrap();
+    assert!(
+        removal
+            .stdout
+            .contains("0 to add, 0 to change, 0 to replace, 1 to destroy"),
+        "{}",
+        removal.all()
+    );
+    let sgs = ec2
+        .describe_security_groups()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap()
+        .security_groups
+        .unwrap();
     assert!(sgs.is_empty());
-    assert_eq!(ec2.describe_vpcs().filters(owned("nettest")).send().await.unwrap().vpcs().len(), 1);
+    assert_eq!(
+        ec2.describe_vpcs()
+            .filters(owned("nettest"))
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len(),
+        1
+    );
 
     // Destroy removes everything the stack owns, even with a different working directory.
     em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
-    assert!(ec2.describe_vpcs().filters(owned("nettest")).send().await.unwrap().vpcs().is_empty());
-    assert!(ec2.describe_subnets().filters(owned("nettest")).send().await.unwrap().subnets().is_empty());
-    assert!(ec2.describe_internet_gateways().filters(owned("nettest")).send().await.unwrap().internet_gateways().is_empty());
-    assert!(ec2.describe_route_tables().filters(owned("nettest")).send().await.unwrap().route_tables().is_empty());
-    assert!(ec2.describe_addresses().filters(owned("nettest")).send().await.unwrap().addresses().is_empty());
-    let nats = ec2.describe_nat_gateways().filter(owned("nettest")).send().await.unwrap();
-    assert!(nats.nat_gateways().iter().all(|n| n.state().map(|s| s.as_str()) == Some("deleted")));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
+    assert!(
+        ec2.describe_vpcs()
+            .filters(owned("nettest"))
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .is_empty()
+    );
+    assert!(
+        ec2.describe_subnets()
+            .filters(owned("nettest"))
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+            .is_empty()
+    );
+    assert!(
+        ec2.describe_internet_gateways()
+            .filters(owned("nettest"))
+            .send()
+            .await
+            .unwrap()
+            .internet_gateways()
+            .is_empty()
+    );
+    assert!(
+        ec2.describe_route_tables()
+            .filters(owned("nettest"))
+            .send()
+            .await
+            .unwrap()
+            .route_tables()
+            .is_empty()
+    );
+    assert!(
+        ec2.describe_addresses()
+            .filters(owned("nettest"))
+            .send()
+            .await
+            .unwrap()
+            .addresses()
+            .is_empty()
+    );
+    let nats = ec2
+        .describe_nat_gateways()
+        .filter(owned("nettest"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        nats.nat_gateways()
+            .iter()
+            .all(|n| n.state().map(|s| s.as_str()) == Some("deleted"))
+    );
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_stacks_in_one_account_never_touch_each_other() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    let a = dir.write("a.yaml", "stack: alpha\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.1.0.0/16\n");
-    let b = dir.write("b.yaml", "stack: beta\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.2.0.0/16\n");
+    let a = dir.write(
+        "a.yaml",
+        "stack: alpha\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.1.0.0/16\n",
+    );
+    let b = dir.write(
+        "b.yaml",
+        "stack: beta\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.2.0.0/16\n",
+    );
     em.run(&["apply", "-f", &a, "--auto-approve"]).ok();
     em.run(&["apply", "-f", &b, "--auto-approve"]).ok();
     em.run(&["plan", "-f", &a, "--detailed-exitcode"]).code(0);
     em.run(&["destroy", "-f", &a, "--auto-approve"]).ok();
     let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
-    assert!(ec2.describe_vpcs().filters(owned("alpha")).send().await.unwrap().vpcs().is_empty());
-    assert_eq!(ec2.describe_vpcs().filters(owned("beta")).send().await.unwrap().vpcs().len(), 1);
+    assert!(
+        ec2.describe_vpcs()
+            .filters(owned("alpha"))
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .is_empty()
+    );
+    assert_eq!(
+        ec2.describe_vpcs()
+            .filters(owned("beta"))
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len(),
+        1
+    );
     em.run(&["plan", "-f", &b, "--detailed-exitcode"]).code(0);
 }
 
@@ -256,9 +490,18 @@ async fn two_stacks_in_one_account_never_touch_each_other() {
 fn apply_without_terminal_or_auto_approve_refuses() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    let file = dir.write("s.yaml", "stack: refuse\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.1.0.0/16\n");
+    let file = dir.write(
+        "s.yaml",
+        "stack: refuse\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.1.0.0/16\n",
+    );
     let out = em.run(&["apply", "-f", &file]).code(1);
     assert!(out.stderr.contains("--auto-approve"), "{}", out.all());
-    let plan = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    assert!(plan.stdout.contains("1 to add"), "nothing may have been created:\n{}", plan.all());
+    let plan = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        plan.stdout.contains("1 to add"),
+        "nothing may have been created:\n{}",
+        plan.all()
+    );
 }

@@ -8,7 +8,9 @@ use common::{Emulator, StackDir, repo_path};
 /// Copy the seed stack and its handler into a temp dir so tests can edit them.
 fn seed_copy(dir: &StackDir) -> String {
     let src = std::fs::read_to_string(repo_path("stacks/msk-serverless-pipe.yaml")).unwrap();
-    let handler = std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py")).unwrap();
+    let handler =
+        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
+            .unwrap();
     dir.write("functions/msk_processor/msk_processor.py", &handler);
     dir.write("stack.yaml", &src)
 }
@@ -33,22 +35,43 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
 
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     assert!(out.stdout.contains("Apply complete"), "{}", out.all());
-    assert!(out.stdout.contains("bootstrap_brokers") && out.stdout.contains(":9098"), "{}", out.all());
+    assert!(
+        out.stdout.contains("bootstrap_brokers") && out.stdout.contains(":9098"),
+        "{}",
+        out.all()
+    );
 
     // MSK Serverless with IAM auth in both private subnets, ACTIVE.
-    let clusters = kafka.list_clusters_v2().send().await.unwrap().cluster_info_list.unwrap();
+    let clusters = kafka
+        .list_clusters_v2()
+        .send()
+        .await
+        .unwrap()
+        .cluster_info_list
+        .unwrap();
     assert_eq!(clusters.len(), 1);
     let cluster = &clusters[0];
     assert_eq!(cluster.state().map(|s| s.as_str()), Some("ACTIVE"));
     let serverless = cluster.serverless().unwrap();
     assert_eq!(serverless.vpc_configs()[0].subnet_ids().len(), 2);
     assert_eq!(serverless.vpc_configs()[0].security_group_ids().len(), 1);
-    let iam_auth = serverless.client_authentication().and_then(|c| c.sasl()).and_then(|s| s.iam()).and_then(|i| i.enabled());
+    let iam_auth = serverless
+        .client_authentication()
+        .and_then(|c| c.sasl())
+        .and_then(|s| s.iam())
+        .and_then(|i| i.enabled());
     assert_eq!(iam_auth, Some(true));
     let cluster_arn = cluster.cluster_arn().unwrap().to_string();
 
     // The dead-letter queue keeps messages 14 days.
-    let queue_url = sqs.get_queue_url().queue_name("msk-pipe-dlq").send().await.unwrap().queue_url.unwrap();
+    let queue_url = sqs
+        .get_queue_url()
+        .queue_name("msk-pipe-dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -58,66 +81,161 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .unwrap()
         .attributes
         .unwrap();
-    assert_eq!(attrs[&aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod], "1209600");
+    assert_eq!(
+        attrs[&aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod],
+        "1209600"
+    );
     let queue_arn = attrs[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
 
     // The function, setting for setting.
-    let f = lambda.get_function_configuration().function_name("msk-pipe-processor").send().await.unwrap();
+    let f = lambda
+        .get_function_configuration()
+        .function_name("msk-pipe-processor")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(f.runtime().map(|r| r.as_str()), Some("python3.11"));
     assert_eq!(f.handler(), Some("msk_processor.lambda_handler"));
-    assert_eq!(f.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["x86_64"]);
+    assert_eq!(
+        f.architectures()
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>(),
+        ["x86_64"]
+    );
     assert_eq!((f.timeout(), f.memory_size()), (Some(300), Some(512)));
     let env = f.environment().and_then(|e| e.variables()).unwrap();
     assert_eq!(env.get("LOG_LEVEL").map(String::as_str), Some("INFO"));
-    assert_eq!(f.layers()[0].arn(), Some("arn:aws:lambda:ap-northeast-1:336392948345:layer:AWSSDKPandas-Python311:22"));
-    assert_eq!(f.dead_letter_config().and_then(|d| d.target_arn()), Some(queue_arn.as_str()));
+    assert_eq!(
+        f.layers()[0].arn(),
+        Some("arn:aws:lambda:ap-northeast-1:336392948345:layer:AWSSDKPandas-Python311:22")
+    );
+    assert_eq!(
+        f.dead_letter_config().and_then(|d| d.target_arn()),
+        Some(queue_arn.as_str())
+    );
     let function_arn = f.function_arn().unwrap().to_string();
-    let invoke = lambda.get_function_event_invoke_config().function_name("msk-pipe-processor").send().await.unwrap();
-    assert_eq!((invoke.maximum_retry_attempts(), invoke.maximum_event_age_in_seconds()), (Some(2), Some(300)));
+    let invoke = lambda
+        .get_function_event_invoke_config()
+        .function_name("msk-pipe-processor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            invoke.maximum_retry_attempts(),
+            invoke.maximum_event_age_in_seconds()
+        ),
+        (Some(2), Some(300))
+    );
 
     // Roles: the processor's managed policies, the pipe's inline policies scoped to the cluster.
-    let attached = iam.list_attached_role_policies().role_name("msk-pipe-processor").send().await.unwrap();
-    let mut arns: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("msk-pipe-processor")
+        .send()
+        .await
+        .unwrap();
+    let mut arns: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .collect();
     arns.sort();
     assert_eq!(
         arns,
-        ["arn:aws:iam::aws:policy/AmazonSQSFullAccess", "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+        [
+            "arn:aws:iam::aws:policy/AmazonSQSFullAccess",
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        ]
     );
-    let msk_policy = iam.get_role_policy().role_name("msk-pipe-pipe").policy_name("msk-access").send().await.unwrap();
+    let msk_policy = iam
+        .get_role_policy()
+        .role_name("msk-pipe-pipe")
+        .policy_name("msk-access")
+        .send()
+        .await
+        .unwrap();
     let doc = percent_decode(msk_policy.policy_document());
-    assert!(doc.contains("arn:aws:kafka:ap-northeast-1:123456789012:cluster/msk-pipe-cluster/*"), "{doc}");
+    assert!(
+        doc.contains("arn:aws:kafka:ap-northeast-1:123456789012:cluster/msk-pipe-cluster/*"),
+        "{doc}"
+    );
     assert!(doc.contains("kafka-cluster:Connect"), "{doc}");
-    let invoke_policy = iam.get_role_policy().role_name("msk-pipe-pipe").policy_name("invoke-processor").send().await.unwrap();
+    let invoke_policy = iam
+        .get_role_policy()
+        .role_name("msk-pipe-pipe")
+        .policy_name("invoke-processor")
+        .send()
+        .await
+        .unwrap();
     assert!(percent_decode(invoke_policy.policy_document()).contains(&function_arn));
 
     // The pipe: cluster → function, test-topic, LATEST, batch 10, fire and forget, running.
-    let pipe = pipes.describe_pipe().name("msk-pipe-to-processor").send().await.unwrap();
+    let pipe = pipes
+        .describe_pipe()
+        .name("msk-pipe-to-processor")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pipe.source(), Some(cluster_arn.as_str()));
     assert_eq!(pipe.target(), Some(function_arn.as_str()));
     assert_eq!(pipe.current_state().map(|s| s.as_str()), Some("RUNNING"));
-    let msk = pipe.source_parameters().and_then(|s| s.managed_streaming_kafka_parameters()).unwrap();
+    let msk = pipe
+        .source_parameters()
+        .and_then(|s| s.managed_streaming_kafka_parameters())
+        .unwrap();
     assert_eq!(msk.topic_name(), "test-topic");
     assert_eq!(msk.starting_position().map(|s| s.as_str()), Some("LATEST"));
     assert_eq!(msk.batch_size(), Some(10));
-    let invocation = pipe.target_parameters().and_then(|t| t.lambda_function_parameters()).and_then(|l| l.invocation_type());
+    let invocation = pipe
+        .target_parameters()
+        .and_then(|t| t.lambda_function_parameters())
+        .and_then(|l| l.invocation_type());
     assert_eq!(invocation.map(|i| i.as_str()), Some("FIRE_AND_FORGET"));
 
     // A second plan is empty.
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 
     // Editing the handler plans exactly one in-place code update.
-    edit(&dir.path("functions/msk_processor/msk_processor.py"), "import", "# edited\nimport");
-    let code = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    assert!(code.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", code.all());
-    assert!(code.stdout.contains("~ processor (lambda_function)") && code.stdout.contains("code"), "{}", code.all());
+    edit(
+        &dir.path("functions/msk_processor/msk_processor.py"),
+        "import",
+        "# edited\nimport",
+    );
+    let code = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        code.stdout
+            .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        code.all()
+    );
+    assert!(
+        code.stdout.contains("~ processor (lambda_function)") && code.stdout.contains("code"),
+        "{}",
+        code.all()
+    );
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 
     // Out-of-band drift of a Lambda setting, a queue attribute and an inline policy.
-    lambda.update_function_configuration().function_name("msk-pipe-processor").timeout(60).send().await.unwrap();
+    lambda
+        .update_function_configuration()
+        .function_name("msk-pipe-processor")
+        .timeout(60)
+        .send()
+        .await
+        .unwrap();
     sqs.set_queue_attributes()
         .queue_url(&queue_url)
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod, "60")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
+            "60",
+        )
         .send()
         .await
         .unwrap();
@@ -128,34 +246,97 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .send()
         .await
         .unwrap();
-    let drift = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    for needle in ["timeout", "message_retention_seconds", "invoke-processor", "3 to change"] {
-        assert!(drift.stdout.contains(needle), "drift plan misses {needle}:\n{}", drift.all());
+    let drift = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    for needle in [
+        "timeout",
+        "message_retention_seconds",
+        "invoke-processor",
+        "3 to change",
+    ] {
+        assert!(
+            drift.stdout.contains(needle),
+            "drift plan misses {needle}:\n{}",
+            drift.all()
+        );
     }
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    let f = lambda.get_function_configuration().function_name("msk-pipe-processor").send().await.unwrap();
+    let f = lambda
+        .get_function_configuration()
+        .function_name("msk-pipe-processor")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(f.timeout(), Some(300));
-    let policy = iam.get_role_policy().role_name("msk-pipe-pipe").policy_name("invoke-processor").send().await.unwrap();
+    let policy = iam
+        .get_role_policy()
+        .role_name("msk-pipe-pipe")
+        .policy_name("invoke-processor")
+        .send()
+        .await
+        .unwrap();
     assert!(percent_decode(policy.policy_document()).contains(&function_arn));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(0);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
 
     // Batch size changes in place; the topic forces a replacement with an offsets warning.
     edit(&file, "batch_size: 10", "batch_size: 25");
-    let batch = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    assert!(batch.stdout.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."), "{}", batch.all());
+    let batch = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        batch
+            .stdout
+            .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        batch.all()
+    );
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    let pipe = pipes.describe_pipe().name("msk-pipe-to-processor").send().await.unwrap();
-    let msk = pipe.source_parameters().and_then(|s| s.managed_streaming_kafka_parameters()).unwrap();
+    let pipe = pipes
+        .describe_pipe()
+        .name("msk-pipe-to-processor")
+        .send()
+        .await
+        .unwrap();
+    let msk = pipe
+        .source_parameters()
+        .and_then(|s| s.managed_streaming_kafka_parameters())
+        .unwrap();
     assert_eq!(msk.batch_size(), Some(25));
     let old_arn = pipe.arn().unwrap().to_string();
     edit(&file, "default: test-topic", "default: orders");
-    let topic = em.run(&["plan", "-f", &file, "--detailed-exitcode"]).code(2);
-    assert!(topic.stdout.contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."), "{}", topic.all());
-    assert!(topic.stdout.contains("kafka.topic") && topic.stdout.contains("forces replacement"), "{}", topic.all());
-    assert!(topic.stdout.contains("consumer_group_id"), "the offsets warning must suggest pinning:\n{}", topic.all());
+    let topic = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        topic
+            .stdout
+            .contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."),
+        "{}",
+        topic.all()
+    );
+    assert!(
+        topic.stdout.contains("kafka.topic") && topic.stdout.contains("forces replacement"),
+        "{}",
+        topic.all()
+    );
+    assert!(
+        topic.stdout.contains("consumer_group_id"),
+        "the offsets warning must suggest pinning:\n{}",
+        topic.all()
+    );
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    let pipe = pipes.describe_pipe().name("msk-pipe-to-processor").send().await.unwrap();
-    let msk = pipe.source_parameters().and_then(|s| s.managed_streaming_kafka_parameters()).unwrap();
+    let pipe = pipes
+        .describe_pipe()
+        .name("msk-pipe-to-processor")
+        .send()
+        .await
+        .unwrap();
+    let msk = pipe
+        .source_parameters()
+        .and_then(|s| s.managed_streaming_kafka_parameters())
+        .unwrap();
     assert_eq!(msk.topic_name(), "orders");
     assert_eq!(pipe.current_state().map(|s| s.as_str()), Some("RUNNING"));
     let _ = old_arn;
@@ -163,21 +344,60 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
     // Outputs from live state, as JSON.
     let outputs = em.run(&["outputs", "-f", &file, "--json"]).ok();
     let json: serde_json::Value = serde_json::from_str(&outputs.stdout).unwrap();
-    assert_eq!(json["cluster_arn"], serde_json::Value::String(cluster_arn.clone()));
-    assert_eq!(json["processor_arn"], serde_json::Value::String(function_arn.clone()));
+    assert_eq!(
+        json["cluster_arn"],
+        serde_json::Value::String(cluster_arn.clone())
+    );
+    assert_eq!(
+        json["processor_arn"],
+        serde_json::Value::String(function_arn.clone())
+    );
 
     // Destroy leaves nothing tagged with the stack.
     em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
-    assert!(kafka.list_clusters_v2().send().await.unwrap().cluster_info_list().is_empty());
+    assert!(
+        kafka
+            .list_clusters_v2()
+            .send()
+            .await
+            .unwrap()
+            .cluster_info_list()
+            .is_empty()
+    );
     assert!(pipes.list_pipes().send().await.unwrap().pipes().is_empty());
-    assert!(lambda.list_functions().send().await.unwrap().functions().is_empty());
-    assert!(sqs.list_queues().send().await.unwrap().queue_urls().is_empty());
-    let roles = iam.list_roles().path_prefix("/mskctl/").send().await.unwrap();
+    assert!(
+        lambda
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .is_empty()
+    );
+    assert!(
+        sqs.list_queues()
+            .send()
+            .await
+            .unwrap()
+            .queue_urls()
+            .is_empty()
+    );
+    let roles = iam
+        .list_roles()
+        .path_prefix("/mskctl/")
+        .send()
+        .await
+        .unwrap();
     assert!(roles.roles().is_empty());
     let tagging = aws_sdk_resourcegroupstagging::Client::new(&conf);
     let left = tagging
         .get_resources()
-        .tag_filters(aws_sdk_resourcegroupstagging::types::TagFilter::builder().key("mskctl:stack").values("msk-pipe").build())
+        .tag_filters(
+            aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                .key("mskctl:stack")
+                .values("msk-pipe")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -187,8 +407,17 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         let arn = r.resource_arn().unwrap();
         let nat_id = arn.rsplit_once("natgateway/").map(|(_, id)| id);
         let nat_id = nat_id.unwrap_or_else(|| panic!("{arn} is still tagged with the stack"));
-        let nat = ec2.describe_nat_gateways().nat_gateway_ids(nat_id).send().await.unwrap();
-        assert_eq!(nat.nat_gateways()[0].state().map(|s| s.as_str()), Some("deleted"), "{arn}");
+        let nat = ec2
+            .describe_nat_gateways()
+            .nat_gateway_ids(nat_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            nat.nat_gateways()[0].state().map(|s| s.as_str()),
+            Some("deleted"),
+            "{arn}"
+        );
     }
 }
 
@@ -202,10 +431,20 @@ fn pipe_that_fails_to_start_fails_the_apply_with_its_reason() {
         r#"{"pipes": [{"name": "msk-pipe-to-processor", "state": "CREATE_FAILED", "stateReason": "Connection error: the pipe cannot reach the cluster"}]}"#,
     );
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).code(1);
-    assert!(out.all().contains("cannot reach the cluster"), "{}", out.all());
-    assert!(out.stderr.contains("pipe"), "the failure must name the resource:\n{}", out.all());
+    assert!(
+        out.all().contains("cannot reach the cluster"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stderr.contains("pipe"),
+        "the failure must name the resource:\n{}",
+        out.all()
+    );
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }

@@ -128,8 +128,14 @@ pub fn resolve(expr: &Expr, lookup: &dyn Fn(&str, &str) -> Option<String>, facts
             }
             Value::String(out)
         }
-        Expr::List(items) => Value::Array(items.iter().map(|e| resolve(e, lookup, facts)).collect()),
-        Expr::Map(m) => Value::Object(m.iter().map(|(k, e)| (k.clone(), resolve(e, lookup, facts))).collect()),
+        Expr::List(items) => {
+            Value::Array(items.iter().map(|e| resolve(e, lookup, facts)).collect())
+        }
+        Expr::Map(m) => Value::Object(
+            m.iter()
+                .map(|(k, e)| (k.clone(), resolve(e, lookup, facts)))
+                .collect(),
+        ),
     }
 }
 
@@ -192,9 +198,13 @@ pub fn desired_for(
     }
     apply_defaults(&mut props, schema.props, &stack.name, &spec.id);
     if schema.taggable {
-        let mut tags: BTreeMap<String, Value> =
-            stack.tags.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-        if let Some(Value::Object(own)) = spec.props.get("tags").map(|e| resolve(e, lookup, facts)) {
+        let mut tags: BTreeMap<String, Value> = stack
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        if let Some(Value::Object(own)) = spec.props.get("tags").map(|e| resolve(e, lookup, facts))
+        {
             tags.extend(own);
         }
         let name = props
@@ -208,9 +218,20 @@ pub fn desired_for(
         tags.insert(TAG_ID.into(), Value::String(spec.id.clone()));
         props.insert("tags".into(), Value::Object(tags.into_iter().collect()));
     }
-    let base_dir = stack.path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut desired = Desired { id: spec.id.clone(), props: props.into_iter().collect(), base_dir };
-    kind.prepare(&mut desired).map_err(|message| PlanError { id: spec.id.clone(), message })?;
+    let base_dir = stack
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut desired = Desired {
+        id: spec.id.clone(),
+        props: props.into_iter().collect(),
+        base_dir,
+    };
+    kind.prepare(&mut desired).map_err(|message| PlanError {
+        id: spec.id.clone(),
+        message,
+    })?;
     Ok(desired)
 }
 
@@ -235,13 +256,17 @@ pub fn diff(kind: &dyn Kind, desired: &Props, observed: &Props) -> Vec<AttrChang
                 for (field, wv) in w {
                     let hv = h.get(field).unwrap_or(&Value::Null);
                     if is_unknown(wv) || wv != hv {
-                        let field_update =
-                            fields.iter().find(|f| f.name == field).map(|f| f.update).unwrap_or(update);
+                        let field_update = fields
+                            .iter()
+                            .find(|f| f.name == field)
+                            .map(|f| f.update)
+                            .unwrap_or(update);
                         out.push(AttrChange {
                             path: format!("{name}.{field}"),
                             before: Some(hv.clone()),
                             after: Some(wv.clone()),
-                            forces_replacement: field_update == Update::Replace || update == Update::Replace,
+                            forces_replacement: field_update == Update::Replace
+                                || update == Update::Replace,
                             sensitive,
                         });
                     }
@@ -299,11 +324,15 @@ pub fn plan(
         let lookup = |dep: &str, attr: &str| -> Option<String> {
             match actions.get(dep) {
                 Some(Action::Create | Action::Replace) | None => None,
-                _ => by_id.get(dep).and_then(|l| l.observed.attrs.get(attr).cloned()),
+                _ => by_id
+                    .get(dep)
+                    .and_then(|l| l.observed.attrs.get(attr).cloned()),
             }
         };
         let desired = desired_for(spec, stack, kind, &lookup, facts)?;
-        let existing = by_id.get(id.as_str()).filter(|l| l.kind == spec.schema.kind);
+        let existing = by_id
+            .get(id.as_str())
+            .filter(|l| l.kind == spec.schema.kind);
         let change = match existing {
             None => {
                 let attrs = creation_attrs(&desired.props);
@@ -346,7 +375,10 @@ pub fn plan(
                     Action::Update
                 };
                 let warnings = match action {
-                    Action::Replace => kind.replace_warning(&desired.props, &l.observed.props).into_iter().collect(),
+                    Action::Replace => kind
+                        .replace_warning(&desired.props, &l.observed.props)
+                        .into_iter()
+                        .collect(),
                     _ => Vec::new(),
                 };
                 Change {
@@ -363,7 +395,10 @@ pub fn plan(
         changes.push(change);
     }
 
-    let orphans = by_id.values().filter(|l| !stack.resources.contains_key(&l.observed.id)).copied();
+    let orphans = by_id
+        .values()
+        .filter(|l| !stack.resources.contains_key(&l.observed.id))
+        .copied();
     for l in orphans.chain(extra) {
         changes.push(deletion(l));
     }
@@ -372,7 +407,9 @@ pub fn plan(
 
 /// Plan deleting every live resource (the `destroy` command).
 pub fn destroy_plan(live: &[Live]) -> Plan {
-    Plan { changes: live.iter().map(deletion).collect() }
+    Plan {
+        changes: live.iter().map(deletion).collect(),
+    }
 }
 
 fn deletion(l: &Live) -> Change {
@@ -406,7 +443,12 @@ fn creation_attrs(props: &Props) -> Vec<AttrChange> {
 pub fn live_dependencies(live: &[Live]) -> crate::graph::Deps {
     let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
     for l in live {
-        for v in l.observed.attrs.values().chain(std::iter::once(&l.observed.physical_id)) {
+        for v in l
+            .observed
+            .attrs
+            .values()
+            .chain(std::iter::once(&l.observed.physical_id))
+        {
             if looks_like_aws_id(v) {
                 owner.insert(v, &l.observed.id);
             }
@@ -421,7 +463,10 @@ pub fn live_dependencies(live: &[Live]) -> crate::graph::Deps {
             }
         }
         found.remove(l.observed.id.as_str());
-        deps.insert(l.observed.id.clone(), found.into_iter().map(String::from).collect());
+        deps.insert(
+            l.observed.id.clone(),
+            found.into_iter().map(String::from).collect(),
+        );
     }
     deps
 }

@@ -10,7 +10,11 @@ use super::{Action, AttrChange, Change, Plan, UNKNOWN};
 
 pub fn render(plan: &Plan, stack: &str, region: &str) -> String {
     let mut out = String::new();
-    let changes: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    let changes: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .collect();
     if changes.is_empty() {
         let _ = writeln!(
             out,
@@ -19,7 +23,10 @@ pub fn render(plan: &Plan, stack: &str, region: &str) -> String {
         );
         return out;
     }
-    let _ = writeln!(out, "mskctl will perform these actions on stack `{stack}` in {region}:\n");
+    let _ = writeln!(
+        out,
+        "mskctl will perform these actions on stack `{stack}` in {region}:\n"
+    );
     for c in changes {
         render_change(&mut out, c);
         out.push('\n');
@@ -50,7 +57,11 @@ pub fn symbol(action: Action) -> &'static str {
 }
 
 fn render_change(out: &mut String, c: &Change) {
-    let physical = c.observed.as_ref().map(|o| format!(" [{}]", o.physical_id)).unwrap_or_default();
+    let physical = c
+        .observed
+        .as_ref()
+        .map(|o| format!(" [{}]", o.physical_id))
+        .unwrap_or_default();
     let what = match c.action {
         Action::Create => "will be created",
         Action::Update => "will be updated in place",
@@ -58,7 +69,13 @@ fn render_change(out: &mut String, c: &Change) {
         Action::Delete => "will be destroyed",
         Action::NoOp => "is up to date",
     };
-    let _ = writeln!(out, "  {} {} ({}){physical} {what}", symbol(c.action), c.id, c.kind);
+    let _ = writeln!(
+        out,
+        "  {} {} ({}){physical} {what}",
+        symbol(c.action),
+        c.id,
+        c.kind
+    );
     for w in &c.warnings {
         let _ = writeln!(out, "      ! {w}");
     }
@@ -69,8 +86,18 @@ fn render_change(out: &mut String, c: &Change) {
 }
 
 fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
-    let show = |v: &Value| if a.sensitive { "(sensitive value)".to_string() } else { value(v) };
-    let forces = if a.forces_replacement { "   # forces replacement" } else { "" };
+    let show = |v: &Value| {
+        if a.sensitive {
+            "(sensitive value)".to_string()
+        } else {
+            value(v)
+        }
+    };
+    let forces = if a.forces_replacement {
+        "   # forces replacement"
+    } else {
+        ""
+    };
     match (&a.before, &a.after) {
         (None, Some(after)) => {
             let _ = writeln!(out, "      + {:width$} = {}", a.path, show(after));
@@ -103,7 +130,8 @@ fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
                             let _ = writeln!(out, "          + {k} = {}", value(v));
                         }
                         Some(old) if old != v => {
-                            let _ = writeln!(out, "          ~ {k} = {} -> {}", value(old), value(v));
+                            let _ =
+                                writeln!(out, "          ~ {k} = {} -> {}", value(old), value(v));
                         }
                         _ => {}
                     }
@@ -111,7 +139,10 @@ fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
                 return;
             }
             let (b, af) = if a.sensitive {
-                ("(sensitive value)".to_string(), "(sensitive value, changed)".to_string())
+                (
+                    "(sensitive value)".to_string(),
+                    "(sensitive value, changed)".to_string(),
+                )
             } else {
                 (value(before), value(after))
             };
@@ -134,7 +165,10 @@ pub fn value(v: &Value) -> String {
             format!("[{}]", parts.join(", "))
         }
         Value::Object(m) => {
-            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {}", value(v))).collect();
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", value(v)))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
         other => other.to_string(),

@@ -16,7 +16,12 @@ use crate::stack::{Expr, ResourceSpec, Stack};
 struct Net;
 
 static RULE: &[crate::schema::Prop] = &[
-    req("port", Ty::Int { min: 0, max: 65535 }, Update::InPlace, "port"),
+    req(
+        "port",
+        Ty::Int { min: 0, max: 65535 },
+        Update::InPlace,
+        "port",
+    ),
     opt("description", Ty::Str, Update::InPlace, "why"),
 ];
 
@@ -26,8 +31,22 @@ static NET: Schema = Schema {
     props: &[
         req("cidr", Ty::Cidr, Update::Replace, "forces replacement"),
         dflt("flag", Ty::Bool, Update::InPlace, "false", "in place"),
-        opt("parent", Ty::Ref { kinds: &["net"], attr: "id", literal: false }, Update::Replace, "parent"),
-        opt("rules", Ty::List(&Ty::Object(RULE)), Update::InPlace, "rules"),
+        opt(
+            "parent",
+            Ty::Ref {
+                kinds: &["net"],
+                attr: "id",
+                literal: false,
+            },
+            Update::Replace,
+            "parent",
+        ),
+        opt(
+            "rules",
+            Ty::List(&Ty::Object(RULE)),
+            Update::InPlace,
+            "rules",
+        ),
         opt("secret_token", Ty::Str, Update::InPlace, "masked"),
         dflt("name", Ty::Str, Update::Replace, "\"$name\"", "name"),
     ],
@@ -46,7 +65,13 @@ impl Kind for Net {
     async fn create(&self, _: &Ctx, _: &Desired) -> Result<Observed, CallError> {
         unreachable!()
     }
-    async fn update(&self, _: &Ctx, _: &Desired, _: &Observed, _: &[String]) -> Result<Observed, CallError> {
+    async fn update(
+        &self,
+        _: &Ctx,
+        _: &Desired,
+        _: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CallError> {
         unreachable!()
     }
     async fn delete(&self, _: &Ctx, _: &Observed) -> Result<(), CallError> {
@@ -59,7 +84,10 @@ fn kinds(name: &str) -> Option<&'static dyn Kind> {
 }
 
 fn facts() -> Facts {
-    Facts { region: "ap-northeast-1".into(), account_id: "123456789012".into() }
+    Facts {
+        region: "ap-northeast-1".into(),
+        account_id: "123456789012".into(),
+    }
 }
 
 fn stack(resources: Vec<(&str, Vec<(&str, Expr)>)>) -> Stack {
@@ -88,16 +116,31 @@ fn stack(resources: Vec<(&str, Vec<(&str, Expr)>)>) -> Stack {
 /// What applying the stack would leave in AWS: every resource created with exactly the
 /// desired properties, ids assigned in dependency order.
 fn simulate_apply(stack: &Stack) -> Vec<Live> {
-    let deps = stack.resources.values().map(|r| (r.id.clone(), r.dependencies().into_iter().collect())).collect();
+    let deps = stack
+        .resources
+        .values()
+        .map(|r| (r.id.clone(), r.dependencies().into_iter().collect()))
+        .collect();
     let mut attrs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut live = Vec::new();
     for id in crate::graph::topo_order(&deps) {
         let lookup = |i: &str, a: &str| attrs.get(i).and_then(|m| m.get(a).cloned());
         let d = desired_for(&stack.resources[&id], stack, &Net, &lookup, &facts()).unwrap();
         let phys = format!("net-{:08x}", live.len() + 0xabc0);
-        let a = BTreeMap::from([("id".to_string(), phys.clone()), ("arn".to_string(), format!("arn:aws:net:::{phys}"))]);
+        let a = BTreeMap::from([
+            ("id".to_string(), phys.clone()),
+            ("arn".to_string(), format!("arn:aws:net:::{phys}")),
+        ]);
         attrs.insert(id.clone(), a.clone());
-        live.push(Live { kind: "net", observed: Observed { id, physical_id: phys, props: d.props, attrs: a } });
+        live.push(Live {
+            kind: "net",
+            observed: Observed {
+                id,
+                physical_id: phys,
+                props: d.props,
+                attrs: a,
+            },
+        });
     }
     live
 }
@@ -107,7 +150,10 @@ fn cidr(s: &str) -> Expr {
 }
 
 fn reference(id: &str) -> Expr {
-    Expr::Ref { id: id.into(), attr: "id".into() }
+    Expr::Ref {
+        id: id.into(),
+        attr: "id".into(),
+    }
 }
 
 fn plan_of(stack: &Stack, live: &[Live]) -> Plan {
@@ -120,18 +166,40 @@ fn change<'a>(p: &'a Plan, id: &str) -> &'a Change {
 
 #[test]
 fn empty_account_plans_creates_in_dependency_order() {
-    let s = stack(vec![("b", vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))]), ("a", vec![("cidr", cidr("10.0.0.0/16"))])]);
+    let s = stack(vec![
+        (
+            "b",
+            vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))],
+        ),
+        ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+    ]);
     let p = plan_of(&s, &[]);
     let ids: Vec<&str> = p.changes.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["a", "b"]);
     assert!(p.changes.iter().all(|c| c.action == Action::Create));
-    let parent = change(&p, "b").attrs.iter().find(|a| a.path == "parent").unwrap();
-    assert_eq!(render::value(parent.after.as_ref().unwrap()), "(known after apply)");
+    let parent = change(&p, "b")
+        .attrs
+        .iter()
+        .find(|a| a.path == "parent")
+        .unwrap();
+    assert_eq!(
+        render::value(parent.after.as_ref().unwrap()),
+        "(known after apply)"
+    );
 }
 
 #[test]
 fn desired_gets_defaults_name_and_ownership_tags() {
-    let s = stack(vec![("my_net", vec![("cidr", cidr("10.0.0.0/16")), ("tags", Expr::Map(BTreeMap::from([("env".into(), Expr::lit("dev"))])))])]);
+    let s = stack(vec![(
+        "my_net",
+        vec![
+            ("cidr", cidr("10.0.0.0/16")),
+            (
+                "tags",
+                Expr::Map(BTreeMap::from([("env".into(), Expr::lit("dev"))])),
+            ),
+        ],
+    )]);
     let d = desired_for(&s.resources["my_net"], &s, &Net, &|_, _| None, &facts()).unwrap();
     assert_eq!(d.props["flag"], json!(false));
     assert_eq!(d.props["name"], json!("demo-my-net"));
@@ -154,25 +222,51 @@ fn unchanged_live_state_is_a_noop() {
 fn in_place_change_shows_before_and_after() {
     let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))])]);
     let live = simulate_apply(&s);
-    let s2 = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16")), ("flag", Expr::Bool(true))])]);
+    let s2 = stack(vec![(
+        "a",
+        vec![("cidr", cidr("10.0.0.0/16")), ("flag", Expr::Bool(true))],
+    )]);
     let p = plan_of(&s2, &live);
     let c = change(&p, "a");
     assert_eq!(c.action, Action::Update);
     assert_eq!(c.attrs.len(), 1);
-    assert_eq!((c.attrs[0].before.clone(), c.attrs[0].after.clone()), (Some(json!(false)), Some(json!(true))));
+    assert_eq!(
+        (c.attrs[0].before.clone(), c.attrs[0].after.clone()),
+        (Some(json!(false)), Some(json!(true)))
+    );
     let text = render::render(&p, "demo", "ap-northeast-1");
     assert!(text.contains("~ flag = false -> true"), "{text}");
-    assert!(text.ends_with("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.\n"), "{text}");
+    assert!(
+        text.ends_with("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn create_only_change_replaces_and_dependents_follow() {
-    let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))]), ("b", vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))])]);
+    let s = stack(vec![
+        ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+        (
+            "b",
+            vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))],
+        ),
+    ]);
     let live = simulate_apply(&s);
-    let s2 = stack(vec![("a", vec![("cidr", cidr("10.1.0.0/16"))]), ("b", vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))])]);
+    let s2 = stack(vec![
+        ("a", vec![("cidr", cidr("10.1.0.0/16"))]),
+        (
+            "b",
+            vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))],
+        ),
+    ]);
     let p = plan_of(&s2, &live);
     assert_eq!(change(&p, "a").action, Action::Replace);
-    let forcing: Vec<&str> = change(&p, "a").attrs.iter().filter(|a| a.forces_replacement).map(|a| a.path.as_str()).collect();
+    let forcing: Vec<&str> = change(&p, "a")
+        .attrs
+        .iter()
+        .filter(|a| a.forces_replacement)
+        .map(|a| a.path.as_str())
+        .collect();
     assert_eq!(forcing, ["cidr"]);
     // b's parent id will change, and parent is create-only: b must be replaced too.
     assert_eq!(change(&p, "b").action, Action::Replace);
@@ -185,7 +279,14 @@ fn create_only_change_replaces_and_dependents_follow() {
 fn tag_drift_is_an_in_place_update() {
     let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))])]);
     let mut live = simulate_apply(&s);
-    live[0].observed.props.get_mut("tags").unwrap().as_object_mut().unwrap().insert("team".into(), json!("ops"));
+    live[0]
+        .observed
+        .props
+        .get_mut("tags")
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .insert("team".into(), json!("ops"));
     let p = plan_of(&s, &live);
     let c = change(&p, "a");
     assert_eq!(c.action, Action::Update);
@@ -195,13 +296,19 @@ fn tag_drift_is_an_in_place_update() {
 
 #[test]
 fn resources_removed_from_the_file_are_deleted() {
-    let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))]), ("b", vec![("cidr", cidr("10.0.1.0/24"))])]);
+    let s = stack(vec![
+        ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+        ("b", vec![("cidr", cidr("10.0.1.0/24"))]),
+    ]);
     let live = simulate_apply(&s);
     let s2 = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))])]);
     let p = plan_of(&s2, &live);
     assert_eq!(change(&p, "b").action, Action::Delete);
     assert_eq!(change(&p, "a").action, Action::NoOp);
-    assert!(render::render(&p, "demo", "r").contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy."));
+    assert!(
+        render::render(&p, "demo", "r")
+            .contains("Plan: 0 to add, 0 to change, 0 to replace, 1 to destroy.")
+    );
 }
 
 #[test]
@@ -219,20 +326,53 @@ fn duplicate_live_copies_are_deleted() {
 #[test]
 fn list_of_rules_is_diffed_element_by_element() {
     let rule = |port: i64| Expr::Map(BTreeMap::from([("port".into(), Expr::Int(port))]));
-    let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16")), ("rules", Expr::List(vec![rule(9092), rule(9098)]))])]);
+    let s = stack(vec![(
+        "a",
+        vec![
+            ("cidr", cidr("10.0.0.0/16")),
+            ("rules", Expr::List(vec![rule(9092), rule(9098)])),
+        ],
+    )]);
     let live = simulate_apply(&s);
-    let s2 = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16")), ("rules", Expr::List(vec![rule(9098), rule(22)]))])]);
+    let s2 = stack(vec![(
+        "a",
+        vec![
+            ("cidr", cidr("10.0.0.0/16")),
+            ("rules", Expr::List(vec![rule(9098), rule(22)])),
+        ],
+    )]);
     let text = render::render(&plan_of(&s2, &live), "demo", "r");
-    assert!(text.contains("- {port: 9092}") && text.contains("+ {port: 22}"), "{text}");
-    assert!(!text.contains("port: 9098}"), "unchanged rule must not be listed: {text}");
+    assert!(
+        text.contains("- {port: 9092}") && text.contains("+ {port: 22}"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("port: 9098}"),
+        "unchanged rule must not be listed: {text}"
+    );
 }
 
 #[test]
 fn secret_values_never_reach_the_rendered_plan() {
-    let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16")), ("secret_token", Expr::lit("hunter2-old"))])]);
+    let s = stack(vec![(
+        "a",
+        vec![
+            ("cidr", cidr("10.0.0.0/16")),
+            ("secret_token", Expr::lit("hunter2-old")),
+        ],
+    )]);
     let live = simulate_apply(&s);
-    let s2 = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16")), ("secret_token", Expr::lit("hunter2-new"))])]);
-    for text in [render::render(&plan_of(&s, &[]), "demo", "r"), render::render(&plan_of(&s2, &live), "demo", "r")] {
+    let s2 = stack(vec![(
+        "a",
+        vec![
+            ("cidr", cidr("10.0.0.0/16")),
+            ("secret_token", Expr::lit("hunter2-new")),
+        ],
+    )]);
+    for text in [
+        render::render(&plan_of(&s, &[]), "demo", "r"),
+        render::render(&plan_of(&s2, &live), "demo", "r"),
+    ] {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("(sensitive value"), "{text}");
     }
@@ -240,7 +380,13 @@ fn secret_values_never_reach_the_rendered_plan() {
 
 #[test]
 fn live_dependencies_come_from_ids_in_properties() {
-    let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))]), ("b", vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))])]);
+    let s = stack(vec![
+        ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+        (
+            "b",
+            vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))],
+        ),
+    ]);
     let live = simulate_apply(&s);
     let deps = live_dependencies(&live);
     assert_eq!(deps["b"].iter().collect::<Vec<_>>(), ["a"]);
@@ -249,22 +395,46 @@ fn live_dependencies_come_from_ids_in_properties() {
 
 fn arb_stack() -> impl Strategy<Value = Stack> {
     // Up to 8 resources; resource i may reference any resource before it (so no cycles).
-    proptest::collection::vec((0u8..4, any::<bool>(), proptest::option::of(0usize..8), 0u8..3), 1..8).prop_map(|specs| {
+    proptest::collection::vec(
+        (
+            0u8..4,
+            any::<bool>(),
+            proptest::option::of(0usize..8),
+            0u8..3,
+        ),
+        1..8,
+    )
+    .prop_map(|specs| {
         let n = specs.len();
         let resources = specs
             .into_iter()
             .enumerate()
             .map(|(i, (net, flag, parent, rules))| {
-                let mut props = vec![("cidr", cidr(&format!("10.{net}.0.0/16"))), ("flag", Expr::Bool(flag))];
+                let mut props = vec![
+                    ("cidr", cidr(&format!("10.{net}.0.0/16"))),
+                    ("flag", Expr::Bool(flag)),
+                ];
                 if let Some(p) = parent.filter(|p| *p < i && *p < n) {
                     props.push(("parent", reference(&format!("r{p}"))));
                 }
-                let rules = (0..rules).map(|r| Expr::Map(BTreeMap::from([("port".into(), Expr::Int(9000 + r as i64))]))).collect();
+                let rules = (0..rules)
+                    .map(|r| {
+                        Expr::Map(BTreeMap::from([(
+                            "port".into(),
+                            Expr::Int(9000 + r as i64),
+                        )]))
+                    })
+                    .collect();
                 props.push(("rules", Expr::List(rules)));
                 (format!("r{i}"), props)
             })
             .collect::<Vec<_>>();
-        stack(resources.iter().map(|(id, p)| (id.as_str(), p.clone())).collect())
+        stack(
+            resources
+                .iter()
+                .map(|(id, p)| (id.as_str(), p.clone()))
+                .collect(),
+        )
     })
 }
 

@@ -235,15 +235,29 @@ impl Kind for EventSourceMapping {
 
     fn settling(&self, observed: &Observed) -> Option<String> {
         let state = observed.attrs.get("state")?;
-        TRANSITIONAL.contains(&state.as_str()).then(|| state.clone())
+        TRANSITIONAL
+            .contains(&state.as_str())
+            .then(|| state.clone())
     }
 
     async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
         let enabled = b(&observed.props, "enabled").unwrap_or(true);
-        let state = observed.attrs.get("state").map(String::as_str).unwrap_or_default();
+        let state = observed
+            .attrs
+            .get("state")
+            .map(String::as_str)
+            .unwrap_or_default();
         // Finishing a create or enable means Enabled; a disable means Disabled.
         let enabled = enabled && state != "Disabling";
-        wait_settled(cx, &observed.id, "GetEventSourceMapping", &observed.physical_id, enabled, "").await
+        wait_settled(
+            cx,
+            &observed.id,
+            "GetEventSourceMapping",
+            &observed.physical_id,
+            enabled,
+            "",
+        )
+        .await
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {

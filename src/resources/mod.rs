@@ -73,13 +73,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(
-        aws: Clients,
-        stack: String,
-        region: String,
-        progress: ProgressFn,
-    ) -> Ctx {
-        Ctx { aws, stack, region, progress, tagged: Default::default() }
+    pub fn new(aws: Clients, stack: String, region: String, progress: ProgressFn) -> Ctx {
+        Ctx {
+            aws,
+            stack,
+            region,
+            progress,
+            tagged: Default::default(),
+        }
     }
 
     /// Report progress for a resource, e.g. "waiting for NAT gateway to be available (12s)".
@@ -159,19 +160,43 @@ pub async fn tagged_resources(
         .tagged
         .get_or_try_init(|| async {
             let mut found = Vec::new();
-            let filter = TagFilter::builder().key(TAG_STACK).values(&cx.stack).build();
-            let mut pages = cx.aws.tagging.get_resources().tag_filters(filter).into_paginator().send();
+            let filter = TagFilter::builder()
+                .key(TAG_STACK)
+                .values(&cx.stack)
+                .build();
+            let mut pages = cx
+                .aws
+                .tagging
+                .get_resources()
+                .tag_filters(filter)
+                .into_paginator()
+                .send();
             while let Some(page) = pages.next().await {
-                for mapping in page.call("GetResources")?.resource_tag_mapping_list.unwrap_or_default() {
-                    let Some(arn) = mapping.resource_arn else { continue };
-                    let tags = mapping.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect();
+                for mapping in page
+                    .call("GetResources")?
+                    .resource_tag_mapping_list
+                    .unwrap_or_default()
+                {
+                    let Some(arn) = mapping.resource_arn else {
+                        continue;
+                    };
+                    let tags = mapping
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key, t.value))
+                        .collect();
                     found.push((arn, tags));
                 }
             }
             Ok::<_, CallError>(found)
         })
         .await?;
-    Ok(all.iter().filter(|(arn, _)| arn_has_type(arn, resource_type)).cloned().collect())
+    Ok(all
+        .iter()
+        .filter(|(arn, _)| arn_has_type(arn, resource_type))
+        .cloned()
+        .collect())
 }
 
 /// Whether `arn` (`arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`) names a resource of `resource_type`
@@ -185,7 +210,8 @@ fn arn_has_type(arn: &str, resource_type: &str) -> bool {
         None => *service == resource_type,
         Some((svc, kind)) => {
             *service == svc
-                && (resource.starts_with(&format!("{kind}:")) || resource.starts_with(&format!("{kind}/")))
+                && (resource.starts_with(&format!("{kind}:"))
+                    || resource.starts_with(&format!("{kind}/")))
         }
     }
 }
@@ -255,7 +281,10 @@ pub fn b(props: &Props, key: &str) -> Option<bool> {
 
 pub fn strs(props: &Props, key: &str) -> Vec<String> {
     match props.get(key) {
-        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -266,11 +295,26 @@ mod tests {
 
     #[test]
     fn arn_types_match_service_and_resource_kind() {
-        assert!(arn_has_type("arn:aws:sqs:ap-northeast-1:123456789012:dlq", "sqs"));
-        assert!(arn_has_type("arn:aws:lambda:ap-northeast-1:123456789012:function:f", "lambda:function"));
-        assert!(!arn_has_type("arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:u", "lambda:function"));
-        assert!(arn_has_type("arn:aws:kafka:ap-northeast-1:123456789012:cluster/c/u-s1", "kafka:cluster"));
-        assert!(!arn_has_type("arn:aws:ec2:ap-northeast-1:123456789012:natgateway/nat-1", "kafka:cluster"));
+        assert!(arn_has_type(
+            "arn:aws:sqs:ap-northeast-1:123456789012:dlq",
+            "sqs"
+        ));
+        assert!(arn_has_type(
+            "arn:aws:lambda:ap-northeast-1:123456789012:function:f",
+            "lambda:function"
+        ));
+        assert!(!arn_has_type(
+            "arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:u",
+            "lambda:function"
+        ));
+        assert!(arn_has_type(
+            "arn:aws:kafka:ap-northeast-1:123456789012:cluster/c/u-s1",
+            "kafka:cluster"
+        ));
+        assert!(!arn_has_type(
+            "arn:aws:ec2:ap-northeast-1:123456789012:natgateway/nat-1",
+            "kafka:cluster"
+        ));
         assert!(!arn_has_type("not-an-arn", "sqs"));
     }
 }

@@ -184,7 +184,11 @@ impl Kind for MskServerlessCluster {
     }
 
     fn settling(&self, observed: &Observed) -> Option<String> {
-        observed.attrs.get("state").filter(|s| s.as_str() == "CREATING").cloned()
+        observed
+            .attrs
+            .get("state")
+            .filter(|s| s.as_str() == "CREATING")
+            .cloned()
     }
 
     async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
@@ -323,7 +327,7 @@ async fn wait_active(cx: &Ctx, id: &str, arn: &str) -> Result<Observed, CallErro
     .await?;
     let brokers = bootstrap_brokers(cx, &arn).await?;
     Ok(observed(&cluster, &brokers))
-    }
+}
 
 async fn describe(cx: &Ctx, arn: &str) -> Result<Option<Cluster>, CallError> {
     match cx
@@ -387,7 +391,10 @@ async fn adopt(cx: &Ctx, name: &str, id: &str) -> Result<Option<String>, CallErr
 /// Observed state from a cluster description. A FAILED cluster cannot serve clients; its name
 /// is reported with the failure so the plan shows (and performs) a replacement with AWS's reason.
 fn observed(cluster: &Cluster, brokers: &str) -> Observed {
-    let state = cluster.state().map(|s| s.as_str().to_string()).unwrap_or_default();
+    let state = cluster
+        .state()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
     let arn = cluster.cluster_arn().unwrap_or_default().to_string();
     let name = cluster.cluster_name().unwrap_or_default().to_string();
     let serverless = cluster.serverless();

@@ -100,7 +100,11 @@ impl Kind for NatGateway {
     }
 
     fn settling(&self, observed: &Observed) -> Option<String> {
-        observed.attrs.get("state").filter(|s| s.as_str() == "pending").cloned()
+        observed
+            .attrs
+            .get("state")
+            .filter(|s| s.as_str() == "pending")
+            .cloned()
     }
 
     async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
@@ -212,7 +216,12 @@ pub fn client_token(stack: &str, id: &str, props: &Props, salt: &str) -> String 
 }
 
 /// Wait until the gateway is `available`; `failed` ends the wait with AWS's failure code.
-async fn wait_available(cx: &Ctx, id: &str, nat_id: &str, connectivity: &str) -> Result<Observed, CallError> {
+async fn wait_available(
+    cx: &Ctx,
+    id: &str,
+    nat_id: &str,
+    connectivity: &str,
+) -> Result<Observed, CallError> {
     let what = format!("waiting for {connectivity} NAT gateway {nat_id} to become available");
     wait_for(cx, id, &what, CREATE_TIMEOUT, || async {
         let g = describe_one(cx, nat_id).await?;
@@ -290,7 +299,12 @@ fn observe(id: String, g: &aws_sdk_ec2::types::NatGateway) -> Observed {
         attrs: [
             ("id".to_string(), nat_id),
             // Not referenceable (not in the schema): tells the engine whether the gateway settles.
-            ("state".to_string(), g.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
+            (
+                "state".to_string(),
+                g.state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            ),
         ]
         .into(),
     }

@@ -164,7 +164,11 @@ impl Kind for Pipe {
 
     fn settling(&self, observed: &Observed) -> Option<String> {
         let state = observed.attrs.get("state")?;
-        matches!(state.as_str(), "CREATING" | "UPDATING" | "STARTING" | "STOPPING").then(|| state.clone())
+        matches!(
+            state.as_str(),
+            "CREATING" | "UPDATING" | "STARTING" | "STOPPING"
+        )
+        .then(|| state.clone())
     }
 
     async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {

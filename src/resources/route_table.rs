@@ -363,40 +363,32 @@ async fn put_route(cx: &Ctx, rtb: &str, route: &Route, replace: bool) -> Result<
     Ok(())
 }
 
-/// Associate a subnet. A subnet can have only one explicit association: if it is associated
-/// with another table (e.g. it moved between tables in the file), move that association here.
+/// Associate a subnet. A subnet has at most one explicit association: if another table holds
+/// it (the subnet moved between tables in the file, or was re-associated by hand), move that
+/// association here with ReplaceRouteTableAssociation. Looking first rather than reacting to
+/// `Resource.AlreadyAssociated` also works where the error is not raised (the emulator).
 async fn associate(cx: &Ctx, rtb: &str, subnet: &str) -> Result<(), CallError> {
-    let result = cx
+    let out = cx
         .aws
         .ec2
-        .associate_route_table()
-        .route_table_id(rtb)
-        .subnet_id(subnet)
+        .describe_route_tables()
+        .filters(ec2::filter("association.subnet-id", subnet))
         .send()
         .await
-        .call("AssociateRouteTable");
-    match result {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.code
-                .as_deref()
-                .is_some_and(|c| c.contains("AlreadyAssociated")) =>
-        {
-            let out = cx
-                .aws
-                .ec2
-                .describe_route_tables()
-                .filters(ec2::filter("association.subnet-id", subnet))
-                .send()
-                .await
-                .call("DescribeRouteTables")?;
-            let existing = out
-                .route_tables()
-                .iter()
-                .flat_map(|t| t.associations())
-                .find(|a| a.subnet_id() == Some(subnet))
-                .and_then(|a| a.route_table_association_id());
-            let Some(assoc) = existing else { return Err(e) };
+        .call("DescribeRouteTables")?;
+    let existing = out.route_tables().iter().find_map(|t| {
+        let a = t
+            .associations()
+            .iter()
+            .find(|a| a.subnet_id() == Some(subnet))?;
+        Some((
+            t.route_table_id()?.to_string(),
+            a.route_table_association_id()?.to_string(),
+        ))
+    });
+    match existing {
+        Some((table, _)) if table == rtb => Ok(()),
+        Some((_, assoc)) => {
             cx.aws
                 .ec2
                 .replace_route_table_association()
@@ -407,7 +399,17 @@ async fn associate(cx: &Ctx, rtb: &str, subnet: &str) -> Result<(), CallError> {
                 .call("ReplaceRouteTableAssociation")?;
             Ok(())
         }
-        Err(e) => Err(e),
+        None => {
+            cx.aws
+                .ec2
+                .associate_route_table()
+                .route_table_id(rtb)
+                .subnet_id(subnet)
+                .send()
+                .await
+                .call("AssociateRouteTable")?;
+            Ok(())
+        }
     }
 }
 

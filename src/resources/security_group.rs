@@ -64,7 +64,7 @@ static RULE: &[Prop] = &[
             literal: true,
         },
         Update::InPlace,
-        "Peer security group (logical id, an sg-… id, or `self` for this group).",
+        "Peer security group (logical id, or an sg-… id).",
     ),
     opt(
         "description",

@@ -97,11 +97,13 @@ impl LoadError {
     }
 
     /// The problems shown, in file order (at most [`MAX_PROBLEMS`]).
+    #[cfg(test)]
     pub fn problems(&self) -> &[Problem] {
         &self.problems
     }
 
     /// How many more problems were found than are shown.
+    #[cfg(test)]
     pub fn omitted(&self) -> usize {
         self.omitted
     }
@@ -134,6 +136,7 @@ impl Diagnostic for LoadError {
     }
 }
 
+#[cfg(test)]
 impl Problem {
     pub fn message(&self) -> &str {
         &self.message
@@ -1619,15 +1622,21 @@ fn list<'s>(items: impl IntoIterator<Item = &'s str>) -> String {
         .join(", ")
 }
 
-/// "did you mean `x`?" for the closest candidate, if any is close.
+/// "did you mean `x`?" for the closest candidate, if any is close: a small edit distance
+/// (typos and swapped letters, `vcp` → `vpc`) or a high Jaro-Winkler similarity (long names).
 fn did_you_mean<'s>(word: &str, candidates: impl IntoIterator<Item = &'s str>) -> Option<String> {
     let lower = word.to_ascii_lowercase();
+    let max_edits = (lower.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&lower, &c.to_ascii_lowercase()), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .filter_map(|c| {
+            let other = c.to_ascii_lowercase();
+            let edits = strsim::damerau_levenshtein(&lower, &other);
+            let similarity = strsim::jaro_winkler(&lower, &other);
+            (edits <= max_edits || similarity >= 0.8).then_some((edits, -similarity, c))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, c)| format!("did you mean `{c}`?"))
 }
 
 fn resolve(text: &str, quoted: bool) -> Value<'_> {

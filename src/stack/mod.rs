@@ -56,7 +56,10 @@ pub enum Expr {
     /// A string, possibly with `${...}` interpolations.
     Str(Vec<Part>),
     /// A typed reference (`vpc: main_vpc`): the attribute `attr` of resource `id`.
-    Ref { id: String, attr: String },
+    Ref {
+        id: String,
+        attr: String,
+    },
     List(Vec<Expr>),
     Map(BTreeMap<String, Expr>),
 }
@@ -67,7 +70,10 @@ pub enum Expr {
 pub enum Part {
     Lit(String),
     /// `${id.attr}`
-    Ref { id: String, attr: String },
+    Ref {
+        id: String,
+        attr: String,
+    },
     /// `${aws.region}`
     Region,
     /// `${aws.account_id}`

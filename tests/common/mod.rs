@@ -17,7 +17,10 @@ fn emulator_python() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/emulator/bin/python");
-    assert!(p.exists(), "the local AWS emulator is not installed: run scripts/test (or scripts/emulator-setup)");
+    assert!(
+        p.exists(),
+        "the local AWS emulator is not installed: run scripts/test (or scripts/emulator-setup)"
+    );
     p
 }
 
@@ -27,14 +30,19 @@ impl Emulator {
     pub fn start_with(env: &[(&str, &str)]) -> Emulator {
         let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/launcher.py");
         let mut cmd = Command::new(emulator_python());
-        cmd.arg(launcher).args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.arg(launcher)
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start the emulator");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read emulator output");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read emulator output");
         let url = line
             .trim()
             .strip_prefix("EMULATOR_READY ")
@@ -75,7 +83,9 @@ impl Emulator {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)
             .region(aws_config::Region::new("ap-northeast-1"))
-            .credentials_provider(aws_sdk_sts::config::Credentials::new("test", "test", None, None, "tests"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
             .load()
             .await
     }
@@ -91,7 +101,13 @@ impl Drop for Emulator {
 /// `mskctl` pointed at `url` (any URL: bad-input tests use a socket that records connections).
 pub fn mskctl_at(url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mskctl"));
-    for var in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "MSKCTL_FILE", "MSKCTL_REGION"] {
+    for var in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "MSKCTL_FILE",
+        "MSKCTL_REGION",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("AWS_ENDPOINT_URL", url)
@@ -148,7 +164,9 @@ pub struct StackDir {
 
 impl StackDir {
     pub fn new() -> StackDir {
-        StackDir { dir: tempfile::tempdir().unwrap() }
+        StackDir {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// Write `stack.yaml` (or another name) and return its path as a string.
@@ -180,5 +198,8 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// The repository's own stacks directory.
 pub fn repo_path(rel: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
 }

@@ -41,7 +41,7 @@ pub const ROLE_PROPAGATION: Transient = Transient {
         "ValidationException",
         "AccessDeniedException",
     ],
-    messages: &["assume", "role"],
+    messages: &["assume"],
     why: "the IAM role was just created and is not yet assumable (IAM propagation)",
     budget: Duration::from_secs(90),
 };
@@ -168,5 +168,51 @@ where
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(code: &str, message: &str) -> CallError {
+        CallError::new("CreateFunction", Some(code), message)
+    }
+
+    #[test]
+    fn role_propagation_retries_only_unassumable_roles() {
+        let lambda = err(
+            "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda.",
+        );
+        assert!(ROLE_PROPAGATION.matches(&lambda));
+        let other = err(
+            "InvalidParameterValueException",
+            "Unzipped size must be smaller than 262144000 bytes",
+        );
+        assert!(
+            !ROLE_PROPAGATION.matches(&other),
+            "other errors fail at once"
+        );
+        let malformed = err(
+            "ValidationException",
+            "1 validation error: roleArn is not a valid ARN",
+        );
+        assert!(!ROLE_PROPAGATION.matches(&malformed));
+    }
+
+    #[test]
+    fn dependency_violation_matches_by_code() {
+        assert!(DEPENDENCY_VIOLATION.matches(&err("DependencyViolation", "has dependencies")));
+        assert!(!DEPENDENCY_VIOLATION.matches(&err("InvalidVpcID.NotFound", "gone")));
+    }
+
+    #[test]
+    fn queue_deleted_recently_matches_both_code_styles() {
+        assert!(QUEUE_DELETED_RECENTLY.matches(&err(
+            "AWS.SimpleQueueService.QueueDeletedRecently",
+            "wait 60s"
+        )));
+        assert!(QUEUE_DELETED_RECENTLY.matches(&err("QueueDeletedRecently", "wait 60s")));
     }
 }

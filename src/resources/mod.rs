@@ -291,7 +291,45 @@ pub fn strs(props: &Props, key: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::arn_has_type;
+    use super::{arn_has_type, schemas};
+    use crate::schema::{Prop, Ty};
+
+    /// docs/stack-file.md is the reference: every kind has a section naming every property
+    /// (nested fields included) and attribute, so a new property cannot land undocumented.
+    #[test]
+    fn stack_file_reference_documents_every_kind_and_property() {
+        let docs = include_str!("../../docs/stack-file.md");
+        fn names(props: &[Prop], out: &mut Vec<&'static str>) {
+            for p in props {
+                out.push(p.name);
+                if let Ty::Object(fields) | Ty::List(Ty::Object(fields)) = &p.ty {
+                    names(fields, out);
+                }
+            }
+        }
+        for schema in schemas() {
+            let heading = format!("### `{}`", schema.kind);
+            let start = docs
+                .find(&heading)
+                .unwrap_or_else(|| panic!("no section {heading}"));
+            let rest = &docs[start + heading.len()..];
+            let section = &rest[..rest.find("\n### ").unwrap_or(rest.len())];
+            let mut wanted = Vec::new();
+            names(schema.props, &mut wanted);
+            wanted.extend(schema.attrs);
+            for name in wanted {
+                // Nested fields may be written `outer.inner`.
+                let documented = [
+                    format!("`{name}`"),
+                    format!("`{name}."),
+                    format!(".{name}`"),
+                ]
+                .iter()
+                .any(|form| section.contains(form.as_str()));
+                assert!(documented, "{heading} does not document `{name}`");
+            }
+        }
+    }
 
     #[test]
     fn arn_types_match_service_and_resource_kind() {

@@ -317,6 +317,21 @@ class Ec2Test(EmulatorTest):
         mismatch = lambda: ec2.create_nat_gateway(SubnetId=subnet, AllocationId=other_eip, ClientToken="nat-token-1")
         self.assertEqual(error_code(mismatch), "IdempotentParameterMismatch")
 
+    def test_nat_gateway_delete_frees_its_address(self) -> None:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.3.1.0/24")["Subnet"]["SubnetId"]
+        eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        first = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+        ec2.delete_nat_gateway(NatGatewayId=first)
+        address = ec2.describe_addresses(AllocationIds=[eip])["Addresses"][0]
+        self.assertNotIn("AssociationId", address)
+        # The address can carry a replacement gateway, and the subnet can go.
+        second = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+        self.assertNotEqual(first, second)
+        ec2.delete_nat_gateway(NatGatewayId=second)
+        ec2.delete_subnet(SubnetId=subnet)
+
     def test_security_group_rules_keep_all_permissions_and_descriptions(self) -> None:
         ec2 = client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]

@@ -17,6 +17,7 @@ PATCHES = [
     lambda_functions.patch_event_invoke_config_put_replaces,
     lambda_esm.patch_kafka_event_source_mappings,
     ec2.patch_nat_gateway_client_token,
+    ec2.patch_nat_gateway_delete_frees_address,
     ec2.patch_security_group_rules,
     pipes.patch_pipe_lifecycle,
     faults.patch_throttling,

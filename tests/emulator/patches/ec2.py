@@ -57,3 +57,26 @@ def patch_security_group_rules() -> None:
     SecurityGroupRule.description = property(
         lambda self: self.ip_range.get("Description") or self.source_group.get("Description")
     )
+
+
+def patch_nat_gateway_delete_frees_address() -> None:
+    # moto's DeleteNatGateway only marks the gateway `deleted`: its Elastic IP stays
+    # associated and its network interface stays in the subnet, so a replacement gateway
+    # fails with Resource.AlreadyAssociated and the subnet cannot be deleted. AWS frees both.
+    from moto.ec2.models.nat_gateways import NatGatewayBackend
+
+    original = NatGatewayBackend.delete_nat_gateway
+
+    def delete_nat_gateway(self: Any, nat_gateway_id: str) -> Any:
+        nat = original(self, nat_gateway_id)
+        eni = getattr(nat, "_eni", None)
+        if eni is not None:
+            for address in list(self.addresses):
+                if address.eni is eni:
+                    self.disassociate_address(address=address.public_ip)
+            if eni.id in self.enis:
+                self.delete_network_interface(eni.id)
+            nat._eni = None
+        return nat
+
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway

@@ -505,3 +505,105 @@ fn apply_without_terminal_or_auto_approve_refuses() {
         plan.all()
     );
 }
+
+/// A network interface left in the subnet (as Lambda and pipe pollers leave them for minutes
+/// on AWS) blocks deletion with DependencyViolation: destroy keeps retrying with progress that
+/// names what it waits for, and finishes once the interface is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_waits_out_lingering_network_interfaces() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = dir.write(
+        "stack.yaml",
+        "stack: eni\nresources:\n  vpc: {type: vpc, cidr_block: 10.40.0.0/16}\n  subnet:\n    type: subnet\n    vpc: vpc\n    cidr_block: 10.40.1.0/24\n    availability_zone: ap-northeast-1a\n  sg: {type: security_group, vpc: vpc, description: pollers}\n",
+    );
+    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
+    let subnet = ec2
+        .describe_subnets()
+        .filters(owned("eni"))
+        .send()
+        .await
+        .unwrap()
+        .subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let sg = ec2
+        .describe_security_groups()
+        .filters(owned("eni"))
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
+        .group_id()
+        .unwrap()
+        .to_string();
+    let eni = ec2
+        .create_network_interface()
+        .subnet_id(&subnet)
+        .groups(&sg)
+        .description("AWS Lambda VPC ENI-poller")
+        .send()
+        .await
+        .unwrap()
+        .network_interface
+        .unwrap()
+        .network_interface_id
+        .unwrap();
+
+    let mut child = em
+        .mskctl()
+        .args(["destroy", "-f", &file, "--auto-approve"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let waiting = line.contains("DependencyViolation");
+        seen.push(line);
+        if waiting {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("retrying")),
+        "no retry progress:\n{}",
+        seen.join("\n")
+    );
+    ec2.delete_network_interface()
+        .network_interface_id(&eni)
+        .send()
+        .await
+        .unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(
+        child.wait().unwrap().success(),
+        "destroy failed:\n{}\n{}",
+        seen.join("\n"),
+        rest.join("\n")
+    );
+    assert!(
+        ec2.describe_vpcs()
+            .filters(owned("eni"))
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .is_empty()
+    );
+    assert!(
+        ec2.describe_subnets()
+            .filters(owned("eni"))
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+            .is_empty()
+    );
+}

@@ -332,6 +332,19 @@ class Ec2Test(EmulatorTest):
         ec2.delete_nat_gateway(NatGatewayId=second)
         ec2.delete_subnet(SubnetId=subnet)
 
+    def test_network_interfaces_block_subnet_and_group_deletion(self) -> None:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.4.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.4.1.0/24")["Subnet"]["SubnetId"]
+        sg = ec2.create_security_group(GroupName="poller", Description="poller", VpcId=vpc)["GroupId"]
+        eni = ec2.create_network_interface(SubnetId=subnet, Groups=[sg], Description="AWS Lambda VPC ENI")
+        eni_id = eni["NetworkInterface"]["NetworkInterfaceId"]
+        self.assertEqual(error_code(lambda: ec2.delete_subnet(SubnetId=subnet)), "DependencyViolation")
+        self.assertEqual(error_code(lambda: ec2.delete_security_group(GroupId=sg)), "DependencyViolation")
+        ec2.delete_network_interface(NetworkInterfaceId=eni_id)
+        ec2.delete_security_group(GroupId=sg)
+        ec2.delete_subnet(SubnetId=subnet)
+
     def test_security_group_rules_keep_all_permissions_and_descriptions(self) -> None:
         ec2 = client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]

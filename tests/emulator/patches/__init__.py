@@ -18,6 +18,7 @@ PATCHES = [
     lambda_esm.patch_kafka_event_source_mappings,
     ec2.patch_nat_gateway_client_token,
     ec2.patch_nat_gateway_delete_frees_address,
+    ec2.patch_network_interfaces_block_deletion,
     ec2.patch_security_group_rules,
     pipes.patch_pipe_lifecycle,
     faults.patch_throttling,

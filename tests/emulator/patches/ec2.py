@@ -80,3 +80,30 @@ def patch_nat_gateway_delete_frees_address() -> None:
         return nat
 
     NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
+
+
+def patch_network_interfaces_block_deletion() -> None:
+    # moto deletes a subnet or security group that network interfaces still use. AWS
+    # answers DependencyViolation until they are gone (Lambda and pipe pollers leave such
+    # interfaces behind for many minutes), which is what mskctl's destroy must wait out.
+    from moto.ec2.exceptions import DependencyViolationError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.ec2.models.subnets import SubnetBackend
+
+    delete_subnet = SubnetBackend.delete_subnet
+    delete_security_group = SecurityGroupBackend.delete_security_group
+
+    def subnet_in_use(self: Any, subnet_id: str) -> Any:
+        if any(getattr(eni.subnet, "id", None) == subnet_id for eni in self.enis.values()):
+            raise DependencyViolationError(f"The subnet '{subnet_id}' has dependencies and cannot be deleted.")
+        return delete_subnet(self, subnet_id)
+
+    def group_in_use(self: Any, name: Any = None, group_id: Any = None) -> Any:
+        if group_id and any(
+            group_id in {getattr(g, "id", g) for g in eni.group_set} for eni in self.enis.values()
+        ):
+            raise DependencyViolationError(f"resource {group_id} has a dependent object")
+        return delete_security_group(self, name=name, group_id=group_id)
+
+    SubnetBackend.delete_subnet = subnet_in_use
+    SecurityGroupBackend.delete_security_group = group_in_use

@@ -16,6 +16,7 @@ mod ui;
 use clap::Parser;
 
 fn main() {
+    restore_sigpipe();
     let cli = cli::Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -64,4 +65,14 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `mskctl plan | head` must end quietly like any Unix tool, not panic on a closed pipe: Rust
+/// ignores SIGPIPE by default, which turns the closed pipe into a failing `println!`.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -130,3 +130,18 @@ fn missing_stack_file_is_an_error_not_a_panic() {
     assert!(stderr.contains("/nonexistent/stack.yaml"), "{stderr}");
     assert!(listener.accept().is_err());
 }
+
+#[test]
+fn closed_stdout_ends_quietly_without_a_panic() {
+    use std::process::Stdio;
+    let mut child = mskctl_at("http://127.0.0.1:9")
+        .args(["kinds"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `mskctl kinds | head -0`
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -2,13 +2,11 @@
 //! groups): ownership filters and tag specifications, tag sync, NotFound handling and CIDR
 //! canonical form. EC2 tags every resource the same way, so the kinds only differ in calls.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde_json::Value;
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::{Ctx, Props, TAG_ID, TAG_STACK, tags_of, tags_value};
+use crate::resources::{Ctx, Props, TAG_ID, TAG_STACK, tag_changes, tags_of, tags_value};
 
 /// `tag:mskctl:stack = <stack>`: every describe of a kind starts from this filter, so one
 /// call returns all of the stack's resources of that kind.
@@ -56,29 +54,6 @@ pub fn logical_id(tags: &[Tag]) -> Option<String> {
         .map(String::from)
 }
 
-/// What tag calls bring `live` to `desired`: keys to delete, then pairs to create or overwrite.
-pub fn tag_changes(
-    desired: &[(String, String)],
-    live: &[(String, String)],
-) -> (Vec<String>, Vec<(String, String)>) {
-    let want: BTreeMap<&str, &str> = desired
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let have: BTreeMap<&str, &str> = live.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let remove = have
-        .keys()
-        .filter(|k| !k.starts_with("aws:") && !want.contains_key(*k))
-        .map(|k| k.to_string())
-        .collect();
-    let set = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    (remove, set)
-}
-
 /// Make the live tags of `resource_id` equal to the desired `tags` (DeleteTags, CreateTags).
 pub async fn sync_tags(
     cx: &Ctx,
@@ -86,7 +61,7 @@ pub async fn sync_tags(
     desired: &Props,
     observed: &Props,
 ) -> Result<(), CallError> {
-    let (remove, set) = tag_changes(&tags_of(desired), &tags_of(observed));
+    let (set, remove) = tag_changes(desired, observed);
     if !remove.is_empty() {
         let tags = remove
             .into_iter()
@@ -156,32 +131,6 @@ pub fn missing(op: &str, what: &str, id: &str) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn tag_changes_removes_extra_sets_changed_and_keeps_aws_tags() {
-        let desired = pairs(&[("Name", "n"), ("project", "demo"), ("mskctl:stack", "s")]);
-        let live = pairs(&[
-            ("Name", "n"),
-            ("project", "old"),
-            ("owner", "x"),
-            ("aws:cloudformation:id", "y"),
-        ]);
-        let (remove, set) = tag_changes(&desired, &live);
-        assert_eq!(remove, vec!["owner".to_string()]);
-        assert_eq!(set, pairs(&[("mskctl:stack", "s"), ("project", "demo")]));
-    }
-
-    #[test]
-    fn tag_changes_empty_when_equal() {
-        let t = pairs(&[("a", "1")]);
-        assert_eq!(tag_changes(&t, &t), (vec![], vec![]));
-    }
 
     #[test]
     fn cidr_is_truncated_to_network() {

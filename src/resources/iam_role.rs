@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::aws::{CallError, CallResult};
 use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, strs, tags_of, tags_value,
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, strs, tag_changes, tags_of, tags_value,
 };
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
@@ -623,10 +623,9 @@ impl Kind for IamRole {
             }
         }
         if has("tags") {
-            let want: BTreeMap<String, String> = tags_of(&d.props).into_iter().collect();
-            let have: BTreeMap<String, String> = tags_of(&o.props).into_iter().collect();
+            let (changed, removed) = tag_changes(&d.props, &o.props);
             let mut set = Vec::new();
-            for (k, v) in want.iter().filter(|(k, v)| have.get(*k) != Some(*v)) {
+            for (k, v) in &changed {
                 set.push(iam_tag(k, v)?);
             }
             if !set.is_empty() {
@@ -639,11 +638,6 @@ impl Kind for IamRole {
                     .await
                     .call("TagRole")?;
             }
-            let removed: Vec<String> = have
-                .keys()
-                .filter(|k| !want.contains_key(*k))
-                .cloned()
-                .collect();
             if !removed.is_empty() {
                 cx.aws
                     .iam

@@ -29,7 +29,7 @@ use crate::resources::{
 use crate::retry::{FUNCTION_BUSY, Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
-use super::tagged_resources;
+use super::{tag_diff, tagged_resources};
 
 pub struct LambdaFunction;
 
@@ -638,22 +638,14 @@ impl LambdaFunction {
         want: &BTreeMap<String, String>,
         have: &BTreeMap<String, String>,
     ) -> Result<(), CallError> {
-        let set: Vec<_> = want
-            .iter()
-            .filter(|(k, v)| have.get(*k) != Some(*v))
-            .collect();
+        let (set, removed) = tag_diff(want, have);
         if !set.is_empty() {
-            let mut call = cx.aws.lambda.tag_resource().resource(arn);
-            for (k, v) in set {
-                call = call.tags(k, v);
-            }
-            call.send().await.call("TagResource")?;
+            let call = cx.aws.lambda.tag_resource().resource(arn);
+            call.set_tags(Some(set.into_iter().collect()))
+                .send()
+                .await
+                .call("TagResource")?;
         }
-        let removed: Vec<String> = have
-            .keys()
-            .filter(|k| !want.contains_key(*k))
-            .cloned()
-            .collect();
         if !removed.is_empty() {
             cx.aws
                 .lambda

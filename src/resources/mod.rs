@@ -256,6 +256,32 @@ pub fn tags_of(props: &Props) -> Vec<(String, String)> {
     }
 }
 
+/// Tags to set (new or changed values) and keys to remove, from the desired and observed
+/// `tags` props. AWS-reserved `aws:` tags are never removed (they are not in the props).
+pub fn tag_changes(desired: &Props, observed: &Props) -> (BTreeMap<String, String>, Vec<String>) {
+    let want: BTreeMap<String, String> = tags_of(desired).into_iter().collect();
+    let have: BTreeMap<String, String> = tags_of(observed).into_iter().collect();
+    tag_diff(&want, &have)
+}
+
+/// [`tag_changes`] on plain tag maps.
+pub fn tag_diff(
+    want: &BTreeMap<String, String>,
+    have: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let set = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = have
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
 /// Convert live tags to the `tags` property value, dropping AWS-reserved `aws:` keys.
 pub fn tags_value<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
     let map: serde_json::Map<String, Value> = tags
@@ -291,7 +317,13 @@ pub fn strs(props: &Props, key: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{arn_has_type, schemas};
+    use super::{Props, arn_has_type, schemas, tag_changes};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn props(v: serde_json::Value) -> Props {
+        v.as_object().unwrap().clone().into_iter().collect()
+    }
     use crate::schema::{Prop, Ty};
 
     /// docs/stack-file.md is the reference: every kind has a section naming every property
@@ -354,5 +386,23 @@ mod tests {
             "kafka:cluster"
         ));
         assert!(!arn_has_type("not-an-arn", "sqs"));
+    }
+
+    #[test]
+    fn tag_changes_sets_changed_and_removes_missing() {
+        let d = props(json!({"tags": {"a": "1", "b": "2"}}));
+        let o = props(json!({"tags": {"a": "1", "b": "old", "c": "3"}}));
+        let (set, remove) = tag_changes(&d, &o);
+        assert_eq!(set, BTreeMap::from([("b".to_string(), "2".to_string())]));
+        assert_eq!(remove, vec!["c".to_string()]);
+        assert_eq!(tag_changes(&d, &d), (BTreeMap::new(), vec![]));
+    }
+
+    #[test]
+    fn aws_reserved_tags_are_never_removed() {
+        let live = [("a", "1"), ("aws:cloudformation:stack-id", "x")];
+        let o = props(json!({ "tags": super::tags_value(live) }));
+        let d = props(json!({"tags": {"a": "1"}}));
+        assert_eq!(tag_changes(&d, &o), (BTreeMap::new(), vec![]));
     }
 }

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::aws::{CallError, CallResult};
 use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, s, strs, tagged_resources, tags_of,
-    tags_value,
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, s, strs, tag_changes,
+    tagged_resources, tags_of, tags_value,
 };
 use crate::retry::{Poll, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
@@ -473,27 +473,6 @@ fn sorted_strings(value: &Value) -> Value {
     }
 }
 
-/// Tags to set (new or changed values) and keys to remove, from the desired and observed
-/// `tags` props. Shared by the Kafka-related kinds, whose APIs all take a map and a key list.
-pub(crate) fn tag_changes(
-    desired: &Props,
-    observed: &Props,
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let want: BTreeMap<String, String> = tags_of(desired).into_iter().collect();
-    let have: BTreeMap<String, String> = tags_of(observed).into_iter().collect();
-    let set = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let remove = have
-        .keys()
-        .filter(|k| !want.contains_key(*k))
-        .cloned()
-        .collect();
-    (set, remove)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,15 +510,6 @@ mod tests {
             k.normalize("subnets", &json!(["b", "a"])),
             k.normalize("subnets", &json!(["a", "b"]))
         );
-    }
-
-    #[test]
-    fn tag_changes_sets_changed_and_removes_missing() {
-        let d = props(json!({"tags": {"a": "1", "b": "2"}}));
-        let o = props(json!({"tags": {"a": "1", "b": "old", "c": "3"}}));
-        let (set, remove) = tag_changes(&d, &o);
-        assert_eq!(set, BTreeMap::from([("b".to_string(), "2".to_string())]));
-        assert_eq!(remove, vec!["c".to_string()]);
     }
 
     #[test]

@@ -21,9 +21,8 @@ use aws_sdk_pipes::types::{
 use serde_json::{Value, json};
 
 use crate::aws::{CallError, CallResult};
-use crate::resources::msk_serverless_cluster::tag_changes;
 use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, s, tags_of, tags_value,
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, s, tag_changes, tags_of, tags_value,
 };
 use crate::retry::{Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};

@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::aws::{CallError, CallResult};
 use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, tagged_resources, tags_of, tags_value,
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, tag_changes, tagged_resources, tags_of,
+    tags_value,
 };
 use crate::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt};
@@ -277,24 +278,14 @@ impl Kind for SqsQueue {
             call.send().await.call("SetQueueAttributes")?;
         }
         if changed.iter().any(|c| c == "tags") {
-            let want: BTreeMap<String, String> = tags_of(&d.props).into_iter().collect();
-            let have: BTreeMap<String, String> = tags_of(&o.props).into_iter().collect();
-            let set: Vec<_> = want
-                .iter()
-                .filter(|(k, v)| have.get(*k) != Some(*v))
-                .collect();
+            let (set, removed) = tag_changes(&d.props, &o.props);
             if !set.is_empty() {
-                let mut call = cx.aws.sqs.tag_queue().queue_url(url);
-                for (k, v) in set {
-                    call = call.tags(k, v);
-                }
-                call.send().await.call("TagQueue")?;
+                let call = cx.aws.sqs.tag_queue().queue_url(url);
+                call.set_tags(Some(set.into_iter().collect()))
+                    .send()
+                    .await
+                    .call("TagQueue")?;
             }
-            let removed: Vec<String> = have
-                .keys()
-                .filter(|k| !want.contains_key(*k))
-                .cloned()
-                .collect();
             if !removed.is_empty() {
                 cx.aws
                     .sqs

@@ -129,6 +129,12 @@ fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
                         None => {
                             let _ = writeln!(out, "          + {k} = {}", value(v));
                         }
+                        Some(old) if old != v && is_document(old) && is_document(v) => {
+                            // Documents (policies): a line diff of the pretty JSON, so one
+                            // changed ARN reads as one changed line.
+                            let _ = writeln!(out, "          ~ {k}");
+                            document_diff(out, old, v);
+                        }
                         Some(old) if old != v => {
                             let _ =
                                 writeln!(out, "          ~ {k} = {} -> {}", value(old), value(v));
@@ -152,6 +158,34 @@ fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
             let _ = writeln!(out, "      - {:width$} = {}", a.path, show(before));
         }
         _ => {}
+    }
+}
+
+/// An object holding nested structure, such as a policy document.
+fn is_document(v: &Value) -> bool {
+    v.as_object()
+        .is_some_and(|m| m.values().any(|x| x.is_object() || x.is_array()))
+}
+
+/// Changed lines of two documents rendered as indented JSON, with a line of context.
+fn document_diff(out: &mut String, before: &Value, after: &Value) {
+    let pretty = |v: &Value| {
+        let text = serde_json::to_string_pretty(v).unwrap_or_default();
+        text.replace(&format!("\"{UNKNOWN}\""), "(known after apply)") + "\n"
+    };
+    let (b, a) = (pretty(before), pretty(after));
+    let diff = similar::TextDiff::from_lines(&b, &a);
+    for group in diff.grouped_ops(1) {
+        for op in group {
+            for change in diff.iter_changes(&op) {
+                let sign = match change.tag() {
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                    similar::ChangeTag::Equal => ' ',
+                };
+                let _ = write!(out, "            {sign} {change}");
+            }
+        }
     }
 }
 

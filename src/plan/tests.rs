@@ -473,3 +473,39 @@ fn value_rendering_quotes_strings() {
     assert_eq!(render::value(&json!("x")), "\"x\"");
     assert_eq!(render::value(&Value::Null), "(unset)");
 }
+
+#[test]
+fn changed_documents_render_as_a_line_diff() {
+    let doc = |arn: &str| json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": [arn]}]});
+    let plan = Plan {
+        changes: vec![Change {
+            id: "role".into(),
+            kind: "iam_role",
+            action: Action::Update,
+            attrs: vec![AttrChange {
+                path: "policies".into(),
+                before: Some(
+                    json!({"read": doc("arn:aws:sqs:::a"), "keep": doc("arn:aws:sqs:::k")}),
+                ),
+                after: Some(
+                    json!({"read": doc("arn:aws:sqs:::b"), "keep": doc("arn:aws:sqs:::k")}),
+                ),
+                forces_replacement: false,
+                sensitive: false,
+            }],
+            warnings: Vec::new(),
+            observed: None,
+        }],
+    };
+    let text = render::render(&plan, "demo", "r");
+    assert!(text.contains("~ read\n"), "{text}");
+    assert!(
+        text.contains("-         \"arn:aws:sqs:::a\"")
+            && text.contains("+         \"arn:aws:sqs:::b\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("keep"),
+        "unchanged documents are not shown: {text}"
+    );
+}

@@ -145,3 +145,16 @@ fn closed_stdout_ends_quietly_without_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn cross_property_rules_are_reported_with_location_before_aws() {
+    let content = format!(
+        "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n  sg:\n    type: security_group\n    vpc: vpc\n    description: clients\n    ingress:\n      - {{protocol: tcp, from_port: 9098, to_port: 9092, cidr: 10.0.0.0/16}}\n"
+    );
+    rejects(
+        &["apply", "--auto-approve"],
+        &content,
+        "7:3",
+        "from_port 9098 is greater than to_port 9092",
+    );
+}

@@ -228,11 +228,30 @@ pub fn desired_for(
         props: props.into_iter().collect(),
         base_dir,
     };
-    kind.prepare(&mut desired).map_err(|message| PlanError {
+    let fail = |message| PlanError {
         id: spec.id.clone(),
         message,
-    })?;
+    };
+    kind.check(&desired.props).map_err(fail)?;
+    kind.prepare(&mut desired).map_err(fail)?;
     Ok(desired)
+}
+
+/// The kind's cross-property rules on a resource as written, before anything is known about
+/// AWS: references resolve to [`UNKNOWN`], defaults are applied. Used by the loader.
+pub fn check_spec(spec: &ResourceSpec, stack_name: &str, kind: &dyn Kind) -> Result<(), String> {
+    let facts = Facts {
+        region: String::new(),
+        account_id: String::new(),
+    };
+    let mut props = Map::new();
+    for (name, expr) in &spec.props {
+        if name != "tags" && !matches!(expr, Expr::Null) {
+            props.insert(name.clone(), resolve(expr, &|_, _| None, &facts));
+        }
+    }
+    apply_defaults(&mut props, kind.schema().props, stack_name, &spec.id);
+    kind.check(&props.into_iter().collect())
 }
 
 /// Attribute-level differences between a desired and an observed resource of `kind`.

@@ -229,8 +229,8 @@ impl Kind for EventSourceMapping {
         replace_warning(desired, observed)
     }
 
-    fn prepare(&self, desired: &mut Desired) -> Result<(), String> {
-        validate(&desired.props)
+    fn check(&self, props: &Props) -> Result<(), String> {
+        validate(props)
     }
 
     fn settling(&self, observed: &Observed) -> Option<String> {

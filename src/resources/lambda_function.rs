@@ -716,6 +716,28 @@ impl Kind for LambdaFunction {
         &SCHEMA
     }
 
+    fn check(&self, props: &Props) -> Result<(), String> {
+        let env = str_map(props, "environment");
+        let both: Vec<String> = str_map(props, "secret_environment")
+            .into_keys()
+            .filter(|k| env.contains_key(k))
+            .collect();
+        if !both.is_empty() {
+            return Err(format!(
+                "{} set in both `environment` and `secret_environment`; keep each variable in one of them",
+                both.join(", ")
+            ));
+        }
+        if secret_tag_value(props).is_some_and(|v| v.len() > 256) {
+            return Err(
+                "the names of `secret_environment` variables add up to more than 256 characters, \
+                    which does not fit in the tag that marks them secret"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     fn prepare(&self, d: &mut Desired) -> Result<(), String> {
         if d.props.contains_key(ZIP_KEY) {
             return Ok(()); // already packaged
@@ -743,24 +765,6 @@ impl Kind for LambdaFunction {
                 path.display(),
                 bytes.len() / (1024 * 1024)
             ));
-        }
-        let env = str_map(&d.props, "environment");
-        let both: Vec<String> = str_map(&d.props, "secret_environment")
-            .into_keys()
-            .filter(|k| env.contains_key(k))
-            .collect();
-        if !both.is_empty() {
-            return Err(format!(
-                "{} set in both `environment` and `secret_environment`; keep each variable in one of them",
-                both.join(", ")
-            ));
-        }
-        if secret_tag_value(&d.props).is_some_and(|v| v.len() > 256) {
-            return Err(
-                "the names of `secret_environment` variables add up to more than 256 characters, \
-                        which does not fit in the tag that marks them secret"
-                    .into(),
-            );
         }
         let zip_path = if path.is_dir() {
             snapshot(&bytes)?
@@ -1101,16 +1105,16 @@ mod tests {
     }
 
     #[test]
-    fn prepare_rejects_a_variable_in_both_maps() {
+    fn check_rejects_a_variable_in_both_maps() {
         let a = tempfile::tempdir().unwrap();
         write(a.path(), "h.py", "x\n");
-        let mut d = desired(
+        let d = desired(
             a.path(),
             json!({"environment": {"K": "1"}, "secret_environment": {"K": "2"}}),
         );
         assert!(
             LambdaFunction
-                .prepare(&mut d)
+                .check(&d.props)
                 .unwrap_err()
                 .contains("K set in both")
         );

@@ -105,6 +105,14 @@ pub trait Kind: Send + Sync {
         None
     }
 
+    /// Rules across properties that the schema cannot express (exactly one of two sources,
+    /// ports in order…). Pure and cheap: it runs when the stack file is loaded, on properties
+    /// with defaults applied and references not yet known, so `validate` reports the problem
+    /// with file and line, before any AWS call. Planning runs it again on resolved values.
+    fn check(&self, _props: &Props) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Local work before planning (e.g. hash the function package). May read files, never AWS.
     /// Errors are shown with the resource id.
     fn prepare(&self, _desired: &mut Desired) -> Result<(), String> {

@@ -95,8 +95,8 @@ impl Kind for MskServerlessCluster {
         }
     }
 
-    fn prepare(&self, desired: &mut Desired) -> Result<(), String> {
-        validate(&desired.props)
+    fn check(&self, props: &Props) -> Result<(), String> {
+        validate(props)
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {

@@ -411,9 +411,9 @@ impl Kind for SecurityGroup {
         }
     }
 
-    fn prepare(&self, desired: &mut Desired) -> Result<(), String> {
-        check_rules("ingress", desired.props.get("ingress"))?;
-        check_rules("egress", desired.props.get("egress"))
+    fn check(&self, props: &Props) -> Result<(), String> {
+        check_rules("ingress", props.get("ingress"))?;
+        check_rules("egress", props.get("egress"))
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {

@@ -392,7 +392,12 @@ impl<'a> Loader<'a> {
         let mut resources = BTreeMap::new();
         for d in &declared {
             self.current = Some(d.id.clone());
+            let before = self.problems.len();
             let spec = self.resource(d);
+            // Only a resource whose properties passed their own checks: one error at a time.
+            if self.problems.len() == before {
+                self.kind_rules(d, &spec);
+            }
             resources.insert(d.id.clone(), spec);
         }
         self.current = None;
@@ -752,6 +757,19 @@ impl<'a> Loader<'a> {
             schema,
             props,
             depends_on,
+        }
+    }
+
+    /// The kind's own cross-property rules (exactly one source, ports in order…), so they are
+    /// reported here with a location instead of by AWS or at plan time.
+    fn kind_rules(&mut self, d: &Declared<'_>, spec: &ResourceSpec) {
+        let Some(kind) = crate::resources::kind(d.schema.kind) else {
+            return; // test schemas
+        };
+        let stack = self.stack_name.clone().unwrap_or_default();
+        if let Err(message) = crate::plan::check_spec(spec, &stack, kind) {
+            let what = format!("resource `{}` ({}): {message}", d.id, d.schema.kind);
+            self.err(d.key.span.clone(), what, "declared here", None);
         }
     }
 

@@ -42,6 +42,13 @@ fn load(args: &StackArgs) -> Result<Stack> {
     stack::load_file(&args.file, &vars).map_err(miette::Report::new)
 }
 
+/// What a command needs from the file: `destroy` must work after the function code is gone.
+#[derive(Clone, Copy, PartialEq)]
+enum Need {
+    Everything,
+    StackOnly,
+}
+
 fn validate(args: &StackArgs) -> Result<i32> {
     let stack = load(args)?;
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
@@ -74,8 +81,14 @@ struct Session {
     reporter: Arc<dyn Reporter>,
 }
 
-async fn session(target: &Target, args: &StackArgs) -> Result<Session> {
-    let stack = load(args)?;
+async fn session(target: &Target, args: &StackArgs, need: Need) -> Result<Session> {
+    let stack = match need {
+        Need::Everything => load(args)?,
+        Need::StackOnly => {
+            let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
+            stack::load_file_for_destroy(&args.file, &vars).map_err(miette::Report::new)?
+        }
+    };
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
         .map_err(|e| miette!("{e}"))?;
@@ -148,7 +161,7 @@ fn make_plan(s: &Session) -> Result<Plan> {
 
 async fn plan_cmd(target: &Target, args: &PlanArgs) -> Result<i32> {
     let started = Instant::now();
-    let s = session(target, &args.stack).await?;
+    let s = session(target, &args.stack, Need::Everything).await?;
     let plan = make_plan(&s)?;
     print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
     if args.stats {
@@ -190,7 +203,7 @@ fn confirm(question: &str, auto_approve: bool) -> Result<bool> {
 }
 
 async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
-    let s = session(target, &args.stack).await?;
+    let s = session(target, &args.stack, Need::Everything).await?;
     let plan = make_plan(&s)?;
     print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
     if plan.has_changes() {
@@ -219,7 +232,7 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
 }
 
 async fn destroy_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
-    let s = session(target, &args.stack).await?;
+    let s = session(target, &args.stack, Need::StackOnly).await?;
     let plan = plan::destroy_plan(&s.live);
     if !plan.has_changes() {
         println!(
@@ -358,7 +371,7 @@ fn print_outputs(
 }
 
 async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
-    let s = session(target, &args.stack).await?;
+    let s = session(target, &args.stack, Need::StackOnly).await?;
     let attrs: BTreeMap<String, BTreeMap<String, String>> = s
         .live
         .iter()

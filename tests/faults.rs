@@ -260,3 +260,47 @@ resources:
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_needs_only_the_stack_file() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    dir.write(
+        "fn/handler.py",
+        "def handler(event, context):\n    return 1\n",
+    );
+    let file = dir.write(
+        "stack.yaml",
+        "stack: onlyfile\nresources:\n  role: {type: iam_role, trust: [lambda.amazonaws.com]}\n  fn:\n    type: lambda_function\n    code: fn\n    handler: handler.handler\n    runtime: python3.11\n    role: role\noutputs:\n  arn: \"${fn.arn}\"\n",
+    );
+    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    std::fs::remove_dir_all(dir.path("fn")).unwrap();
+    // Everything but the stack file is gone: outputs and destroy still work from live state.
+    let outputs = em.run(&["outputs", "-f", &file]).ok();
+    assert!(
+        outputs.stdout.contains(":function:onlyfile-fn"),
+        "{}",
+        outputs.all()
+    );
+    em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
+    let lambda = aws_sdk_lambda::Client::new(&em.sdk().await);
+    assert!(
+        lambda
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .is_empty()
+    );
+    let iam = aws_sdk_iam::Client::new(&em.sdk().await);
+    assert!(
+        iam.list_roles()
+            .path_prefix("/mskctl/onlyfile/")
+            .send()
+            .await
+            .unwrap()
+            .roles()
+            .is_empty()
+    );
+}

@@ -187,6 +187,16 @@ pub fn load_file(path: &Path, vars: &BTreeMap<String, String>) -> Result<Stack, 
     load_str(path, &source, vars)
 }
 
+/// [`load_file`] for `destroy`, which must work when every local file but the stack file is
+/// gone: paths (function code) are resolved but need not exist.
+pub fn load_file_for_destroy(
+    path: &Path,
+    vars: &BTreeMap<String, String>,
+) -> Result<Stack, LoadError> {
+    let source = std::fs::read_to_string(path).map_err(|e| LoadError::unreadable(path, &e))?;
+    load_inner(path, &source, vars, &crate::resources::schemas(), false)
+}
+
 /// Load a stack file's text; `path` is used in messages and to resolve relative paths.
 pub fn load_str(
     path: &Path,
@@ -203,11 +213,22 @@ pub(crate) fn load_with(
     vars: &BTreeMap<String, String>,
     schemas: &[&'static Schema],
 ) -> Result<Stack, LoadError> {
+    load_inner(path, source, vars, schemas, true)
+}
+
+fn load_inner(
+    path: &Path,
+    source: &str,
+    vars: &BTreeMap<String, String>,
+    schemas: &[&'static Schema],
+    need_local_files: bool,
+) -> Result<Stack, LoadError> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base_dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     let file = path.display().to_string();
     let named = NamedSource::new(&file, Arc::<str>::from(source)).with_language("yaml");
     let mut loader = Loader {
+        need_local_files,
         src: source,
         file,
         source: Arc::new(named),
@@ -241,6 +262,8 @@ struct Param {
 }
 
 struct Loader<'a> {
+    /// Whether `Ty::Path` values must exist (not for `destroy`).
+    need_local_files: bool,
     src: &'a str,
     file: String,
     source: Arc<NamedSource<Arc<str>>>,
@@ -1034,7 +1057,7 @@ impl<'a> Loader<'a> {
             Ty::Path => {
                 let (text, _) = self.known_scalar(node, field, "a path")?;
                 let path = normalize(&self.base_dir.join(&text));
-                if !path.exists() {
+                if self.need_local_files && !path.exists() {
                     self.err(
                         node.span.clone(),
                         format!("`{text}` does not exist (looked for {})", path.display()),

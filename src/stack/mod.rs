@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::schema::Schema;
 
-pub use load::load_file;
+pub use load::{load_file, load_file_for_destroy};
 
 /// A validated stack file.
 #[derive(Debug, Clone)]

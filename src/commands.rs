@@ -377,24 +377,16 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
         .iter()
         .map(|l| (l.observed.id.clone(), l.observed.attrs.clone()))
         .collect();
-    let missing: Vec<&String> = resolve_outputs(&s.stack, &attrs, &s.facts)
-        .iter()
-        .filter(|(_, v)| v.is_none())
-        .map(|(k, _)| k)
-        .cloned()
-        .collect::<Vec<_>>()
-        .iter()
-        .map(|k| s.stack.outputs.get_key_value(k).unwrap().0)
+    let missing: Vec<String> = resolve_outputs(&s.stack, &attrs, &s.facts)
+        .into_iter()
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| format!("`{name}`"))
         .collect();
     print_outputs(&s.stack, &attrs, &s.facts, args.json);
     if !missing.is_empty() {
         eprintln!(
             "outputs {} refer to resources that do not exist; run `mskctl apply`",
-            missing
-                .iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.join(", ")
         );
         return Ok(EXIT_ERROR);
     }

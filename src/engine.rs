@@ -138,7 +138,7 @@ pub async fn apply(
                 kind: del_kind,
                 observed: c.observed.clone(),
             };
-            ops.insert(key(OpKind::Delete, &c.id), op);
+            insert_delete(&mut ops, op);
         }
         let put = match c.action {
             Action::Create | Action::Replace => Some(OpKind::Create),
@@ -229,16 +229,13 @@ pub async fn destroy(
     let mut ops = BTreeMap::new();
     for l in live {
         if let Some(kind) = kinds(l.kind) {
-            let id = l.observed.id.clone();
-            ops.insert(
-                key(OpKind::Delete, &id),
-                Op {
-                    id,
-                    op: OpKind::Delete,
-                    kind,
-                    observed: Some(l.observed.clone()),
-                },
-            );
+            let op = Op {
+                id: l.observed.id.clone(),
+                op: OpKind::Delete,
+                kind,
+                observed: Some(l.observed.clone()),
+            };
+            insert_delete(&mut ops, op);
         }
     }
     let mut deps: Deps = ops.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
@@ -262,6 +259,21 @@ pub async fn destroy(
         reporter,
     });
     walk(shared, ops, deps, parallelism).await
+}
+
+/// Add a deletion. A second live copy of the same logical id (a duplicate left by another
+/// tool) gets its own key, so every copy is deleted; dependencies attach to the first.
+fn insert_delete(ops: &mut BTreeMap<String, Op>, op: Op) {
+    let mut k = key(OpKind::Delete, &op.id);
+    if ops.contains_key(&k) {
+        let physical = op
+            .observed
+            .as_ref()
+            .map(|o| o.physical_id.as_str())
+            .unwrap_or_default();
+        k = format!("{k} ({physical})");
+    }
+    ops.insert(k, op);
 }
 
 fn live_kind<'a>(live: &'a [Live], id: &str) -> Option<&'a str> {

@@ -607,3 +607,56 @@ async fn destroy_waits_out_lingering_network_interfaces() {
             .is_empty()
     );
 }
+
+/// A second live copy of a resource (same ownership tags, e.g. made by a tool that lost track
+/// of its first attempt) is planned for deletion and removed; the managed one stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_copies_are_planned_for_deletion_and_removed() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = dir.write(
+        "s.yaml",
+        "stack: dup\nresources:\n  vpc: {type: vpc, cidr_block: 10.50.0.0/16}\n",
+    );
+    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    for _ in 0..2 {
+        ec2.create_vpc()
+            .cidr_block("10.50.0.0/16")
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Vpc)
+                    .tags(tag("mskctl:stack", "dup"))
+                    .tags(tag("mskctl:id", "vpc"))
+                    .tags(tag("Name", "dup-vpc"))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let plan = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        plan.stdout
+            .contains("0 to add, 0 to change, 0 to replace, 2 to destroy"),
+        "{}",
+        plan.all()
+    );
+    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    assert_eq!(
+        ec2.describe_vpcs()
+            .filters(owned("dup"))
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len(),
+        1
+    );
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
+}

@@ -304,3 +304,39 @@ async fn destroy_needs_only_the_stack_file() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_made_by_someone_else_is_never_taken_over() {
+    let em = Emulator::start();
+    let sqs = aws_sdk_sqs::Client::new(&em.sdk().await);
+    // Someone else's queue, with SQS's default attributes.
+    let theirs = sqs
+        .create_queue()
+        .queue_name("shared-name")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dir = StackDir::new();
+    let file = dir.write(
+        "s.yaml",
+        "stack: mine\nresources:\n  q: {type: sqs_queue, name: shared-name}\n",
+    );
+    let out = em.run(&["apply", "-f", &file, "--auto-approve"]).code(1);
+    assert!(
+        out.stderr.contains("already exists") && out.stderr.contains("q"),
+        "{}",
+        out.all()
+    );
+    let tags = sqs
+        .list_queue_tags()
+        .queue_url(&theirs)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags().is_none_or(|t| !t.contains_key("mskctl:stack")),
+        "the foreign queue was tagged: {tags:?}"
+    );
+}

@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::aws::{CallError, CallResult};
 use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, i, s, tag_changes, tagged_resources, tags_of,
-    tags_value,
+    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, i, s, tag_changes, tagged_resources,
+    tags_of, tags_value,
 };
 use crate::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
 use crate::schema::{Prop, Schema, Ty, Update, dflt, opt};
@@ -251,7 +251,26 @@ impl Kind for SqsQueue {
         })
         .await?;
         let url = out.queue_url.unwrap_or_default();
-        Self::read_one(cx, &d.id, &url).await
+        let created = Self::read_one(cx, &d.id, &url).await?;
+        // SQS answers CreateQueue for an existing name with identical attributes with the
+        // existing queue (and ignores the tags): never take over a queue another owner made.
+        let tag = |k: &str| {
+            created
+                .props
+                .get("tags")
+                .and_then(|t| t.get(k))
+                .and_then(|v| v.as_str())
+        };
+        if tag(TAG_STACK) != Some(cx.stack.as_str()) || tag(TAG_ID) != Some(d.id.as_str()) {
+            return Err(CallError::state(
+                "CreateQueue",
+                format!(
+                    "a queue named {name} already exists in this account and region and does not \
+                     belong to this stack resource; choose another `name` or remove that queue"
+                ),
+            ));
+        }
+        Ok(created)
     }
 
     async fn update(

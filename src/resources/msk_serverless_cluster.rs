@@ -286,13 +286,31 @@ fn validate(props: &Props) -> Result<(), String> {
     if b(props, "iam_auth") == Some(false) {
         return Err(IAM_ONLY.to_string());
     }
-    if strs(props, "subnets").is_empty() {
-        return Err("`subnets` needs at least one subnet (AWS requires subnets in at least two Availability Zones)".into());
+    // Distinct subnets; references not created yet are distinct resources too.
+    let listed = strs(props, "subnets");
+    let pending = listed
+        .iter()
+        .filter(|s| s.as_str() == crate::plan::UNKNOWN)
+        .count();
+    let known: std::collections::BTreeSet<&String> = listed
+        .iter()
+        .filter(|s| s.as_str() != crate::plan::UNKNOWN)
+        .collect();
+    if known.len() + pending < 2 {
+        return Err(
+            "`subnets` needs at least two subnets, in two different Availability Zones: \
+                    MSK Serverless rejects a single subnet"
+                .into(),
+        );
+    }
+    if strs(props, "security_groups").len() > 5 {
+        return Err(
+            "`security_groups` takes at most five security groups (an MSK Serverless limit)".into(),
+        );
     }
     Ok(())
 }
 
-/// One DescribeClusterV2; `None` when the cluster does not exist (any more).
 /// Wait until the cluster is ACTIVE (minutes on AWS); FAILED ends the wait with AWS's reason.
 async fn wait_active(cx: &Ctx, id: &str, arn: &str) -> Result<Observed, CallError> {
     let arn = arn.to_string();
@@ -329,6 +347,7 @@ async fn wait_active(cx: &Ctx, id: &str, arn: &str) -> Result<Observed, CallErro
     Ok(observed(&cluster, &brokers))
 }
 
+/// One DescribeClusterV2; `None` when the cluster does not exist (any more).
 async fn describe(cx: &Ctx, arn: &str) -> Result<Option<Cluster>, CallError> {
     match cx
         .aws
@@ -487,7 +506,22 @@ mod tests {
         let err =
             validate(&props(json!({"subnets": ["subnet-1"], "iam_auth": false}))).unwrap_err();
         assert!(err.contains("only supports IAM"), "{err}");
-        assert!(validate(&props(json!({"subnets": ["subnet-1"], "iam_auth": true}))).is_ok());
+        assert!(
+            validate(&props(
+                json!({"subnets": ["subnet-1", "subnet-2"], "iam_auth": true})
+            ))
+            .is_ok()
+        );
+        let unknown = crate::plan::UNKNOWN;
+        assert!(
+            validate(&props(json!({"subnets": [unknown, unknown]}))).is_ok(),
+            "two subnets not created yet"
+        );
+        assert!(
+            validate(&props(json!({"subnets": ["subnet-1", "subnet-1"]}))).is_err(),
+            "one subnet twice"
+        );
+        assert!(validate(&props(json!({"subnets": ["subnet-1"]}))).is_err());
     }
 
     #[test]

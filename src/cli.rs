@@ -65,9 +65,14 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
 
-    /// After the plan, print the number of AWS API calls made and the wall time (benchmarking)
+    /// After the plan, print the number of AWS API calls made and the wall time (benchmarking;
+    /// on stderr with --json)
     #[arg(long)]
     pub stats: bool,
+
+    /// Print the plan as JSON (changes, attributes before/after, summary) instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -163,18 +163,30 @@ async fn plan_cmd(target: &Target, args: &PlanArgs) -> Result<i32> {
     let started = Instant::now();
     let s = session(target, &args.stack, Need::Everything).await?;
     let plan = make_plan(&s)?;
-    print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
+    if args.json {
+        println!(
+            "{}",
+            render::render_json(&plan, &s.stack.name, &s.cx.region)
+        );
+    } else {
+        print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
+    }
     if args.stats {
         let calls = s.cx.aws.calls.total();
         let resources = s.stack.resources.len().max(1);
-        println!(
-            "\nStats: {calls} AWS API calls for {} resources ({:.2} calls per resource), {} ms wall time",
+        let mut text = format!(
+            "\nStats: {calls} AWS API calls for {} resources ({:.2} calls per resource), {} ms wall time\n",
             s.stack.resources.len(),
             calls as f64 / resources as f64,
             started.elapsed().as_millis()
         );
         for (op, n) in s.cx.aws.calls.by_operation() {
-            println!("  {n:>3}  {op}");
+            text.push_str(&format!("  {n:>3}  {op}\n"));
+        }
+        if args.json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {

@@ -208,3 +208,68 @@ pub fn value(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// The plan as JSON for CI jobs and other tools: every change with its action, the before and
+/// after of each attribute (sensitive values masked, unknown ones as `"(known after apply)"`),
+/// the attribute that forces a replacement, warnings, and the summary counts.
+pub fn render_json(plan: &Plan, stack: &str, region: &str) -> String {
+    use serde_json::json;
+    let shown = |v: &Option<Value>, sensitive: bool| match v {
+        None => Value::Null,
+        Some(_) if sensitive => Value::String("(sensitive value)".into()),
+        Some(v) => without_unknowns(v),
+    };
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| {
+            let attributes: Vec<Value> = c
+                .attrs
+                .iter()
+                .map(|a| {
+                    json!({
+                        "path": a.path,
+                        "before": shown(&a.before, a.sensitive),
+                        "after": shown(&a.after, a.sensitive),
+                        "forces_replacement": a.forces_replacement,
+                    })
+                })
+                .collect();
+            json!({
+                "id": c.id,
+                "kind": c.kind,
+                "action": format!("{:?}", c.action).to_lowercase(),
+                "physical_id": c.observed.as_ref().map(|o| o.physical_id.clone()),
+                "attributes": attributes,
+                "warnings": c.warnings,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "stack": stack,
+        "region": region,
+        "changes": changes,
+        "summary": {
+            "add": plan.count(Action::Create),
+            "change": plan.count(Action::Update),
+            "replace": plan.count(Action::Replace),
+            "destroy": plan.count(Action::Delete),
+            "unchanged": plan.count(Action::NoOp),
+        },
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+fn without_unknowns(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s == UNKNOWN => Value::String("(known after apply)".into()),
+        Value::Array(items) => Value::Array(items.iter().map(without_unknowns).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), without_unknowns(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

@@ -369,9 +369,12 @@ fn secret_values_never_reach_the_rendered_plan() {
             ("secret_token", Expr::lit("hunter2-new")),
         ],
     )]);
+    let (created, changed) = (plan_of(&s, &[]), plan_of(&s2, &live));
     for text in [
-        render::render(&plan_of(&s, &[]), "demo", "r"),
-        render::render(&plan_of(&s2, &live), "demo", "r"),
+        render::render(&created, "demo", "r"),
+        render::render(&changed, "demo", "r"),
+        render::render_json(&created, "demo", "r"),
+        render::render_json(&changed, "demo", "r"),
     ] {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("(sensitive value"), "{text}");
@@ -508,4 +511,25 @@ fn changed_documents_render_as_a_line_diff() {
         !text.contains("keep"),
         "unchanged documents are not shown: {text}"
     );
+}
+
+#[test]
+fn json_plan_lists_changes_unknowns_and_summary() {
+    let s = stack(vec![
+        ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+        (
+            "b",
+            vec![("cidr", cidr("10.0.1.0/24")), ("parent", reference("a"))],
+        ),
+    ]);
+    let text = render::render_json(&plan_of(&s, &[]), "demo", "ap-northeast-1");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let summary = json!({"add": 2, "change": 0, "replace": 0, "destroy": 0, "unchanged": 0});
+    assert_eq!(doc["summary"], summary);
+    let changes = doc["changes"].as_array().unwrap();
+    let b = changes.iter().find(|c| c["id"] == "b").unwrap();
+    assert_eq!(b["action"], "create");
+    let attrs = b["attributes"].as_array().unwrap();
+    let parent = attrs.iter().find(|a| a["path"] == "parent").unwrap();
+    assert_eq!(parent["after"], "(known after apply)");
 }

@@ -241,6 +241,7 @@ resources:
         changed.all()
     );
     outputs.push(changed);
+    outputs.push(em.run(&["plan", "-f", &file, "--json"]).ok());
     outputs.push(
         em.mskctl()
             .env("MSKCTL_LOG", "trace")

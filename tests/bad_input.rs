@@ -158,3 +158,11 @@ fn cross_property_rules_are_reported_with_location_before_aws() {
         "from_port 9098 is greater than to_port 9092",
     );
 }
+
+#[test]
+fn rules_across_resources_are_reported_before_aws() {
+    let content = format!(
+        "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n  sub:\n    type: subnet\n    vpc: vpc\n    cidr_block: 10.9.0.0/24\n    availability_zone: ap-northeast-1a\n"
+    );
+    rejects(&["plan"], &content, "7:3", "InvalidSubnet.Range");
+}

@@ -237,9 +237,9 @@ pub fn desired_for(
     Ok(desired)
 }
 
-/// The kind's cross-property rules on a resource as written, before anything is known about
-/// AWS: references resolve to [`UNKNOWN`], defaults are applied. Used by the loader.
-pub fn check_spec(spec: &ResourceSpec, stack_name: &str, kind: &dyn Kind) -> Result<(), String> {
+/// A resource's properties as written, before anything is known about AWS: references
+/// resolve to [`UNKNOWN`], defaults are applied.
+fn provisional_props(spec: &ResourceSpec, stack_name: &str, kind: &dyn Kind) -> Props {
     let facts = Facts {
         region: String::new(),
         account_id: String::new(),
@@ -251,7 +251,29 @@ pub fn check_spec(spec: &ResourceSpec, stack_name: &str, kind: &dyn Kind) -> Res
         }
     }
     apply_defaults(&mut props, kind.schema().props, stack_name, &spec.id);
-    kind.check(&props.into_iter().collect())
+    props.into_iter().collect()
+}
+
+/// The kind's own rules on a resource as written ([`Kind::check`] and
+/// [`Kind::check_references`]), for the loader: `resources` are the file's other resources.
+pub fn check_spec(
+    spec: &ResourceSpec,
+    resources: &BTreeMap<String, ResourceSpec>,
+    stack_name: &str,
+    kind: &dyn Kind,
+) -> Result<(), String> {
+    let props = provisional_props(spec, stack_name, kind);
+    kind.check(&props)?;
+    let referenced = |prop: &str| -> Option<Props> {
+        let Some(Expr::Ref { id, .. }) = spec.props.get(prop) else {
+            return None;
+        };
+        let target = resources.get(id)?;
+        let target_kind = crate::resources::kind(target.schema.kind)
+            .filter(|k| std::ptr::eq(k.schema(), target.schema))?;
+        Some(provisional_props(target, stack_name, target_kind))
+    };
+    kind.check_references(&props, &referenced)
 }
 
 /// Attribute-level differences between a desired and an observed resource of `kind`.

@@ -716,6 +716,14 @@ impl Kind for LambdaFunction {
         &SCHEMA
     }
 
+    fn check_references(
+        &self,
+        _props: &Props,
+        referenced: &dyn Fn(&str) -> Option<Props>,
+    ) -> Result<(), String> {
+        super::role_must_trust(referenced, "role", "lambda.amazonaws.com")
+    }
+
     fn check(&self, props: &Props) -> Result<(), String> {
         let env = str_map(props, "environment");
         let both: Vec<String> = str_map(props, "secret_environment")

@@ -113,6 +113,19 @@ pub trait Kind: Send + Sync {
         Ok(())
     }
 
+    /// Rules involving the resources this one references (a subnet inside its VPC's range, a
+    /// function's role trusted by Lambda), so a mistake AWS would reject only at apply time is
+    /// reported when the file is loaded. `referenced(prop)` gives the properties, as written
+    /// (defaults applied, unknown references as [`crate::plan::UNKNOWN`]), of the resource that
+    /// the reference property `prop` names, when it names one in the file. Pure.
+    fn check_references(
+        &self,
+        _props: &Props,
+        _referenced: &dyn Fn(&str) -> Option<Props>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Local work before planning (e.g. hash the function package). May read files, never AWS.
     /// Errors are shown with the resource id.
     fn prepare(&self, _desired: &mut Desired) -> Result<(), String> {
@@ -298,6 +311,30 @@ pub fn tags_value<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Val
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
     Value::Object(map)
+}
+
+/// For `check_references`: a role referenced by `prop` must trust `service`, or AWS refuses
+/// to use it (and mskctl would first retry, taking it for IAM propagation).
+pub fn role_must_trust(
+    referenced: &dyn Fn(&str) -> Option<Props>,
+    prop: &str,
+    service: &str,
+) -> Result<(), String> {
+    let Some(role) = referenced(prop) else {
+        return Ok(()); // a literal ARN: nothing to check locally
+    };
+    let trusted = strs(&role, "trust");
+    if trusted
+        .iter()
+        .any(|t| t == service || t == crate::plan::UNKNOWN)
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "the role in `{prop}` does not trust {service} (its `trust` is [{}]), so AWS cannot assume it; \
+         add {service} to the role's `trust`",
+        trusted.join(", ")
+    ))
 }
 
 /// Helpers to read resolved properties without repeating `and_then` chains in every kind.

@@ -150,6 +150,14 @@ impl Kind for Pipe {
         &SCHEMA
     }
 
+    fn check_references(
+        &self,
+        _props: &Props,
+        referenced: &dyn Fn(&str) -> Option<Props>,
+    ) -> Result<(), String> {
+        super::role_must_trust(referenced, "role", "pipes.amazonaws.com")
+    }
+
     fn normalize(&self, prop: &str, value: &Value) -> Value {
         match prop {
             "kafka" => normalize_kafka(value),

@@ -67,6 +67,18 @@ impl Kind for Subnet {
         &SCHEMA
     }
 
+    fn check_references(
+        &self,
+        props: &Props,
+        referenced: &dyn Fn(&str) -> Option<Props>,
+    ) -> Result<(), String> {
+        let vpc_cidr = referenced("vpc").and_then(|vpc| s(&vpc, "cidr_block").map(String::from));
+        match (s(props, "cidr_block"), vpc_cidr) {
+            (Some(own), Some(vpc)) => cidr_within(own, &vpc),
+            _ => Ok(()),
+        }
+    }
+
     fn normalize(&self, prop: &str, value: &Value) -> Value {
         match prop {
             "cidr_block" => normalize_cidr_value(value),
@@ -278,9 +290,35 @@ async fn set_public_ip(cx: &Ctx, subnet_id: &str, value: bool) -> Result<(), Cal
     Ok(())
 }
 
+/// A subnet's range must lie inside its VPC's (AWS answers `InvalidSubnet.Range` otherwise).
+/// Values not known yet (from parameters that depend on resources) pass.
+fn cidr_within(subnet: &str, vpc: &str) -> Result<(), String> {
+    let (Ok(inner), Ok(outer)) = (
+        subnet.parse::<ipnet::Ipv4Net>(),
+        vpc.parse::<ipnet::Ipv4Net>(),
+    ) else {
+        return Ok(());
+    };
+    if outer.contains(&inner) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`cidr_block` {subnet} is not inside the VPC's {vpc}; AWS rejects such a subnet (InvalidSubnet.Range)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subnet_range_must_be_inside_the_vpc() {
+        assert!(cidr_within("10.10.0.0/26", "10.10.0.0/16").is_ok());
+        let err = cidr_within("10.20.0.0/24", "10.10.0.0/16").unwrap_err();
+        assert!(err.contains("InvalidSubnet.Range"), "{err}");
+        assert!(cidr_within(crate::plan::UNKNOWN, "10.10.0.0/16").is_ok());
+    }
     use aws_sdk_ec2::types::Tag;
 
     #[test]

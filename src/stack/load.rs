@@ -413,16 +413,24 @@ impl<'a> Loader<'a> {
             .collect();
 
         let mut resources = BTreeMap::new();
+        let mut failed = BTreeMap::new();
         for d in &declared {
             self.current = Some(d.id.clone());
             let before = self.problems.len();
             let spec = self.resource(d);
-            // Only a resource whose properties passed their own checks: one error at a time.
+            // Only resources whose properties passed their own checks: one error at a time.
             if self.problems.len() == before {
-                self.kind_rules(d, &spec);
+                resources.insert(d.id.clone(), spec);
+            } else {
+                failed.insert(d.id.clone(), spec);
             }
-            resources.insert(d.id.clone(), spec);
         }
+        for d in &declared {
+            if let Some(spec) = resources.get(&d.id) {
+                self.kind_rules(d, spec, &resources);
+            }
+        }
+        resources.append(&mut failed);
         self.current = None;
 
         let outputs = match top.get("outputs") {
@@ -785,12 +793,19 @@ impl<'a> Loader<'a> {
 
     /// The kind's own cross-property rules (exactly one source, ports in order…), so they are
     /// reported here with a location instead of by AWS or at plan time.
-    fn kind_rules(&mut self, d: &Declared<'_>, spec: &ResourceSpec) {
-        let Some(kind) = crate::resources::kind(d.schema.kind) else {
-            return; // test schemas
+    fn kind_rules(
+        &mut self,
+        d: &Declared<'_>,
+        spec: &ResourceSpec,
+        resources: &BTreeMap<String, ResourceSpec>,
+    ) {
+        // The registered kind of this very schema (tests load files against their own schemas).
+        let registered = crate::resources::kind(d.schema.kind);
+        let Some(kind) = registered.filter(|k| std::ptr::eq(k.schema(), d.schema)) else {
+            return;
         };
         let stack = self.stack_name.clone().unwrap_or_default();
-        if let Err(message) = crate::plan::check_spec(spec, &stack, kind) {
+        if let Err(message) = crate::plan::check_spec(spec, resources, &stack, kind) {
             let what = format!("resource `{}` ({}): {message}", d.id, d.schema.kind);
             self.err(d.key.span.clone(), what, "declared here", None);
         }

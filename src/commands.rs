@@ -37,9 +37,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn load(args: &StackArgs) -> Result<Stack> {
+fn load(args: &StackArgs, need: Need) -> Result<Stack> {
     let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
-    stack::load_file(&args.file, &vars).map_err(miette::Report::new)
+    let loaded = match need {
+        Need::Everything => stack::load_file(&args.file, &vars),
+        Need::StackOnly => stack::load_file_for_destroy(&args.file, &vars),
+    };
+    loaded.map_err(miette::Report::new)
 }
 
 /// What a command needs from the file: `destroy` must work after the function code is gone.
@@ -50,7 +54,7 @@ enum Need {
 }
 
 fn validate(args: &StackArgs) -> Result<i32> {
-    let stack = load(args)?;
+    let stack = load(args, Need::Everything)?;
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for r in stack.resources.values() {
         *kinds.entry(r.schema.kind).or_default() += 1;
@@ -82,13 +86,7 @@ struct Session {
 }
 
 async fn session(target: &Target, args: &StackArgs, need: Need) -> Result<Session> {
-    let stack = match need {
-        Need::Everything => load(args)?,
-        Need::StackOnly => {
-            let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
-            stack::load_file_for_destroy(&args.file, &vars).map_err(miette::Report::new)?
-        }
-    };
+    let stack = load(args, need)?;
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
         .map_err(|e| miette!("{e}"))?;

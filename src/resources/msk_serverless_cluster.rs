@@ -95,6 +95,14 @@ impl Kind for MskServerlessCluster {
         }
     }
 
+    fn replace_warning(&self, _desired: &Props, _observed: &Props) -> Option<String> {
+        Some(
+            "replacing the cluster deletes it with all its topics and records; clients and \
+             consumers must move to the new cluster's bootstrap servers"
+                .into(),
+        )
+    }
+
     fn check(&self, props: &Props) -> Result<(), String> {
         validate(props)
     }
@@ -499,6 +507,52 @@ mod tests {
 
     fn props(v: Value) -> Props {
         v.as_object().unwrap().clone().into_iter().collect()
+    }
+
+    #[test]
+    fn a_planned_replacement_warns_that_topics_and_records_go() {
+        use crate::plan::{Action, Facts, Live, plan, render};
+        use crate::stack::{Expr, ResourceSpec, Stack};
+        let subnets = |ids: &[&str]| Expr::List(ids.iter().map(|s| Expr::lit(*s)).collect());
+        let spec = ResourceSpec {
+            id: "cluster".into(),
+            schema: &SCHEMA,
+            props: [("subnets".to_string(), subnets(&["subnet-1", "subnet-3"]))].into(),
+            depends_on: Vec::new(),
+        };
+        let stack = Stack {
+            name: "demo".into(),
+            region: None,
+            tags: BTreeMap::new(),
+            params: BTreeMap::new(),
+            resources: [("cluster".to_string(), spec)].into(),
+            outputs: BTreeMap::new(),
+            path: "/tmp/stack.yaml".into(),
+        };
+        let live = Live {
+            kind: "msk_serverless_cluster",
+            observed: Observed {
+                id: "cluster".into(),
+                physical_id: "arn:aws:kafka:r:1:cluster/demo-cluster/u-s1".into(),
+                props: props(json!({
+                    "name": "demo-cluster", "subnets": ["subnet-1", "subnet-2"],
+                    "security_groups": [], "iam_auth": true,
+                    "tags": {"Name": "demo-cluster", "mskctl:stack": "demo", "mskctl:id": "cluster"}
+                })),
+                attrs: BTreeMap::new(),
+            },
+        };
+        let facts = Facts {
+            region: "r".into(),
+            account_id: "1".into(),
+        };
+        let p = plan(&stack, &[live], &crate::resources::kind, &facts).unwrap();
+        assert_eq!(p.changes[0].action, Action::Replace);
+        let text = render::render(&p, "demo", "r");
+        assert!(
+            text.contains("deletes it with all its topics and records"),
+            "{text}"
+        );
     }
 
     #[test]

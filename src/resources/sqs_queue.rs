@@ -196,6 +196,14 @@ impl Kind for SqsQueue {
         &SCHEMA
     }
 
+    fn replace_warning(&self, _desired: &Props, _observed: &Props) -> Option<String> {
+        Some(
+            "replacing the queue deletes the messages in it (for a dead-letter queue: the failed \
+             events kept there); SQS also refuses the same name for 60 seconds, which apply waits out"
+                .into(),
+        )
+    }
+
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
         let mut found = Vec::new();
         for (arn, tags) in tagged_resources(cx, "sqs").await? {

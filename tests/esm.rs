@@ -3,18 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use aws_sdk_lambda::types::SourceAccessType;
 use common::{Emulator, StackDir, repo_path};
 
 /// Copy an example stack and the handler it packages into a temp dir.
 fn example(dir: &StackDir, name: &str) -> String {
-    let handler =
-        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
-            .unwrap();
-    dir.write("functions/msk_processor/msk_processor.py", &handler);
+    dir.with_handler();
     dir.write(
         "stack.yaml",
         &std::fs::read_to_string(repo_path(&format!("stacks/{name}"))).unwrap(),
@@ -241,10 +235,7 @@ resources:
 async fn topic_change_replaces_with_an_offsets_warning() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    let handler =
-        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
-            .unwrap();
-    dir.write("functions/msk_processor/msk_processor.py", &handler);
+    dir.with_handler();
     let file = dir.write("stack.yaml", SMALL);
     let lambda = aws_sdk_lambda::Client::new(&em.sdk().await);
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
@@ -288,10 +279,7 @@ async fn topic_change_replaces_with_an_offsets_warning() {
 fn mapping_disabled_with_a_reason_fails_the_apply_with_that_reason() {
     let em = Emulator::start();
     let dir = StackDir::new();
-    let handler =
-        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
-            .unwrap();
-    dir.write("functions/msk_processor/msk_processor.py", &handler);
+    dir.with_handler();
     let file = dir.write("stack.yaml", SMALL);
     em.control(
         "/_emulator/faults",
@@ -315,29 +303,11 @@ fn mapping_disabled_with_a_reason_fails_the_apply_with_that_reason() {
 async fn interrupted_create_rerun_leaves_exactly_one_mapping() {
     let em = Emulator::start_with(&[("EMULATOR_ESM_SECONDS", "8")]);
     let dir = StackDir::new();
-    let handler =
-        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
-            .unwrap();
-    dir.write("functions/msk_processor/msk_processor.py", &handler);
+    dir.with_handler();
     let file = dir.write("stack.yaml", SMALL);
-    let mut child = em
-        .mskctl()
-        .args(["apply", "-f", &file, "--auto-approve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut seen = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let waiting = line.contains("consumer:") && line.contains("Creating");
-        seen.push(line);
-        if waiting {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let seen = em.kill_at(&["apply", "-f", &file, "--auto-approve"], |line| {
+        line.contains("consumer:") && line.contains("Creating")
+    });
     assert!(
         seen.iter().any(|l| l.contains("Creating")),
         "never reached the mapping wait:\n{}",

@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use aws_sdk_ec2::types::Filter;
 use common::{Emulator, StackDir};
 
@@ -51,25 +48,9 @@ async fn apply_killed_midway_then_rerun_converges_without_duplicates() {
     let file = dir.write("stack.yaml", STACK);
 
     // Start apply and kill it (SIGKILL: no cleanup) while it waits for the cluster.
-    let mut child = em
-        .mskctl()
-        .args(["apply", "-f", &file, "--auto-approve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let waiting = line.contains("cluster:") && line.contains("CREATING");
-        seen.push(line);
-        if waiting {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let seen = em.kill_at(&["apply", "-f", &file, "--auto-approve"], |line| {
+        line.contains("cluster:") && line.contains("CREATING")
+    });
     assert!(
         seen.iter().any(|l| l.contains("CREATING")),
         "apply never reached the cluster wait:\n{}",

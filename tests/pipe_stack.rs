@@ -8,10 +8,7 @@ use common::{Emulator, StackDir, repo_path};
 /// Copy the seed stack and its handler into a temp dir so tests can edit them.
 fn seed_copy(dir: &StackDir) -> String {
     let src = std::fs::read_to_string(repo_path("stacks/msk-serverless-pipe.yaml")).unwrap();
-    let handler =
-        std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
-            .unwrap();
-    dir.write("functions/msk_processor/msk_processor.py", &handler);
+    dir.with_handler();
     dir.write("stack.yaml", &src)
 }
 

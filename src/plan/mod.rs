@@ -180,6 +180,24 @@ fn apply_defaults(props: &mut Map<String, Value>, schema_props: &[Prop], stack: 
     }
 }
 
+/// A resource's properties (tags aside) resolved with `lookup`, defaults applied.
+fn resolved_props(
+    spec: &ResourceSpec,
+    kind: &dyn Kind,
+    stack_name: &str,
+    lookup: &dyn Fn(&str, &str) -> Option<String>,
+    facts: &Facts,
+) -> Map<String, Value> {
+    let mut props = Map::new();
+    for (name, expr) in &spec.props {
+        if name != "tags" && !matches!(expr, Expr::Null) {
+            props.insert(name.clone(), resolve(expr, lookup, facts));
+        }
+    }
+    apply_defaults(&mut props, kind.schema().props, stack_name, &spec.id);
+    props
+}
+
 /// The request for one resource: properties resolved, defaults applied, the complete tag set
 /// (stack tags, resource tags, ownership tags, `Name`), then the kind's local preparation.
 pub fn desired_for(
@@ -190,13 +208,7 @@ pub fn desired_for(
     facts: &Facts,
 ) -> Result<Desired, PlanError> {
     let schema = kind.schema();
-    let mut props = Map::new();
-    for (name, expr) in &spec.props {
-        if name != "tags" && !matches!(expr, Expr::Null) {
-            props.insert(name.clone(), resolve(expr, lookup, facts));
-        }
-    }
-    apply_defaults(&mut props, schema.props, &stack.name, &spec.id);
+    let mut props = resolved_props(spec, kind, &stack.name, lookup, facts);
     if schema.taggable {
         let mut tags: BTreeMap<String, Value> = stack
             .tags
@@ -244,14 +256,9 @@ fn provisional_props(spec: &ResourceSpec, stack_name: &str, kind: &dyn Kind) -> 
         region: String::new(),
         account_id: String::new(),
     };
-    let mut props = Map::new();
-    for (name, expr) in &spec.props {
-        if name != "tags" && !matches!(expr, Expr::Null) {
-            props.insert(name.clone(), resolve(expr, &|_, _| None, &facts));
-        }
-    }
-    apply_defaults(&mut props, kind.schema().props, stack_name, &spec.id);
-    props.into_iter().collect()
+    resolved_props(spec, kind, stack_name, &|_, _| None, &facts)
+        .into_iter()
+        .collect()
 }
 
 /// The kind's own rules on a resource as written ([`Kind::check`] and

@@ -65,6 +65,30 @@ impl Emulator {
         Run::from(self.mskctl().args(args).output().expect("run mskctl"))
     }
 
+    /// Run mskctl with `args` and kill it (SIGKILL: no cleanup) as soon as a stdout line
+    /// satisfies `at`; returns the lines seen up to then.
+    pub fn kill_at(&self, args: &[&str], at: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut child = self
+            .mskctl()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run mskctl");
+        let mut seen = Vec::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let stop = at(&line);
+            seen.push(line);
+            if stop {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        seen
+    }
+
     /// POST a JSON body to the emulator's fault-injection endpoint.
     pub fn control(&self, path: &str, body: &str) {
         let status = Command::new(emulator_python())
@@ -177,6 +201,15 @@ impl StackDir {
         }
         std::fs::write(&path, content).unwrap();
         path.to_string_lossy().into_owned()
+    }
+
+    /// Copy the repository's handler to `functions/msk_processor/`, where the example stacks
+    /// (and tests' own stacks) package it from.
+    pub fn with_handler(&self) {
+        let handler =
+            std::fs::read_to_string(repo_path("stacks/functions/msk_processor/msk_processor.py"))
+                .unwrap();
+        self.write("functions/msk_processor/msk_processor.py", &handler);
     }
 
     pub fn path(&self, name: &str) -> String {

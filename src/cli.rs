@@ -30,10 +30,11 @@ pub enum Command {
     Validate(StackArgs),
     /// Show what apply would change, comparing the stack file with live AWS (read-only)
     Plan(PlanArgs),
-    /// Create, update, replace and delete resources until AWS matches the stack file
+    /// Create, update, replace and delete resources until AWS matches the stack file, or apply
+    /// a plan saved with `plan --out`
     Apply(ApplyArgs),
     /// Delete every resource the stack owns, dependents first
-    Destroy(ApplyArgs),
+    Destroy(DestroyArgs),
     /// Print the stack's outputs, resolved from live AWS
     Outputs(OutputsArgs),
     /// List the resource kinds, or show the properties of one kind
@@ -73,10 +74,35 @@ pub struct PlanArgs {
     /// Print the plan as JSON (changes, attributes before/after, summary) instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Also save the plan to FILE, for `mskctl apply FILE` (which refuses it if the stack file,
+    /// parameters, code or live state move in between). Holds no secret values
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// A plan saved with `mskctl plan --out FILE`: apply exactly its changes, without asking
+    /// (the review happened on the plan). The stack file is the one the plan was made from;
+    /// pass the same --var values
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Skip the interactive confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Maximum number of resources changed at the same time
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
     #[command(flatten)]
     pub stack: StackArgs,
 

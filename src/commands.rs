@@ -3,24 +3,29 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use miette::{IntoDiagnostic, Result, miette};
-use tokio::task::JoinSet;
 
-use crate::aws::{Clients, Target};
-use crate::cli::{ApplyArgs, Cli, Command, OutputsArgs, PlanArgs, StackArgs};
+use crate::aws::kinds as aws_kinds;
+use crate::aws::provider::AwsProvider;
+use crate::aws::{Clients, Ctx, Target};
+use crate::cli::{ApplyArgs, Cli, Command, DestroyArgs, OutputsArgs, PlanArgs, StackArgs};
 use crate::engine::{self, Event, Outcome, Reporter};
-use crate::plan::{self, Action, Facts, Live, Plan, render};
-use crate::resources::{self, Ctx};
-use crate::schema::{Prop, Ty, Update};
+use crate::model::{self, Artifacts, Catalog, Facts, Val};
+use crate::package;
+use crate::plan::saved::{self, SavedPlan, Sources};
+use crate::plan::{self, Action, Live, Plan, render};
+use crate::stack::schema::{Prop, Ty, Update};
 use crate::stack::{self, Stack};
 use crate::ui::LineReporter;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_CHANGES: i32 = 2;
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub async fn run(cli: Cli) -> Result<i32> {
     let target = Target {
@@ -37,24 +42,50 @@ pub async fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn load(args: &StackArgs, need: Need) -> Result<Stack> {
-    let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
-    let loaded = match need {
-        Need::Everything => stack::load_file(&args.file, &vars),
-        Need::StackOnly => stack::load_file_for_destroy(&args.file, &vars),
-    };
-    loaded.map_err(miette::Report::new)
-}
-
-/// What a command needs from the file: `destroy` must work after the function code is gone.
+/// What a command needs from the file: `destroy` and `outputs` must work after the function
+/// code is gone.
 #[derive(Clone, Copy, PartialEq)]
 enum Need {
     Everything,
     StackOnly,
 }
 
+/// A loaded stack with its local work done: code packaged once, reused by plan and apply.
+struct Loaded {
+    stack: Arc<Stack>,
+    catalog: Catalog,
+    artifacts: Artifacts,
+    /// The stack file's bytes, for saved plans.
+    text: Vec<u8>,
+}
+
+fn load(file: &Path, vars: &[(String, String)], need: Need) -> Result<Loaded> {
+    let vars: BTreeMap<String, String> = vars.iter().cloned().collect();
+    let catalog = model::kinds::catalog();
+    let checks = plan::Checks::new(catalog.clone());
+    let stack = match need {
+        Need::Everything => stack::load_file(file, &vars, &checks),
+        Need::StackOnly => stack::load_file_for_destroy(file, &vars, &checks),
+    }
+    .map_err(miette::Report::new)?;
+    let artifacts = match need {
+        Need::Everything => {
+            package::package_stack(&stack, &package::cache_dir()).map_err(|e| miette!("{e}"))?
+        }
+        Need::StackOnly => Artifacts::new(),
+    };
+    let text = std::fs::read(file).into_diagnostic()?;
+    Ok(Loaded {
+        stack: Arc::new(stack),
+        catalog,
+        artifacts,
+        text,
+    })
+}
+
 fn validate(args: &StackArgs) -> Result<i32> {
-    let stack = load(args, Need::Everything)?;
+    let loaded = load(&args.file, &args.vars, Need::Everything)?;
+    let stack = &loaded.stack;
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for r in stack.resources.values() {
         *kinds.entry(r.schema.kind).or_default() += 1;
@@ -78,15 +109,16 @@ fn validate(args: &StackArgs) -> Result<i32> {
 
 /// A loaded stack, a connected session and the stack's live resources.
 struct Session {
-    stack: Arc<Stack>,
+    loaded: Loaded,
     cx: Arc<Ctx>,
+    provider: Arc<AwsProvider>,
     facts: Facts,
     live: Vec<Live>,
     reporter: Arc<dyn Reporter>,
 }
 
-async fn session(target: &Target, args: &StackArgs, need: Need) -> Result<Session> {
-    let stack = load(args, need)?;
+async fn session(target: &Target, loaded: Loaded) -> Result<Session> {
+    let stack = &loaded.stack;
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
         .map_err(|e| miette!("{e}"))?;
@@ -114,68 +146,75 @@ async fn session(target: &Target, args: &StackArgs, need: Need) -> Result<Sessio
             })
         }),
     ));
-    let live = read_live(&cx).await?;
+    let provider = Arc::new(AwsProvider::new(cx.clone(), aws_kinds::registry()));
+    let live = provider.read_live().await.map_err(|e| miette!("{e}"))?;
     Ok(Session {
-        stack: Arc::new(stack),
+        loaded,
         cx,
+        provider,
         facts,
         live,
         reporter,
     })
 }
 
-/// Read every kind's live resources owned by the stack, all kinds concurrently.
-async fn read_live(cx: &Arc<Ctx>) -> Result<Vec<Live>> {
-    let mut tasks = JoinSet::new();
-    for kind in resources::registry() {
-        let cx = cx.clone();
-        tasks.spawn(async move { (kind.schema().kind, kind.read(&cx).await) });
-    }
-    let mut live = Vec::new();
-    let mut errors = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (kind, result) = joined.into_diagnostic()?;
-        match result {
-            Ok(found) => live.extend(found.into_iter().map(|observed| Live { kind, observed })),
-            Err(e) => errors.push(format!("reading {kind} resources: {e}")),
-        }
-    }
-    if !errors.is_empty() {
-        errors.sort();
-        return Err(miette!("{}", errors.join("\n")));
-    }
-    live.sort_by(|a, b| {
-        a.observed
-            .id
-            .cmp(&b.observed.id)
-            .then(a.observed.physical_id.cmp(&b.observed.physical_id))
-    });
-    Ok(live)
+fn make_plan(s: &Session) -> Result<Plan> {
+    let l = &s.loaded;
+    plan::plan(&l.stack, &s.live, &l.catalog, &s.facts, &l.artifacts).map_err(|e| miette!("{e}"))
 }
 
-fn make_plan(s: &Session) -> Result<Plan> {
-    plan::plan(&s.stack, &s.live, &resources::kind, &s.facts).map_err(|e| miette!("{e}"))
+/// The saved-plan record of `plan` made in session `s`.
+fn saved_plan(s: &Session, plan: &Plan, salt: &str) -> SavedPlan {
+    let stack = &s.loaded.stack;
+    let file = std::path::absolute(&stack.path).unwrap_or_else(|_| stack.path.clone());
+    SavedPlan::new(
+        plan,
+        &stack.name,
+        &s.cx.region,
+        &Sources {
+            stack_file: &file.to_string_lossy(),
+            stack_file_text: &s.loaded.text,
+            params: &stack.params,
+            artifacts: &s.loaded.artifacts,
+            account_id: &s.facts.account_id,
+            salt,
+        },
+    )
 }
 
 async fn plan_cmd(target: &Target, args: &PlanArgs) -> Result<i32> {
     let started = Instant::now();
-    let s = session(target, &args.stack, Need::Everything).await?;
+    let loaded = load(&args.stack.file, &args.stack.vars, Need::Everything)?;
+    let s = session(target, loaded).await?;
     let plan = make_plan(&s)?;
+    let name = &s.loaded.stack.name;
     if args.json {
-        println!(
-            "{}",
-            render::render_json(&plan, &s.stack.name, &s.cx.region)
-        );
+        println!("{}", render::render_json(&plan, name, &s.cx.region));
     } else {
-        print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
+        print!("{}", render::render(&plan, name, &s.cx.region));
+    }
+    if let Some(out) = &args.out {
+        let saved = saved_plan(&s, &plan, &saved::new_salt());
+        let text = serde_json::to_string_pretty(&saved).into_diagnostic()?;
+        std::fs::write(out, text + "\n")
+            .map_err(|e| miette!("cannot write the plan to {}: {e}", out.display()))?;
+        let line = format!(
+            "\nSaved the plan to {}. Apply exactly these changes with: mskctl apply {}",
+            out.display(),
+            out.display()
+        );
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     if args.stats {
         let calls = s.cx.aws.calls.total();
-        let resources = s.stack.resources.len().max(1);
+        let count = s.loaded.stack.resources.len();
         let mut text = format!(
-            "\nStats: {calls} AWS API calls for {} resources ({:.2} calls per resource), {} ms wall time\n",
-            s.stack.resources.len(),
-            calls as f64 / resources as f64,
+            "\nStats: {calls} AWS API calls for {count} resources ({:.2} calls per resource), {} ms wall time\n",
+            calls as f64 / count.max(1) as f64,
             started.elapsed().as_millis()
         );
         for (op, n) in s.cx.aws.calls.by_operation() {
@@ -212,13 +251,57 @@ fn confirm(question: &str, auto_approve: bool) -> Result<bool> {
         .into_diagnostic()
 }
 
+/// Read a saved plan file.
+fn read_saved(path: &Path) -> Result<SavedPlan> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| miette!("cannot read the plan file {}: {e}", path.display()))?;
+    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+        miette!(
+            help = "make one with `mskctl plan --out FILE`",
+            "{} is not a saved mskctl plan: {e}",
+            path.display()
+        )
+    })?;
+    if saved.format != saved::FORMAT {
+        return Err(miette!(
+            "{} is a saved plan of format {}, this mskctl reads format {}",
+            path.display(),
+            saved.format,
+            saved::FORMAT
+        ));
+    }
+    Ok(saved)
+}
+
 async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
-    let s = session(target, &args.stack, Need::Everything).await?;
+    let saved = args.plan_file.as_deref().map(read_saved).transpose()?;
+    let file = match &saved {
+        Some(saved) => PathBuf::from(&saved.stack_file),
+        None => args.stack.file.clone(),
+    };
+    let loaded = load(&file, &args.stack.vars, Need::Everything)?;
+    let s = session(target, loaded).await?;
     let plan = make_plan(&s)?;
-    print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
-    if plan.has_changes() {
+    let name = s.loaded.stack.name.clone();
+    if let Some(saved) = &saved {
+        let moved = saved.stale(&saved_plan(&s, &plan, &saved.salt));
+        if !moved.is_empty() {
+            let path = args.plan_file.as_deref().unwrap_or(Path::new("")).display();
+            return Err(miette!(
+                help = "run `mskctl plan --out FILE` again, review it, and apply the new file",
+                "the saved plan {path} is stale; nothing was changed:\n  - {}",
+                moved.join("\n  - ")
+            ));
+        }
+        println!(
+            "The saved plan {} still matches the stack file, code and live state.\n",
+            args.plan_file.as_deref().unwrap_or(Path::new("")).display()
+        );
+    }
+    print!("{}", render::render(&plan, &name, &s.cx.region));
+    if plan.has_changes() && saved.is_none() {
         if !confirm(
-            &format!("Apply these changes to stack `{}`?", s.stack.name),
+            &format!("Apply these changes to stack `{name}`?"),
             args.auto_approve,
         )? {
             println!("Apply cancelled; nothing was changed.");
@@ -226,61 +309,52 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
         }
         println!();
     }
-    let outcome = engine::apply(
-        s.cx.clone(),
-        s.stack.clone(),
-        &plan,
-        &s.live,
-        s.facts.clone(),
-        args.parallelism as usize,
-        s.reporter.clone(),
-    )
-    .await;
+    let outcome = execute(&s, &plan, args.parallelism).await;
     let code = report_outcome("Apply", &plan, &outcome);
-    print_outputs(&s.stack, &outcome.attrs, &s.facts, false);
+    print_outputs(&s.loaded.stack, &outcome.attrs, &s.facts, false);
     Ok(code)
 }
 
-async fn destroy_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
-    let s = session(target, &args.stack, Need::StackOnly).await?;
-    let plan = plan::destroy_plan(&s.live);
+/// Run `plan` with the engine, stopping early on Ctrl-C.
+async fn execute(s: &Session, plan: &Plan, parallelism: u16) -> Outcome {
+    let settings = engine::Settings {
+        parallelism: parallelism as usize,
+        facts: s.facts.clone(),
+        artifacts: s.loaded.artifacts.clone(),
+    };
+    let stop = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    engine::run(plan, s.provider.clone(), settings, s.reporter.clone(), stop).await
+}
+
+async fn destroy_cmd(target: &Target, args: &DestroyArgs) -> Result<i32> {
+    let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
+    let s = session(target, loaded).await?;
+    let name = s.loaded.stack.name.clone();
+    let plan = plan::destroy_plan(&s.live, plan::file_deps(&s.loaded.stack))
+        .map_err(|e| miette!("{e}"))?;
     if !plan.has_changes() {
         println!(
-            "Nothing to destroy: no resource in {} is tagged with stack `{}`.",
-            s.cx.region, s.stack.name
+            "Nothing to destroy: no resource in {} is tagged with stack `{name}`.",
+            s.cx.region
         );
         return Ok(EXIT_OK);
     }
-    print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
-    let question = format!(
-        "Destroy all {} resources of stack `{}`?",
-        s.live.len(),
-        s.stack.name
-    );
+    print!("{}", render::render(&plan, &name, &s.cx.region));
+    let question = format!("Destroy all {} resources of stack `{name}`?", s.live.len());
     if !confirm(&question, args.auto_approve)? {
         println!("Destroy cancelled; nothing was changed.");
         return Ok(EXIT_ERROR);
     }
     println!();
-    let file_deps = s
-        .stack
-        .resources
-        .values()
-        .map(|r| (r.id.clone(), r.dependencies().into_iter().collect()))
-        .collect();
-    let outcome = engine::destroy(
-        s.cx.clone(),
-        &s.live,
-        file_deps,
-        s.facts.clone(),
-        args.parallelism as usize,
-        s.reporter.clone(),
-    )
-    .await;
+    let outcome = execute(&s, &plan, args.parallelism).await;
     let mut code = report_outcome("Destroy", &plan, &outcome);
     if code == EXIT_OK {
         // Trust, but verify: nothing tagged with the stack may remain.
-        let left = read_live(&s.cx).await?;
+        let left = s.provider.read_live().await.map_err(|e| miette!("{e}"))?;
         if !left.is_empty() {
             let ids: Vec<String> = left
                 .iter()
@@ -297,7 +371,18 @@ async fn destroy_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
 }
 
 fn report_outcome(what: &str, plan: &Plan, outcome: &Outcome) -> i32 {
-    if outcome.failures.is_empty() && outcome.skipped.is_empty() {
+    if !outcome.interrupted.is_empty() {
+        eprintln!(
+            "\n{what} interrupted: {} operation(s) done, {} stopped or not started. Nothing is lost: re-run the same command and mskctl picks up from live state.",
+            outcome.done,
+            outcome.interrupted.len()
+        );
+        for f in &outcome.interrupted {
+            eprintln!("  - {} ({}): {}", f.id, f.op.verb().0, f.message);
+        }
+        return EXIT_INTERRUPTED;
+    }
+    if outcome.ok() {
         println!(
             "\n{what} complete: {} added, {} changed, {} replaced, {} destroyed.",
             plan.count(Action::Create),
@@ -330,11 +415,10 @@ fn resolve_outputs(
         .outputs
         .iter()
         .map(|(name, out)| {
-            let value = plan::resolve(&out.value, &lookup, facts);
-            let text = match value {
-                serde_json::Value::String(s) if s == plan::UNKNOWN => None,
-                serde_json::Value::String(s) => Some(s),
-                other => Some(other.to_string()),
+            let text = match model::resolve(&out.value, &lookup, facts) {
+                Val::Known(serde_json::Value::String(s)) => Some(s),
+                Val::Known(other) => Some(other.to_string()),
+                _ => None,
             };
             (name.clone(), text)
         })
@@ -381,18 +465,19 @@ fn print_outputs(
 }
 
 async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
-    let s = session(target, &args.stack, Need::StackOnly).await?;
+    let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
+    let s = session(target, loaded).await?;
     let attrs: BTreeMap<String, BTreeMap<String, String>> = s
         .live
         .iter()
         .map(|l| (l.observed.id.clone(), l.observed.attrs.clone()))
         .collect();
-    let missing: Vec<String> = resolve_outputs(&s.stack, &attrs, &s.facts)
+    let missing: Vec<String> = resolve_outputs(&s.loaded.stack, &attrs, &s.facts)
         .into_iter()
         .filter(|(_, value)| value.is_none())
         .map(|(name, _)| format!("`{name}`"))
         .collect();
-    print_outputs(&s.stack, &attrs, &s.facts, args.json);
+    print_outputs(&s.loaded.stack, &attrs, &s.facts, args.json);
     if !missing.is_empty() {
         eprintln!(
             "outputs {} refer to resources that do not exist; run `mskctl apply`",
@@ -405,7 +490,7 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
 
 /// `mskctl kinds [KIND]`: the schemas, as a quick reference next to docs/stack-file.md.
 fn kinds_cmd(name: Option<&str>) -> Result<i32> {
-    let schemas = resources::schemas();
+    let schemas = model::kinds::catalog().schemas();
     let Some(name) = name else {
         let width = schemas.iter().map(|s| s.kind.len()).max().unwrap_or(0);
         for s in &schemas {

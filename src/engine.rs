@@ -1,21 +1,41 @@
-//! Carries out a plan against AWS: deletions and creations/updates become operations in one
+//! Carries out a [`Plan`]: its deletions, creations and updates become operations in one
 //! graph, ready operations run concurrently up to `parallelism`, a failed operation skips
-//! everything that depends on it while independent branches finish. The engine never prints;
-//! progress leaves as [`Event`]s to a [`Reporter`].
+//! everything that depends on it while independent branches finish. The engine performs
+//! exactly the plan's changes: it never re-reads or re-diffs, it only fills in the values the
+//! plan marked as known after apply. AWS is behind the [`Provider`] trait; progress leaves as
+//! [`Event`]s to a [`Reporter`]. The engine never prints.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use tokio::task::JoinSet;
 
-use crate::aws::CallError;
-use crate::graph::Deps;
-use crate::plan::{self, Action, Facts, Live, Plan};
-use crate::resources::{Ctx, Kind, Observed};
-use crate::stack::Stack;
+use crate::graph::{self, Deps};
+use crate::model::{Artifacts, Desired, Facts, Observed, resolve};
+use crate::plan::{Action, Change, Plan};
+use crate::stack::Expr;
 
-/// What an operation does to one resource. A replacement is a `Delete` followed by a `Create`.
+/// What the engine needs from AWS, one call per operation. Errors are complete messages
+/// (operation, AWS error code, hint).
+#[async_trait]
+pub trait Provider: Send + Sync {
+    async fn create(&self, kind: &str, desired: &Desired) -> Result<Observed, String>;
+    async fn update(
+        &self,
+        kind: &str,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, String>;
+    /// Wait for a resource the plan found still settling (nothing to change).
+    async fn settle(&self, kind: &str, observed: &Observed) -> Result<Observed, String>;
+    async fn delete(&self, kind: &str, observed: &Observed) -> Result<(), String>;
+}
+
+/// What an operation does to one resource. A replacement is a `Delete` and a `Create`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
     Create,
@@ -67,7 +87,7 @@ pub trait Reporter: Send + Sync {
 }
 
 /// A resource that did not reach its desired state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub id: String,
     pub op: OpKind,
@@ -79,17 +99,33 @@ pub struct Failure {
 pub struct Outcome {
     pub failures: Vec<Failure>,
     pub skipped: Vec<Failure>,
+    /// Operations stopped or never started because the run was interrupted.
+    pub interrupted: Vec<Failure>,
     /// Live attributes of every resource in the file after the run.
     pub attrs: BTreeMap<String, BTreeMap<String, String>>,
     pub done: usize,
 }
 
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && self.skipped.is_empty() && self.interrupted.is_empty()
+    }
+}
+
+/// How to run a plan.
+pub struct Settings {
+    pub parallelism: usize,
+    pub facts: Facts,
+    pub artifacts: Artifacts,
+}
+
 struct Op {
     id: String,
     op: OpKind,
-    kind: &'static dyn Kind,
+    kind: &'static str,
     /// The live resource an update or delete acts on.
     observed: Option<Observed>,
+    change: Option<Change>,
 }
 
 fn key(op: OpKind, id: &str) -> String {
@@ -101,49 +137,41 @@ fn key(op: OpKind, id: &str) -> String {
 
 /// Everything an operation needs, shared across tasks.
 struct Shared {
-    cx: Arc<Ctx>,
-    stack: Option<Arc<Stack>>,
+    provider: Arc<dyn Provider>,
     facts: Facts,
+    artifacts: Artifacts,
     attrs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     reporter: Arc<dyn Reporter>,
 }
 
-/// Apply `plan` (made from `stack` against `live`).
-pub async fn apply(
-    cx: Arc<Ctx>,
-    stack: Arc<Stack>,
+/// Run `plan`. When `stop` completes (Ctrl-C, a total timeout), operations in flight are
+/// abandoned and nothing new starts; they are reported in [`Outcome::interrupted`]. Every
+/// operation is safe to abandon: ownership tags are set in create calls, so a re-run picks up.
+pub async fn run(
     plan: &Plan,
-    live: &[Live],
-    facts: Facts,
-    parallelism: usize,
+    provider: Arc<dyn Provider>,
+    settings: Settings,
     reporter: Arc<dyn Reporter>,
+    stop: impl Future<Output = ()>,
 ) -> Outcome {
-    let kinds = crate::resources::kind;
     let mut ops: BTreeMap<String, Op> = BTreeMap::new();
     for c in &plan.changes {
-        let kind = match kinds(c.kind) {
-            Some(k) => k,
-            None => continue,
-        };
-        let del_kind = c
-            .observed
-            .as_ref()
-            .and_then(|_| live_kind(live, &c.id))
-            .and_then(kinds)
-            .unwrap_or(kind);
-        if matches!(c.action, Action::Delete | Action::Replace) {
-            let op = Op {
-                id: c.id.clone(),
-                op: OpKind::Delete,
-                kind: del_kind,
-                observed: c.observed.clone(),
-            };
-            insert_delete(&mut ops, op);
+        if let (Action::Delete | Action::Replace, Some(live)) = (c.action, &c.live) {
+            insert_delete(
+                &mut ops,
+                Op {
+                    id: c.id.clone(),
+                    op: OpKind::Delete,
+                    kind: live.kind,
+                    observed: Some(live.observed.clone()),
+                    change: None,
+                },
+            );
         }
         let put = match c.action {
             Action::Create | Action::Replace => Some(OpKind::Create),
             Action::Update => Some(OpKind::Update),
-            _ => None,
+            Action::NoOp | Action::Delete => None,
         };
         if let Some(op) = put {
             ops.insert(
@@ -151,41 +179,59 @@ pub async fn apply(
                 Op {
                     id: c.id.clone(),
                     op,
-                    kind,
-                    observed: c.observed.clone(),
+                    kind: c.kind,
+                    observed: (op == OpKind::Update)
+                        .then(|| c.observed().cloned())
+                        .flatten(),
+                    change: Some(c.clone()),
                 },
             );
         }
     }
+    let deps = op_deps(plan, &ops);
 
+    let mut attrs = BTreeMap::new();
+    for c in &plan.changes {
+        if let (Some(o), Action::NoOp | Action::Update) = (c.observed(), c.action) {
+            attrs.insert(c.id.clone(), o.attrs.clone());
+        }
+    }
+    let shared = Arc::new(Shared {
+        provider,
+        facts: settings.facts,
+        artifacts: settings.artifacts,
+        attrs: Mutex::new(attrs),
+        reporter,
+    });
+    walk(shared, ops, deps, settings.parallelism, stop).await
+}
+
+/// Edges between operations: creations follow the file's dependencies, deletions go the other
+/// way round (file and live dependencies), an update that drops a reference runs before the
+/// referenced resource is deleted, and a replacement deletes before it creates.
+fn op_deps(plan: &Plan, ops: &BTreeMap<String, Op>) -> Deps {
     let actions: BTreeMap<&str, Action> = plan
         .changes
         .iter()
         .map(|c| (c.id.as_str(), c.action))
         .collect();
-    let file_deps: Deps = stack
-        .resources
-        .values()
-        .map(|r| (r.id.clone(), r.dependencies().into_iter().collect()))
-        .collect();
-    let live_deps = plan::live_dependencies(live);
     let mut deps: Deps = ops.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
     let mut edge = |from: String, to: String| {
-        if deps.contains_key(&from) && deps.contains_key(&to) {
-            deps.get_mut(&from).unwrap().insert(to);
+        if deps.contains_key(&to)
+            && let Some(set) = deps.get_mut(&from)
+        {
+            set.insert(to);
         }
     };
-    for (id, ds) in &file_deps {
+    for (id, ds) in &plan.file_deps {
         for d in ds {
-            // Creation follows dependencies; deletion goes the other way round.
             edge(key(OpKind::Create, id), key(OpKind::Create, d));
             edge(key(OpKind::Delete, d), key(OpKind::Delete, id));
         }
     }
-    for (id, ds) in &live_deps {
+    for (id, ds) in &plan.live_deps {
         for d in ds {
             edge(key(OpKind::Delete, d), key(OpKind::Delete, id));
-            // An update that drops the reference must happen before the referenced resource goes.
             if actions.get(id.as_str()) == Some(&Action::Update)
                 && actions.get(d.as_str()) == Some(&Action::Delete)
             {
@@ -198,67 +244,7 @@ pub async fn apply(
             edge(key(OpKind::Create, &c.id), key(OpKind::Delete, &c.id));
         }
     }
-
-    let mut attrs = BTreeMap::new();
-    for c in &plan.changes {
-        if let (Some(o), Action::NoOp | Action::Update) = (&c.observed, c.action) {
-            attrs.insert(c.id.clone(), o.attrs.clone());
-        }
-    }
-    let shared = Arc::new(Shared {
-        cx,
-        stack: Some(stack),
-        facts,
-        attrs: Mutex::new(attrs),
-        reporter,
-    });
-    walk(shared, ops, deps, parallelism).await
-}
-
-/// Delete every resource in `live`, dependents first. `file_deps` adds the dependencies the
-/// stack file declares, when it is available.
-pub async fn destroy(
-    cx: Arc<Ctx>,
-    live: &[Live],
-    file_deps: Deps,
-    facts: Facts,
-    parallelism: usize,
-    reporter: Arc<dyn Reporter>,
-) -> Outcome {
-    let kinds = crate::resources::kind;
-    let mut ops = BTreeMap::new();
-    for l in live {
-        if let Some(kind) = kinds(l.kind) {
-            let op = Op {
-                id: l.observed.id.clone(),
-                op: OpKind::Delete,
-                kind,
-                observed: Some(l.observed.clone()),
-            };
-            insert_delete(&mut ops, op);
-        }
-    }
-    let mut deps: Deps = ops.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
-    for source in [plan::live_dependencies(live), file_deps] {
-        for (id, ds) in source {
-            for d in ds {
-                let (from, to) = (key(OpKind::Delete, &d), key(OpKind::Delete, &id));
-                if deps.contains_key(&to)
-                    && let Some(set) = deps.get_mut(&from)
-                {
-                    set.insert(to);
-                }
-            }
-        }
-    }
-    let shared = Arc::new(Shared {
-        cx,
-        stack: None,
-        facts,
-        attrs: Mutex::new(BTreeMap::new()),
-        reporter,
-    });
-    walk(shared, ops, deps, parallelism).await
+    deps
 }
 
 /// Add a deletion. A second live copy of the same logical id (a duplicate left by another
@@ -276,14 +262,10 @@ fn insert_delete(ops: &mut BTreeMap<String, Op>, op: Op) {
     ops.insert(k, op);
 }
 
-fn live_kind<'a>(live: &'a [Live], id: &str) -> Option<&'a str> {
-    live.iter().find(|l| l.observed.id == id).map(|l| l.kind)
-}
-
 /// Break cycles (which only inferred dependencies can produce) by dropping edges inside them,
 /// so the walk always terminates.
 fn break_cycles(deps: &mut Deps) {
-    while let Some(cycle) = crate::graph::find_cycle(deps) {
+    while let Some(cycle) = graph::find_cycle(deps) {
         let (a, b) = (&cycle[0], cycle.get(1).unwrap_or(&cycle[0]));
         if let Some(set) = deps.get_mut(a) {
             set.remove(b);
@@ -291,54 +273,25 @@ fn break_cycles(deps: &mut Deps) {
     }
 }
 
+type Done = (String, String, OpKind, Result<(), String>);
+
 async fn walk(
     shared: Arc<Shared>,
     mut ops: BTreeMap<String, Op>,
     mut deps: Deps,
     parallelism: usize,
+    stop: impl Future<Output = ()>,
 ) -> Outcome {
     break_cycles(&mut deps);
     let parallelism = parallelism.max(1);
     let mut outcome = Outcome::default();
     let mut finished: BTreeMap<String, bool> = BTreeMap::new(); // key → succeeded
-    let mut running: JoinSet<(String, String, OpKind, Result<(), String>)> = JoinSet::new();
+    let mut running: JoinSet<Done> = JoinSet::new();
+    let mut in_flight: BTreeMap<String, (String, OpKind)> = BTreeMap::new();
+    tokio::pin!(stop);
 
     loop {
-        // Skip operations whose dependency failed or was skipped.
-        let mut progress = true;
-        while progress {
-            progress = false;
-            let blocked: Vec<(String, String)> = ops
-                .keys()
-                .filter_map(|k| {
-                    deps[k]
-                        .iter()
-                        .find(|d| finished.get(*d) == Some(&false))
-                        .map(|d| (k.clone(), d.clone()))
-                })
-                .collect();
-            for (k, because) in blocked {
-                let op = ops.remove(&k).unwrap();
-                let because_id = because
-                    .split_once(' ')
-                    .map(|(_, id)| id)
-                    .unwrap_or(&because)
-                    .to_string();
-                shared.reporter.event(Event::Skipped {
-                    id: op.id.clone(),
-                    op: op.op,
-                    because: because_id.clone(),
-                });
-                outcome.skipped.push(Failure {
-                    id: op.id,
-                    op: op.op,
-                    message: format!("skipped because `{because_id}` failed"),
-                });
-                finished.insert(k, false);
-                progress = true;
-            }
-        }
-        // Start ready operations up to the parallelism bound.
+        skip_blocked(&shared, &mut ops, &deps, &mut finished, &mut outcome);
         let ready: Vec<String> = ops
             .keys()
             .filter(|k| deps[*k].iter().all(|d| finished.get(d) == Some(&true)))
@@ -348,40 +301,53 @@ async fn walk(
             if running.len() >= parallelism {
                 break;
             }
-            let op = ops.remove(&k).unwrap();
+            let op = ops.remove(&k).expect("ready keys come from ops");
+            in_flight.insert(k.clone(), (op.id.clone(), op.op));
             let shared = shared.clone();
             running.spawn(async move {
-                let result = run(&shared, &op).await;
+                let result = run_op(&shared, &op).await;
                 (k, op.id, op.op, result)
             });
         }
-        match running.join_next().await {
-            Some(Ok((k, id, op, result))) => {
-                finished.insert(k, result.is_ok());
-                match result {
-                    Ok(()) => outcome.done += 1,
-                    Err(message) => outcome.failures.push(Failure { id, op, message }),
-                }
-            }
-            Some(Err(join_error)) => {
-                // A panicking task is a bug; report it like a failure instead of aborting the run.
-                outcome.failures.push(Failure {
-                    id: "(internal)".into(),
-                    op: OpKind::Update,
-                    message: join_error.to_string(),
+        if running.is_empty() {
+            // Nothing running and nothing ready: only unreachable leftovers (never after
+            // break_cycles), reported rather than waited for.
+            for (_, op) in std::mem::take(&mut ops) {
+                outcome.skipped.push(Failure {
+                    id: op.id,
+                    op: op.op,
+                    message: "dependency cycle".into(),
                 });
             }
-            None => {
-                if ops.is_empty() {
-                    break;
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => match joined {
+                Some(Ok((k, id, op, result))) => {
+                    in_flight.remove(&k);
+                    finished.insert(k, result.is_ok());
+                    match result {
+                        Ok(()) => outcome.done += 1,
+                        Err(message) => outcome.failures.push(Failure { id, op, message }),
+                    }
                 }
-                // Nothing running and nothing ready: unreachable after break_cycles, but never hang.
-                for (_, op) in std::mem::take(&mut ops) {
-                    outcome.skipped.push(Failure {
-                        id: op.id,
-                        op: op.op,
-                        message: "dependency cycle".into(),
+                Some(Err(join_error)) => {
+                    // A panicking task is a bug; report it like a failure instead of aborting.
+                    outcome.failures.push(Failure {
+                        id: "(internal)".into(),
+                        op: OpKind::Update,
+                        message: join_error.to_string(),
                     });
+                }
+                None => {}
+            },
+            () = &mut stop => {
+                running.abort_all();
+                for (_, (id, op)) in std::mem::take(&mut in_flight) {
+                    outcome.interrupted.push(Failure { id, op, message: "interrupted while in progress".into() });
+                }
+                for (_, op) in std::mem::take(&mut ops) {
+                    outcome.interrupted.push(Failure { id: op.id, op: op.op, message: "not started".into() });
                 }
                 break;
             }
@@ -391,8 +357,51 @@ async fn walk(
     outcome
 }
 
+/// Skip operations whose dependency failed or was skipped, transitively.
+fn skip_blocked(
+    shared: &Shared,
+    ops: &mut BTreeMap<String, Op>,
+    deps: &Deps,
+    finished: &mut BTreeMap<String, bool>,
+    outcome: &mut Outcome,
+) {
+    loop {
+        let blocked: Vec<(String, String)> = ops
+            .keys()
+            .filter_map(|k| {
+                deps[k]
+                    .iter()
+                    .find(|d| finished.get(*d) == Some(&false))
+                    .map(|d| (k.clone(), d.clone()))
+            })
+            .collect();
+        if blocked.is_empty() {
+            return;
+        }
+        for (k, because) in blocked {
+            let op = ops.remove(&k).expect("blocked keys come from ops");
+            let because_id = because
+                .split_once(' ')
+                .map(|(_, id)| id)
+                .unwrap_or(&because)
+                .to_string();
+            shared.reporter.event(Event::Skipped {
+                id: op.id.clone(),
+                op: op.op,
+                because: because_id.clone(),
+            });
+            outcome.skipped.push(Failure {
+                id: op.id,
+                op: op.op,
+                message: format!("skipped because `{because_id}` did not complete"),
+            });
+            finished.insert(k, false);
+        }
+    }
+}
+
 /// Run one operation, reporting its start and end.
-async fn run(shared: &Shared, op: &Op) -> Result<(), String> {
+async fn run_op(shared: &Shared, op: &Op) -> Result<(), String> {
     let start = Instant::now();
     shared.reporter.event(Event::Started {
         id: op.id.clone(),
@@ -416,58 +425,32 @@ async fn run(shared: &Shared, op: &Op) -> Result<(), String> {
 }
 
 async fn execute(shared: &Shared, op: &Op) -> Result<String, String> {
-    let cx = &shared.cx;
-    let fail = |e: CallError| e.to_string();
+    let provider = &shared.provider;
     if op.op == OpKind::Delete {
         let observed = op
             .observed
             .as_ref()
-            .expect("delete operations carry the live resource");
-        op.kind.delete(cx, observed).await.map_err(fail)?;
+            .ok_or("internal: a deletion without its live resource")?;
+        provider.delete(op.kind, observed).await?;
         return Ok(observed.physical_id.clone());
     }
-    let stack = shared
-        .stack
+    let change = op
+        .change
         .as_ref()
-        .expect("create/update operations come from a stack");
-    let spec = &stack.resources[&op.id];
-    // Resolve references now: dependencies created earlier in this run have ids at last.
-    let desired = {
-        let attrs = shared.attrs.lock().unwrap();
-        let lookup = |id: &str, attr: &str| attrs.get(id).and_then(|a| a.get(attr).cloned());
-        plan::desired_for(spec, stack, op.kind, &lookup, &shared.facts).map_err(|e| e.message)?
-    };
-    if let Some(unresolved) = desired.props.iter().find(|(_, v)| plan::is_unknown(v)) {
-        return Err(format!(
-            "`{}` still refers to a resource that does not exist",
-            unresolved.0
-        ));
-    }
+        .ok_or("internal: a creation or update without its change")?;
     let observed = match (op.op, &op.observed) {
         (OpKind::Update, Some(observed)) => {
-            let changed: BTreeSet<String> = plan::diff(op.kind, &desired.props, &observed.props)
-                .iter()
-                .map(|a| a.path.split('.').next().unwrap_or_default().to_string())
-                .collect();
+            let changed = change.changed_props();
             if changed.is_empty() {
-                match op.kind.settling(observed) {
-                    Some(state) => {
-                        shared
-                            .cx
-                            .progress(&op.id, &format!("{state}: waiting until it is ready"));
-                        op.kind.settle(cx, observed).await.map_err(fail)?
-                    }
-                    None => observed.clone(),
-                }
+                provider.settle(op.kind, observed).await?
             } else {
-                let changed: Vec<String> = changed.into_iter().collect();
-                op.kind
-                    .update(cx, &desired, observed, &changed)
-                    .await
-                    .map_err(fail)?
+                let desired = desired(shared, change)?;
+                provider
+                    .update(op.kind, &desired, observed, &changed)
+                    .await?
             }
         }
-        _ => op.kind.create(cx, &desired).await.map_err(fail)?,
+        _ => provider.create(op.kind, &desired(shared, change)?).await?,
     };
     shared
         .attrs
@@ -476,3 +459,44 @@ async fn execute(shared: &Shared, op: &Op) -> Result<String, String> {
         .insert(op.id.clone(), observed.attrs.clone());
     Ok(observed.physical_id)
 }
+
+/// The planned properties with the values known only after apply filled in from the
+/// attributes of resources created or read so far.
+fn desired(shared: &Shared, change: &Change) -> Result<Desired, String> {
+    let wanted = change
+        .desired
+        .as_ref()
+        .ok_or("internal: a change without desired properties")?;
+    let attrs = shared.attrs.lock().unwrap();
+    let lookup = |id: &str, attr: &str| attrs.get(id).and_then(|a| a.get(attr).cloned());
+    let fill = |expr: &Expr| resolve(expr, &lookup, &shared.facts).as_known().cloned();
+    let mut props = BTreeMap::new();
+    for (name, v) in wanted {
+        let value = v.fill(&fill).map_err(|expr| {
+            let mut refs = Vec::new();
+            expr.refs(&mut refs);
+            format!(
+                "`{name}` needs {} which does not exist",
+                refs.iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        props.insert(name.clone(), value);
+    }
+    let artifacts = shared
+        .artifacts
+        .iter()
+        .filter(|((id, _), _)| *id == change.id)
+        .map(|((_, prop), a)| (prop.clone(), a.path.clone()))
+        .collect();
+    Ok(Desired {
+        id: change.id.clone(),
+        props,
+        artifacts,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,15 +1,17 @@
 //! mskctl: thin binary. Parses the command line, sets up logging and the runtime, maps the
 //! result to an exit code (0 ok, 1 error, 2 changes present with `plan --detailed-exitcode`).
 
+// Layers, lowest first; a module imports only from layers below it (tests/layers.rs checks):
+// stack (the file) → model (pure kinds, values) → graph → plan → engine → package → aws
+// (SDK, kinds' AWS halves) → commands / ui / cli.
 mod aws;
 mod cli;
 mod commands;
 mod engine;
 mod graph;
+mod model;
+mod package;
 mod plan;
-mod resources;
-mod retry;
-mod schema;
 mod stack;
 mod ui;
 

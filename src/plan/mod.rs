@@ -1,32 +1,54 @@
 //! The planner: desired state (the stack file) + observed state (live AWS) → a [`Plan`],
 //! a plain value listing what to create, update in place, replace or delete, with the before
-//! and after of every attribute. Pure: no AWS calls; rendering lives in [`render`].
+//! and after of every attribute and the dependency edges the engine needs to run it. Pure:
+//! no AWS calls; rendering lives in [`render`], saved plan files in [`saved`].
 
 pub mod render;
+pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::resources::{Desired, Kind, Observed, Props, TAG_ID, TAG_STACK};
-use crate::schema::{Prop, Ty, Update};
-use crate::stack::{Expr, Part, ResourceSpec, Stack};
-
-/// Placeholder for a value that only exists once a dependency has been created or replaced.
-pub const UNKNOWN: &str = "\u{0}(known after apply)";
-
-pub fn is_unknown(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s == UNKNOWN,
-        Value::Array(items) => items.iter().any(is_unknown),
-        Value::Object(m) => m.values().any(is_unknown),
-        _ => false,
-    }
-}
+use crate::graph::{self, Deps};
+use crate::model::{
+    Artifacts, Catalog, Facts, KindModel, Observed, Props, TAG_PROTECT, Val, Wanted, check_spec,
+};
+use crate::stack::schema::{Schema, Ty, Update};
+use crate::stack::{ResourceSpec, Rules, Stack};
 
 /// Pseudo-attribute of an update that only waits for a resource to finish settling.
 pub const SETTLING: &str = "(live state)";
+
+/// The checks the loader runs, from the model (kind rules) and the graph (cycles).
+pub struct Checks {
+    catalog: Catalog,
+}
+
+impl Checks {
+    pub fn new(catalog: Catalog) -> Checks {
+        Checks { catalog }
+    }
+}
+
+impl Rules for Checks {
+    fn schemas(&self) -> Vec<&'static Schema> {
+        self.catalog.schemas()
+    }
+
+    fn kind_rules(
+        &self,
+        spec: &ResourceSpec,
+        resources: &BTreeMap<String, ResourceSpec>,
+        stack_name: &str,
+    ) -> Result<(), String> {
+        check_spec(spec, resources, stack_name, &self.catalog)
+    }
+
+    fn find_cycle(&self, deps: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+        graph::find_cycle(deps)
+    }
+}
 
 /// What the planner decided for one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,12 +67,19 @@ pub struct AttrChange {
     pub path: String,
     /// `None` when the resource does not exist yet.
     pub before: Option<Value>,
-    /// `None` when the resource is being deleted.
-    pub after: Option<Value>,
+    /// `None` when the resource is being deleted; may be unknown until apply.
+    pub after: Option<Val>,
     /// AWS cannot change this attribute on the existing resource.
     pub forces_replacement: bool,
     /// Value must never be printed (`secret_*` properties).
     pub sensitive: bool,
+}
+
+/// A live resource as the planner sees it: its kind name and state.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub kind: &'static str,
+    pub observed: Observed,
 }
 
 /// The decision for one resource.
@@ -62,14 +91,38 @@ pub struct Change {
     pub attrs: Vec<AttrChange>,
     /// Plain-words consequences AWS will not spell out (e.g. lost Kafka offsets).
     pub warnings: Vec<String>,
-    /// The live resource, when there is one.
-    pub observed: Option<Observed>,
+    /// The live resource, when there is one (for a replace, possibly of another kind).
+    pub live: Option<Live>,
+    /// What the resource is to be after apply; `None` for a deletion.
+    pub desired: Option<Wanted>,
 }
 
-/// All decisions: resources from the file in dependency order, then deletions.
+impl Change {
+    pub fn observed(&self) -> Option<&Observed> {
+        self.live.as_ref().map(|l| &l.observed)
+    }
+
+    /// Top-level properties an update changes (the settling pseudo-attribute aside).
+    pub fn changed_props(&self) -> Vec<String> {
+        let set: BTreeSet<String> = self
+            .attrs
+            .iter()
+            .filter(|a| a.path != SETTLING)
+            .map(|a| a.path.split('.').next().unwrap_or_default().to_string())
+            .collect();
+        set.into_iter().collect()
+    }
+}
+
+/// All decisions: resources from the file in dependency order, then deletions; with the
+/// dependencies between them, so the plan alone is enough to run it.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub changes: Vec<Change>,
+    /// Dependencies the stack file declares (references, `depends_on`).
+    pub file_deps: Deps,
+    /// Dependencies between live resources, inferred from ids in their properties.
+    pub live_deps: Deps,
 }
 
 impl Plan {
@@ -82,20 +135,6 @@ impl Plan {
     }
 }
 
-/// Values the file may interpolate that come from the AWS session rather than from resources.
-#[derive(Debug, Clone)]
-pub struct Facts {
-    pub region: String,
-    pub account_id: String,
-}
-
-/// A live resource as the planner sees it: its kind name and state.
-#[derive(Debug, Clone)]
-pub struct Live {
-    pub kind: &'static str,
-    pub observed: Observed,
-}
-
 /// Something in the file the planner could not turn into a request.
 #[derive(Debug, thiserror::Error)]
 #[error("{id}: {message}")]
@@ -104,244 +143,93 @@ pub struct PlanError {
     pub message: String,
 }
 
-/// Resolve an expression. `lookup(id, attr)` gives a live attribute, or `None` when the
-/// resource does not exist yet (→ [`UNKNOWN`]).
-pub fn resolve(expr: &Expr, lookup: &dyn Fn(&str, &str) -> Option<String>, facts: &Facts) -> Value {
-    match expr {
-        Expr::Null => Value::Null,
-        Expr::Bool(b) => Value::Bool(*b),
-        Expr::Int(i) => Value::from(*i),
-        Expr::Float(f) => Value::from(*f),
-        Expr::Ref { id, attr } => Value::String(lookup(id, attr).unwrap_or_else(|| UNKNOWN.into())),
-        Expr::Str(parts) => {
-            let mut out = String::new();
-            for p in parts {
-                match p {
-                    Part::Lit(s) => out.push_str(s),
-                    Part::Region => out.push_str(&facts.region),
-                    Part::AccountId => out.push_str(&facts.account_id),
-                    Part::Ref { id, attr } => match lookup(id, attr) {
-                        Some(v) => out.push_str(&v),
-                        None => return Value::String(UNKNOWN.into()),
-                    },
-                }
-            }
-            Value::String(out)
-        }
-        Expr::List(items) => {
-            Value::Array(items.iter().map(|e| resolve(e, lookup, facts)).collect())
-        }
-        Expr::Map(m) => Value::Object(
-            m.iter()
-                .map(|(k, e)| (k.clone(), resolve(e, lookup, facts)))
-                .collect(),
-        ),
-    }
-}
-
-/// The AWS name a resource gets when the file does not name it: `<stack>-<id>`.
-pub fn default_name(stack: &str, id: &str) -> String {
-    format!("{stack}-{id}").replace('_', "-")
-}
-
-fn default_value(prop: &Prop, stack: &str, id: &str) -> Option<Value> {
-    let raw = prop.default?;
-    if raw == "\"$name\"" {
-        return Some(Value::String(default_name(stack, id)));
-    }
-    Some(serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string())))
-}
-
-/// Fill defaults of `props` (and of nested objects) from the schema.
-fn apply_defaults(props: &mut Map<String, Value>, schema_props: &[Prop], stack: &str, id: &str) {
-    for p in schema_props {
-        match props.get_mut(p.name) {
-            None => {
-                if let Some(v) = default_value(p, stack, id) {
-                    props.insert(p.name.to_string(), v);
-                }
-            }
-            Some(Value::Object(inner)) => {
-                if let Ty::Object(fields) = &p.ty {
-                    apply_defaults(inner, fields, stack, id);
-                }
-            }
-            Some(Value::Array(items)) => {
-                if let Ty::List(Ty::Object(fields)) = &p.ty {
-                    for item in items.iter_mut() {
-                        if let Value::Object(inner) = item {
-                            apply_defaults(inner, fields, stack, id);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// A resource's properties (tags aside) resolved with `lookup`, defaults applied.
-fn resolved_props(
-    spec: &ResourceSpec,
-    kind: &dyn Kind,
-    stack_name: &str,
-    lookup: &dyn Fn(&str, &str) -> Option<String>,
-    facts: &Facts,
-) -> Map<String, Value> {
-    let mut props = Map::new();
-    for (name, expr) in &spec.props {
-        if name != "tags" && !matches!(expr, Expr::Null) {
-            props.insert(name.clone(), resolve(expr, lookup, facts));
-        }
-    }
-    apply_defaults(&mut props, kind.schema().props, stack_name, &spec.id);
-    props
-}
-
-/// The request for one resource: properties resolved, defaults applied, the complete tag set
-/// (stack tags, resource tags, ownership tags, `Name`), then the kind's local preparation.
-pub fn desired_for(
-    spec: &ResourceSpec,
-    stack: &Stack,
-    kind: &dyn Kind,
-    lookup: &dyn Fn(&str, &str) -> Option<String>,
-    facts: &Facts,
-) -> Result<Desired, PlanError> {
-    let schema = kind.schema();
-    let mut props = resolved_props(spec, kind, &stack.name, lookup, facts);
-    if schema.taggable {
-        let mut tags: BTreeMap<String, Value> = stack
-            .tags
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        if let Some(Value::Object(own)) = spec.props.get("tags").map(|e| resolve(e, lookup, facts))
-        {
-            tags.extend(own);
-        }
-        let name = props
-            .get("name")
-            .or_else(|| props.get("group_name"))
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(|| default_name(&stack.name, &spec.id));
-        tags.entry("Name".into()).or_insert(Value::String(name));
-        tags.insert(TAG_STACK.into(), Value::String(stack.name.clone()));
-        tags.insert(TAG_ID.into(), Value::String(spec.id.clone()));
-        props.insert("tags".into(), Value::Object(tags.into_iter().collect()));
-    }
-    let base_dir = stack
-        .path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let mut desired = Desired {
-        id: spec.id.clone(),
-        props: props.into_iter().collect(),
-        base_dir,
-    };
-    let fail = |message| PlanError {
-        id: spec.id.clone(),
-        message,
-    };
-    kind.check(&desired.props).map_err(fail)?;
-    kind.prepare(&mut desired).map_err(fail)?;
-    Ok(desired)
-}
-
-/// A resource's properties as written, before anything is known about AWS: references
-/// resolve to [`UNKNOWN`], defaults are applied.
-fn provisional_props(spec: &ResourceSpec, stack_name: &str, kind: &dyn Kind) -> Props {
-    let facts = Facts {
-        region: String::new(),
-        account_id: String::new(),
-    };
-    resolved_props(spec, kind, stack_name, &|_, _| None, &facts)
-        .into_iter()
+/// Dependencies the stack file declares, by logical id.
+pub fn file_deps(stack: &Stack) -> Deps {
+    stack
+        .resources
+        .values()
+        .map(|r| (r.id.clone(), r.dependencies().into_iter().collect()))
         .collect()
 }
 
-/// The kind's own rules on a resource as written ([`Kind::check`] and
-/// [`Kind::check_references`]), for the loader: `resources` are the file's other resources.
-pub fn check_spec(
-    spec: &ResourceSpec,
-    resources: &BTreeMap<String, ResourceSpec>,
-    stack_name: &str,
-    kind: &dyn Kind,
-) -> Result<(), String> {
-    let props = provisional_props(spec, stack_name, kind);
-    kind.check(&props)?;
-    let referenced = |prop: &str| -> Option<Props> {
-        let Some(Expr::Ref { id, .. }) = spec.props.get(prop) else {
-            return None;
-        };
-        let target = resources.get(id)?;
-        let target_kind = crate::resources::kind(target.schema.kind)
-            .filter(|k| std::ptr::eq(k.schema(), target.schema))?;
-        Some(provisional_props(target, stack_name, target_kind))
-    };
-    kind.check_references(&props, &referenced)
-}
-
 /// Attribute-level differences between a desired and an observed resource of `kind`.
-/// Only properties present in `desired` are managed; the rest are left as they are.
-pub fn diff(kind: &dyn Kind, desired: &Props, observed: &Props) -> Vec<AttrChange> {
+/// Only properties present in `desired` are managed; the rest are left as they are. A value
+/// not known until apply always counts as a change.
+pub fn diff(kind: &dyn KindModel, desired: &Wanted, observed: &Props) -> Vec<AttrChange> {
     let schema = kind.schema();
     let mut out = Vec::new();
     for (name, want) in desired {
         let (update, ty) = match schema.prop(name) {
             Some(p) => (p.update, Some(&p.ty)),
             None if name == "tags" => (Update::InPlace, None),
-            None => continue, // `_`-prefixed values the kind keeps for itself
+            None => continue,
         };
-        let want = kind.normalize(name, want);
         let have = kind.normalize(name, observed.get(name).unwrap_or(&Value::Null));
         let sensitive = name.starts_with("secret_");
-        match (ty, &want, &have) {
-            (Some(Ty::Object(fields)), Value::Object(w), h) => {
-                let empty = Map::new();
-                let h = h.as_object().unwrap_or(&empty);
-                for (field, wv) in w {
-                    let hv = h.get(field).unwrap_or(&Value::Null);
-                    if is_unknown(wv) || wv != hv {
-                        let field_update = fields
-                            .iter()
-                            .find(|f| f.name == field)
-                            .map(|f| f.update)
-                            .unwrap_or(update);
-                        out.push(AttrChange {
-                            path: format!("{name}.{field}"),
-                            before: Some(hv.clone()),
-                            after: Some(wv.clone()),
-                            forces_replacement: field_update == Update::Replace
-                                || update == Update::Replace,
-                            sensitive,
-                        });
-                    }
-                }
-            }
-            _ => {
-                if is_unknown(&want) || want != have {
+        let nested = match (ty, want) {
+            (Some(Ty::Object(fields)), Val::Known(Value::Object(w))) => Some((
+                fields,
+                w.iter()
+                    .map(|(k, v)| (k.clone(), Val::Known(v.clone())))
+                    .collect::<BTreeMap<_, _>>(),
+            )),
+            (Some(Ty::Object(fields)), Val::Map(w)) => Some((fields, w.clone())),
+            _ => None,
+        };
+        if let Some((fields, w)) = nested {
+            let want = Val::map(w.clone());
+            let want_norm = want.as_known().map(|v| kind.normalize(name, v));
+            let w: BTreeMap<String, Val> = match want_norm {
+                Some(Value::Object(m)) => m.into_iter().map(|(k, v)| (k, Val::Known(v))).collect(),
+                _ => w,
+            };
+            let empty = Map::new();
+            let h = have.as_object().unwrap_or(&empty);
+            for (field, wv) in &w {
+                let hv = h.get(field).unwrap_or(&Value::Null);
+                if wv.as_known() != Some(hv) {
+                    let field_update = fields
+                        .iter()
+                        .find(|f| f.name == field)
+                        .map(|f| f.update)
+                        .unwrap_or(update);
                     out.push(AttrChange {
-                        path: name.clone(),
-                        before: Some(have),
-                        after: Some(want),
-                        forces_replacement: update == Update::Replace,
+                        path: format!("{name}.{field}"),
+                        before: Some(hv.clone()),
+                        after: Some(wv.clone()),
+                        forces_replacement: field_update == Update::Replace
+                            || update == Update::Replace,
                         sensitive,
                     });
                 }
             }
+            continue;
+        }
+        let want = match want {
+            Val::Known(v) => Val::Known(kind.normalize(name, v)),
+            unknown => unknown.clone(),
+        };
+        if want.as_known() != Some(&have) {
+            out.push(AttrChange {
+                path: name.clone(),
+                before: Some(have),
+                after: Some(want),
+                forces_replacement: update == Update::Replace,
+                sensitive,
+            });
         }
     }
     out
 }
 
-/// Plan `stack` against the live resources the stack owns.
+/// Plan `stack` against the live resources the stack owns. `artifacts` are the packaged local
+/// inputs (function code) by (id, property).
 pub fn plan(
     stack: &Stack,
     live: &[Live],
-    kinds: &dyn Fn(&str) -> Option<&'static dyn Kind>,
+    catalog: &Catalog,
     facts: &Facts,
+    artifacts: &Artifacts,
 ) -> Result<Plan, PlanError> {
     // The first live resource per logical id is the one we manage; any other copy (from a
     // tool that crashed between create and tag, or a hand-made duplicate) is deleted.
@@ -355,17 +243,13 @@ pub fn plan(
         }
     }
 
-    let deps: crate::graph::Deps = stack
-        .resources
-        .values()
-        .map(|r| (r.id.clone(), r.dependencies().into_iter().collect()))
-        .collect();
+    let deps = file_deps(stack);
     let mut changes: Vec<Change> = Vec::new();
     let mut actions: BTreeMap<String, Action> = BTreeMap::new();
 
-    for id in crate::graph::topo_order(&deps) {
+    for id in graph::topo_order(&deps) {
         let spec = &stack.resources[&id];
-        let kind = kinds(spec.schema.kind).ok_or_else(|| PlanError {
+        let kind = catalog.get(spec.schema.kind).ok_or_else(|| PlanError {
             id: id.clone(),
             message: format!("unknown kind `{}`", spec.schema.kind),
         })?;
@@ -377,20 +261,24 @@ pub fn plan(
                     .and_then(|l| l.observed.attrs.get(attr).cloned()),
             }
         };
-        let desired = desired_for(spec, stack, kind, &lookup, facts)?;
+        let desired = crate::model::wanted(spec, stack, artifacts, &lookup, facts);
+        kind.check(&desired).map_err(|message| PlanError {
+            id: id.clone(),
+            message,
+        })?;
         let existing = by_id
             .get(id.as_str())
             .filter(|l| l.kind == spec.schema.kind);
         let change = match existing {
             None => {
-                let attrs = creation_attrs(&desired.props);
                 let mut change = Change {
                     id: id.clone(),
                     kind: spec.schema.kind,
                     action: Action::Create,
-                    attrs,
+                    attrs: creation_attrs(&desired),
                     warnings: Vec::new(),
-                    observed: None,
+                    live: None,
+                    desired: Some(desired),
                 };
                 // A live resource with this id but another kind must go first.
                 if let Some(other) = by_id.get(id.as_str()) {
@@ -399,18 +287,18 @@ pub fn plan(
                         "the live resource is a {}; the file now declares a {}",
                         other.kind, spec.schema.kind
                     ));
-                    change.observed = Some(other.observed.clone());
+                    change.live = Some((*other).clone());
                 }
                 change
             }
             Some(l) => {
-                let mut attrs = diff(kind, &desired.props, &l.observed.props);
+                let mut attrs = diff(kind, &desired, &l.observed.props);
                 if let Some(state) = kind.settling(&l.observed).filter(|_| attrs.is_empty()) {
                     // Nothing to change, but not usable yet: apply waits for it.
                     attrs.push(AttrChange {
                         path: SETTLING.into(),
                         before: Some(Value::String(state)),
-                        after: Some(Value::String("ready".into())),
+                        after: Some(Val::Known(Value::String("ready".into()))),
                         forces_replacement: false,
                         sensitive: false,
                     });
@@ -424,7 +312,7 @@ pub fn plan(
                 };
                 let warnings = match action {
                     Action::Replace => kind
-                        .replace_warning(&desired.props, &l.observed.props)
+                        .replace_warning(&desired, &l.observed.props)
                         .into_iter()
                         .collect(),
                     _ => Vec::new(),
@@ -435,10 +323,14 @@ pub fn plan(
                     action,
                     attrs,
                     warnings,
-                    observed: Some(l.observed.clone()),
+                    live: Some((*l).clone()),
+                    desired: Some(desired),
                 }
             }
         };
+        if spec.protect && matches!(change.action, Action::Replace) {
+            return Err(protected(&change));
+        }
         actions.insert(id.clone(), change.action);
         changes.push(change);
     }
@@ -448,16 +340,66 @@ pub fn plan(
         .filter(|l| !stack.resources.contains_key(&l.observed.id))
         .copied();
     for l in orphans.chain(extra) {
-        changes.push(deletion(l));
+        let change = deletion(l);
+        if is_protected_live(l) {
+            return Err(protected(&change));
+        }
+        changes.push(change);
     }
-    Ok(Plan { changes })
+    Ok(Plan {
+        changes,
+        file_deps: deps,
+        live_deps: live_dependencies(live),
+    })
 }
 
-/// Plan deleting every live resource (the `destroy` command).
-pub fn destroy_plan(live: &[Live]) -> Plan {
-    Plan {
-        changes: live.iter().map(deletion).collect(),
+fn is_protected_live(l: &Live) -> bool {
+    l.observed
+        .props
+        .get("tags")
+        .and_then(|t| t.get(TAG_PROTECT))
+        .and_then(Value::as_str)
+        == Some("true")
+}
+
+fn protected(change: &Change) -> PlanError {
+    let message = match change.action {
+        Action::Replace => {
+            let forcing: Vec<&str> = change
+                .attrs
+                .iter()
+                .filter(|a| a.forces_replacement)
+                .map(|a| a.path.as_str())
+                .collect();
+            let why = if forcing.is_empty() {
+                change.warnings.join("; ")
+            } else {
+                format!("`{}` cannot change in place", forcing.join("`, `"))
+            };
+            format!(
+                "is protected (`protect: true`) but this plan would replace it: {why}. Revert that change, or remove `protect: true` first if losing the resource is intended"
+            )
+        }
+        _ => "is protected (`protect: true` when it was last applied) but this plan would delete it. Put it back in the file, or apply it once with `protect: false` before removing it".to_string(),
+    };
+    PlanError {
+        id: change.id.clone(),
+        message,
     }
+}
+
+/// Plan deleting every live resource (the `destroy` command). `file_deps` adds the order the
+/// stack file declares, when it is available. Protected resources refuse the whole destroy.
+pub fn destroy_plan(live: &[Live], file_deps: Deps) -> Result<Plan, PlanError> {
+    let changes: Vec<Change> = live.iter().map(deletion).collect();
+    if let Some(l) = live.iter().find(|l| is_protected_live(l)) {
+        return Err(protected(&deletion(l)));
+    }
+    Ok(Plan {
+        changes,
+        file_deps,
+        live_deps: live_dependencies(live),
+    })
 }
 
 fn deletion(l: &Live) -> Change {
@@ -467,14 +409,14 @@ fn deletion(l: &Live) -> Change {
         action: Action::Delete,
         attrs: Vec::new(),
         warnings: Vec::new(),
-        observed: Some(l.observed.clone()),
+        live: Some(l.clone()),
+        desired: None,
     }
 }
 
-fn creation_attrs(props: &Props) -> Vec<AttrChange> {
+fn creation_attrs(props: &Wanted) -> Vec<AttrChange> {
     props
         .iter()
-        .filter(|(k, _)| !k.starts_with('_'))
         .map(|(k, v)| AttrChange {
             path: k.clone(),
             before: None,
@@ -488,7 +430,7 @@ fn creation_attrs(props: &Props) -> Vec<AttrChange> {
 /// Dependencies between live resources, inferred from their state: `a` depends on `b` when
 /// one of `a`'s property values is an id or ARN that is an attribute of `b`. This orders
 /// deletions of resources no longer in the file (and `destroy`) without any local state.
-pub fn live_dependencies(live: &[Live]) -> crate::graph::Deps {
+pub fn live_dependencies(live: &[Live]) -> Deps {
     let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
     for l in live {
         for v in l
@@ -502,7 +444,7 @@ pub fn live_dependencies(live: &[Live]) -> crate::graph::Deps {
             }
         }
     }
-    let mut deps = crate::graph::Deps::new();
+    let mut deps = Deps::new();
     for l in live {
         let mut found = BTreeSet::new();
         for (k, v) in &l.observed.props {

@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::{Action, AttrChange, Change, Plan, UNKNOWN};
+use super::{Action, AttrChange, Change, Plan};
+use crate::model::Val;
 
 pub fn render(plan: &Plan, stack: &str, region: &str) -> String {
     let mut out = String::new();
@@ -58,8 +59,7 @@ pub fn symbol(action: Action) -> &'static str {
 
 fn render_change(out: &mut String, c: &Change) {
     let physical = c
-        .observed
-        .as_ref()
+        .observed()
         .map(|o| format!(" [{}]", o.physical_id))
         .unwrap_or_default();
     let what = match c.action {
@@ -86,6 +86,7 @@ fn render_change(out: &mut String, c: &Change) {
 }
 
 fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
+    let after = a.after.as_ref().map(shown);
     let show = |v: &Value| {
         if a.sensitive {
             "(sensitive value)".to_string()
@@ -98,7 +99,7 @@ fn render_attr(out: &mut String, a: &AttrChange, action: Action, width: usize) {
     } else {
         ""
     };
-    match (&a.before, &a.after) {
+    match (&a.before, &after) {
         (None, Some(after)) => {
             let _ = writeln!(out, "      + {:width$} = {}", a.path, show(after));
         }
@@ -171,7 +172,7 @@ fn is_document(v: &Value) -> bool {
 fn document_diff(out: &mut String, before: &Value, after: &Value) {
     let pretty = |v: &Value| {
         let text = serde_json::to_string_pretty(v).unwrap_or_default();
-        text.replace(&format!("\"{UNKNOWN}\""), "(known after apply)") + "\n"
+        text.replace(&format!("\"{AFTER_APPLY}\""), "(known after apply)") + "\n"
     };
     let (b, a) = (pretty(before), pretty(after));
     let diff = similar::TextDiff::from_lines(&b, &a);
@@ -189,10 +190,24 @@ fn document_diff(out: &mut String, before: &Value, after: &Value) {
     }
 }
 
+/// How an unknown value is written in text plans. Only this module turns [`Val::Unknown`] into
+/// text, and only for display.
+const AFTER_APPLY: &str = "\u{0}(known after apply)";
+
+/// A planned value as displayable JSON, unknown parts spelled for display.
+fn shown(v: &Val) -> Value {
+    match v {
+        Val::Known(v) => v.clone(),
+        Val::List(items) => Value::Array(items.iter().map(shown).collect()),
+        Val::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shown(v))).collect()),
+        Val::Unknown(_) => Value::String(AFTER_APPLY.into()),
+    }
+}
+
 /// A value in plan output: strings quoted, unknowns spelled out, compact JSON otherwise.
 pub fn value(v: &Value) -> String {
     match v {
-        Value::String(s) if s == UNKNOWN => "(known after apply)".into(),
+        Value::String(s) if s == AFTER_APPLY => "(known after apply)".into(),
         Value::Null => "(unset)".into(),
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().map(value).collect();
@@ -210,14 +225,15 @@ pub fn value(v: &Value) -> String {
 }
 
 /// The plan as JSON for CI jobs and other tools: every change with its action, the before and
-/// after of each attribute (sensitive values masked, unknown ones as `"(known after apply)"`),
-/// the attribute that forces a replacement, warnings, and the summary counts.
-pub fn render_json(plan: &Plan, stack: &str, region: &str) -> String {
+/// after of each attribute (sensitive values masked; values known only after apply are `null`
+/// with `after_unknown: true`), the attribute that forces a replacement, warnings, and the
+/// summary counts.
+pub fn plan_json(plan: &Plan, stack: &str, region: &str) -> Value {
     use serde_json::json;
-    let shown = |v: &Option<Value>, sensitive: bool| match v {
-        None => Value::Null,
-        Some(_) if sensitive => Value::String("(sensitive value)".into()),
-        Some(v) => without_unknowns(v),
+    let masked = |v: Value, sensitive: bool| match v {
+        Value::Null => Value::Null,
+        _ if sensitive => Value::String("(sensitive value)".into()),
+        v => v,
     };
     let changes: Vec<Value> = plan
         .changes
@@ -228,10 +244,16 @@ pub fn render_json(plan: &Plan, stack: &str, region: &str) -> String {
                 .attrs
                 .iter()
                 .map(|a| {
+                    let after = a
+                        .after
+                        .as_ref()
+                        .map(Val::to_json_lossy)
+                        .unwrap_or(Value::Null);
                     json!({
                         "path": a.path,
-                        "before": shown(&a.before, a.sensitive),
-                        "after": shown(&a.after, a.sensitive),
+                        "before": masked(a.before.clone().unwrap_or(Value::Null), a.sensitive),
+                        "after": masked(after, a.sensitive),
+                        "after_unknown": a.after.as_ref().is_some_and(Val::is_unknown),
                         "forces_replacement": a.forces_replacement,
                     })
                 })
@@ -240,13 +262,13 @@ pub fn render_json(plan: &Plan, stack: &str, region: &str) -> String {
                 "id": c.id,
                 "kind": c.kind,
                 "action": format!("{:?}", c.action).to_lowercase(),
-                "physical_id": c.observed.as_ref().map(|o| o.physical_id.clone()),
+                "physical_id": c.observed().map(|o| o.physical_id.clone()),
                 "attributes": attributes,
                 "warnings": c.warnings,
             })
         })
         .collect();
-    let doc = json!({
+    json!({
         "stack": stack,
         "region": region,
         "changes": changes,
@@ -257,19 +279,10 @@ pub fn render_json(plan: &Plan, stack: &str, region: &str) -> String {
             "destroy": plan.count(Action::Delete),
             "unchanged": plan.count(Action::NoOp),
         },
-    });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    })
 }
 
-fn without_unknowns(v: &Value) -> Value {
-    match v {
-        Value::String(s) if s == UNKNOWN => Value::String("(known after apply)".into()),
-        Value::Array(items) => Value::Array(items.iter().map(without_unknowns).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), without_unknowns(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
+/// [`plan_json`] as pretty text.
+pub fn render_json(plan: &Plan, stack: &str, region: &str) -> String {
+    serde_json::to_string_pretty(&plan_json(plan, stack, region)).unwrap_or_default()
 }

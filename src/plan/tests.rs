@@ -3,19 +3,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use async_trait::async_trait;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::aws::CallError;
-use crate::resources::{Ctx, Desired, Kind, Observed};
-use crate::schema::{Schema, Ty, Update, dflt, opt, req};
+use crate::model::{Artifacts, KindModel, Observed, Val, wanted};
+use crate::stack::schema::{Schema, Ty, Update, dflt, opt, req};
 use crate::stack::{Expr, ResourceSpec, Stack};
 
 struct Net;
 
-static RULE: &[crate::schema::Prop] = &[
+static RULE: &[crate::stack::schema::Prop] = &[
     req(
         "port",
         Ty::Int { min: 0, max: 65535 },
@@ -54,33 +52,14 @@ static NET: Schema = Schema {
     taggable: true,
 };
 
-#[async_trait]
-impl Kind for Net {
+impl KindModel for Net {
     fn schema(&self) -> &'static Schema {
         &NET
     }
-    async fn read(&self, _: &Ctx) -> Result<Vec<Observed>, CallError> {
-        unreachable!("the planner never calls AWS")
-    }
-    async fn create(&self, _: &Ctx, _: &Desired) -> Result<Observed, CallError> {
-        unreachable!()
-    }
-    async fn update(
-        &self,
-        _: &Ctx,
-        _: &Desired,
-        _: &Observed,
-        _: &[String],
-    ) -> Result<Observed, CallError> {
-        unreachable!()
-    }
-    async fn delete(&self, _: &Ctx, _: &Observed) -> Result<(), CallError> {
-        unreachable!()
-    }
 }
 
-fn kinds(name: &str) -> Option<&'static dyn Kind> {
-    (name == "net").then_some(&Net as &'static dyn Kind)
+fn catalog() -> Catalog {
+    Catalog::new(vec![&Net])
 }
 
 fn facts() -> Facts {
@@ -104,6 +83,7 @@ fn stack(resources: Vec<(&str, Vec<(&str, Expr)>)>) -> Stack {
                     schema: &NET,
                     props: props.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
                     depends_on: Vec::new(),
+                    protect: false,
                 };
                 (id.to_string(), spec)
             })
@@ -125,7 +105,17 @@ fn simulate_apply(stack: &Stack) -> Vec<Live> {
     let mut live = Vec::new();
     for id in crate::graph::topo_order(&deps) {
         let lookup = |i: &str, a: &str| attrs.get(i).and_then(|m| m.get(a).cloned());
-        let d = desired_for(&stack.resources[&id], stack, &Net, &lookup, &facts()).unwrap();
+        let w = wanted(
+            &stack.resources[&id],
+            stack,
+            &Artifacts::new(),
+            &lookup,
+            &facts(),
+        );
+        let props = w
+            .into_iter()
+            .map(|(k, v)| (k, v.as_known().cloned().expect("dependencies exist")))
+            .collect();
         let phys = format!("net-{:08x}", live.len() + 0xabc0);
         let a = BTreeMap::from([
             ("id".to_string(), phys.clone()),
@@ -137,7 +127,7 @@ fn simulate_apply(stack: &Stack) -> Vec<Live> {
             observed: Observed {
                 id,
                 physical_id: phys,
-                props: d.props,
+                props,
                 attrs: a,
             },
         });
@@ -157,7 +147,7 @@ fn reference(id: &str) -> Expr {
 }
 
 fn plan_of(stack: &Stack, live: &[Live]) -> Plan {
-    plan(stack, live, &kinds, &facts()).unwrap()
+    plan(stack, live, &catalog(), &facts(), &Artifacts::new()).unwrap()
 }
 
 fn change<'a>(p: &'a Plan, id: &str) -> &'a Change {
@@ -182,9 +172,12 @@ fn empty_account_plans_creates_in_dependency_order() {
         .iter()
         .find(|a| a.path == "parent")
         .unwrap();
-    assert_eq!(
-        render::value(parent.after.as_ref().unwrap()),
-        "(known after apply)"
+    assert!(matches!(parent.after, Some(Val::Unknown(_))));
+    let text = render::render(&p, "demo", "ap-northeast-1");
+    assert!(text.contains("+ parent = (known after apply)"), "{text}");
+    assert!(
+        !text.contains('\u{0}'),
+        "no internal marker reaches the text: {text:?}"
     );
 }
 
@@ -200,11 +193,18 @@ fn desired_gets_defaults_name_and_ownership_tags() {
             ),
         ],
     )]);
-    let d = desired_for(&s.resources["my_net"], &s, &Net, &|_, _| None, &facts()).unwrap();
-    assert_eq!(d.props["flag"], json!(false));
-    assert_eq!(d.props["name"], json!("demo-my-net"));
+    let d = wanted(
+        &s.resources["my_net"],
+        &s,
+        &Artifacts::new(),
+        &|_, _| None,
+        &facts(),
+    );
+    let known = |k: &str| d[k].as_known().cloned().unwrap();
+    assert_eq!(known("flag"), json!(false));
+    assert_eq!(known("name"), json!("demo-my-net"));
     assert_eq!(
-        d.props["tags"],
+        known("tags"),
         json!({"Name": "demo-my-net", "env": "dev", "team": "data", "mskctl:stack": "demo", "mskctl:id": "my_net"})
     );
 }
@@ -232,7 +232,7 @@ fn in_place_change_shows_before_and_after() {
     assert_eq!(c.attrs.len(), 1);
     assert_eq!(
         (c.attrs[0].before.clone(), c.attrs[0].after.clone()),
-        (Some(json!(false)), Some(json!(true)))
+        (Some(json!(false)), Some(Val::Known(json!(true))))
     );
     let text = render::render(&p, "demo", "ap-northeast-1");
     assert!(text.contains("~ flag = false -> true"), "{text}");
@@ -490,15 +490,17 @@ fn changed_documents_render_as_a_line_diff() {
                 before: Some(
                     json!({"read": doc("arn:aws:sqs:::a"), "keep": doc("arn:aws:sqs:::k")}),
                 ),
-                after: Some(
+                after: Some(Val::Known(
                     json!({"read": doc("arn:aws:sqs:::b"), "keep": doc("arn:aws:sqs:::k")}),
-                ),
+                )),
                 forces_replacement: false,
                 sensitive: false,
             }],
             warnings: Vec::new(),
-            observed: None,
+            live: None,
+            desired: None,
         }],
+        ..Plan::default()
     };
     let text = render::render(&plan, "demo", "r");
     assert!(text.contains("~ read\n"), "{text}");
@@ -523,7 +525,8 @@ fn json_plan_lists_changes_unknowns_and_summary() {
         ),
     ]);
     let text = render::render_json(&plan_of(&s, &[]), "demo", "ap-northeast-1");
-    let doc: Value = serde_json::from_str(&text).unwrap();
+    let text = text.as_str();
+    let doc: Value = serde_json::from_str(text).unwrap();
     let summary = json!({"add": 2, "change": 0, "replace": 0, "destroy": 0, "unchanged": 0});
     assert_eq!(doc["summary"], summary);
     let changes = doc["changes"].as_array().unwrap();
@@ -531,5 +534,70 @@ fn json_plan_lists_changes_unknowns_and_summary() {
     assert_eq!(b["action"], "create");
     let attrs = b["attributes"].as_array().unwrap();
     let parent = attrs.iter().find(|a| a["path"] == "parent").unwrap();
-    assert_eq!(parent["after"], "(known after apply)");
+    assert_eq!(parent["after"], Value::Null);
+    assert_eq!(parent["after_unknown"], true);
+    assert!(
+        !text.contains('\u{0}') && !text.contains("\\u0000"),
+        "{text}"
+    );
+}
+
+fn protected(mut s: Stack, id: &str) -> Stack {
+    s.resources.get_mut(id).unwrap().protect = true;
+    s
+}
+
+#[test]
+fn a_protected_resource_is_never_replaced() {
+    let s = protected(stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))])]), "a");
+    let live = simulate_apply(&s);
+    assert_eq!(
+        live[0].observed.props["tags"]["mskctl:protect"],
+        json!("true"),
+        "protection is recorded on the resource itself"
+    );
+    let s2 = protected(stack(vec![("a", vec![("cidr", cidr("10.9.0.0/16"))])]), "a");
+    let err = plan(&s2, &live, &catalog(), &facts(), &Artifacts::new()).unwrap_err();
+    assert_eq!(err.id, "a");
+    assert!(
+        err.message
+            .contains("would replace it: `cidr` cannot change in place"),
+        "{}",
+        err.message
+    );
+    // In-place changes are fine.
+    let s3 = protected(
+        stack(vec![(
+            "a",
+            vec![("cidr", cidr("10.0.0.0/16")), ("flag", Expr::Bool(true))],
+        )]),
+        "a",
+    );
+    let p = plan(&s3, &live, &catalog(), &facts(), &Artifacts::new()).unwrap();
+    assert_eq!(change(&p, "a").action, Action::Update);
+}
+
+#[test]
+fn a_protected_resource_is_never_deleted_even_after_leaving_the_file() {
+    let s = protected(
+        stack(vec![
+            ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+            ("b", vec![("cidr", cidr("10.1.0.0/16"))]),
+        ]),
+        "a",
+    );
+    let live = simulate_apply(&s);
+    let without_a = stack(vec![("b", vec![("cidr", cidr("10.1.0.0/16"))])]);
+    let err = plan(&without_a, &live, &catalog(), &facts(), &Artifacts::new()).unwrap_err();
+    assert_eq!(err.id, "a");
+    assert!(err.message.contains("would delete it"), "{}", err.message);
+    let err = destroy_plan(&live, Deps::new()).unwrap_err();
+    assert_eq!(err.id, "a");
+    // Unprotecting first (an in-place tag update) makes deletion possible.
+    let unprotected = stack(vec![
+        ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+        ("b", vec![("cidr", cidr("10.1.0.0/16"))]),
+    ]);
+    let p = plan(&unprotected, &live, &catalog(), &facts(), &Artifacts::new()).unwrap();
+    assert_eq!(change(&p, "a").action, Action::Update);
 }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use ipnet::Ipv4Net;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 
+use super::Rules;
+use super::schema::{Prop, Schema, Ty};
 use super::yaml::{self, Entry, Node, NodeKind, Scalar, Style, Value};
 use super::{Expr, OutputSpec, Part, ResourceSpec, Stack};
-use crate::graph::{Deps, find_cycle};
-use crate::schema::{Prop, Schema, Ty};
 
 /// More problems than this are counted, not shown: past a point they are mostly consequences.
 pub const MAX_PROBLEMS: usize = 20;
@@ -181,10 +181,15 @@ impl Diagnostic for Problem {
     }
 }
 
-/// Read and load a stack file. `vars` are the `--var name=value` overrides.
-pub fn load_file(path: &Path, vars: &BTreeMap<String, String>) -> Result<Stack, LoadError> {
+/// Read and load a stack file. `vars` are the `--var name=value` overrides; `rules` the
+/// kinds and checks of the layers above.
+pub fn load_file(
+    path: &Path,
+    vars: &BTreeMap<String, String>,
+    rules: &dyn Rules,
+) -> Result<Stack, LoadError> {
     let source = std::fs::read_to_string(path).map_err(|e| LoadError::unreadable(path, &e))?;
-    load_str(path, &source, vars)
+    load_inner(path, &source, vars, rules, true)
 }
 
 /// [`load_file`] for `destroy`, which must work when every local file but the stack file is
@@ -192,35 +197,28 @@ pub fn load_file(path: &Path, vars: &BTreeMap<String, String>) -> Result<Stack, 
 pub fn load_file_for_destroy(
     path: &Path,
     vars: &BTreeMap<String, String>,
+    rules: &dyn Rules,
 ) -> Result<Stack, LoadError> {
     let source = std::fs::read_to_string(path).map_err(|e| LoadError::unreadable(path, &e))?;
-    load_inner(path, &source, vars, &crate::resources::schemas(), false)
+    load_inner(path, &source, vars, rules, false)
 }
 
 /// Load a stack file's text; `path` is used in messages and to resolve relative paths.
+#[cfg(test)]
 pub fn load_str(
     path: &Path,
     source: &str,
     vars: &BTreeMap<String, String>,
+    rules: &dyn Rules,
 ) -> Result<Stack, LoadError> {
-    load_with(path, source, vars, &crate::resources::schemas())
-}
-
-/// [`load_str`] against a given set of kinds (tests use their own).
-pub(crate) fn load_with(
-    path: &Path,
-    source: &str,
-    vars: &BTreeMap<String, String>,
-    schemas: &[&'static Schema],
-) -> Result<Stack, LoadError> {
-    load_inner(path, source, vars, schemas, true)
+    load_inner(path, source, vars, rules, true)
 }
 
 fn load_inner(
     path: &Path,
     source: &str,
     vars: &BTreeMap<String, String>,
-    schemas: &[&'static Schema],
+    rules: &dyn Rules,
     need_local_files: bool,
 ) -> Result<Stack, LoadError> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -233,7 +231,8 @@ fn load_inner(
         file,
         source: Arc::new(named),
         base_dir,
-        schemas,
+        schemas: rules.schemas(),
+        rules,
         problems: Vec::new(),
         stack_name: None,
         params: BTreeMap::new(),
@@ -268,7 +267,8 @@ struct Loader<'a> {
     file: String,
     source: Arc<NamedSource<Arc<str>>>,
     base_dir: PathBuf,
-    schemas: &'a [&'static Schema],
+    schemas: Vec<&'static Schema>,
+    rules: &'a dyn Rules,
     problems: Vec<Problem>,
     stack_name: Option<String>,
     params: BTreeMap<String, Param>,
@@ -743,7 +743,7 @@ impl<'a> Loader<'a> {
 
     fn resource(&mut self, d: &Declared<'_>) -> ResourceSpec {
         let schema = d.schema;
-        let mut valid: Vec<&str> = vec!["type", "depends_on"];
+        let mut valid: Vec<&str> = vec!["type", "depends_on", "protect"];
         if schema.taggable {
             valid.push("tags");
         }
@@ -760,10 +760,17 @@ impl<'a> Loader<'a> {
         });
         let mut props = BTreeMap::new();
         let mut depends_on = Vec::new();
+        let mut protect = false;
         for (key, e) in &fields {
             match *key {
                 "type" => {}
                 "depends_on" => depends_on = self.depends_on(&e.value),
+                "protect" => {
+                    protect = matches!(
+                        self.value(&e.value, &e.key, &Ty::Bool, "protect"),
+                        Some(Expr::Bool(true))
+                    )
+                }
                 "tags" if schema.prop("tags").is_none() => {
                     if let Some(t) = self.tags(&e.value, Some(&e.key)) {
                         props.insert("tags".to_string(), Expr::Map(t));
@@ -788,6 +795,7 @@ impl<'a> Loader<'a> {
             schema,
             props,
             depends_on,
+            protect,
         }
     }
 
@@ -799,13 +807,8 @@ impl<'a> Loader<'a> {
         spec: &ResourceSpec,
         resources: &BTreeMap<String, ResourceSpec>,
     ) {
-        // The registered kind of this very schema (tests load files against their own schemas).
-        let registered = crate::resources::kind(d.schema.kind);
-        let Some(kind) = registered.filter(|k| std::ptr::eq(k.schema(), d.schema)) else {
-            return;
-        };
         let stack = self.stack_name.clone().unwrap_or_default();
-        if let Err(message) = crate::plan::check_spec(spec, resources, &stack, kind) {
+        if let Err(message) = self.rules.kind_rules(spec, resources, &stack) {
             let what = format!("resource `{}` ({}): {message}", d.id, d.schema.kind);
             self.err(d.key.span.clone(), what, "declared here", None);
         }
@@ -1583,7 +1586,7 @@ impl<'a> Loader<'a> {
     // ---- dependencies ----------------------------------------------------------------------
 
     fn check_cycles(&mut self, resources: &BTreeMap<String, ResourceSpec>) {
-        let deps: Deps = resources
+        let deps: BTreeMap<String, BTreeSet<String>> = resources
             .iter()
             .map(|(id, r)| {
                 (
@@ -1592,7 +1595,7 @@ impl<'a> Loader<'a> {
                 )
             })
             .collect();
-        let Some(cycle) = find_cycle(&deps) else {
+        let Some(cycle) = self.rules.find_cycle(&deps) else {
             return;
         };
         let (from, to) = (cycle[0].clone(), cycle[1 % cycle.len()].clone());
@@ -1731,8 +1734,42 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Update, dflt, opt, req};
+    use crate::stack::schema::{Update, dflt, opt, req};
     use proptest::prelude::*;
+
+    /// Loader tests use their own schemas, no kind rules, and the real cycle detection.
+    struct TestRules(Vec<&'static Schema>);
+
+    impl Rules for TestRules {
+        fn schemas(&self) -> Vec<&'static Schema> {
+            self.0.clone()
+        }
+        fn kind_rules(
+            &self,
+            _: &ResourceSpec,
+            _: &BTreeMap<String, ResourceSpec>,
+            _: &str,
+        ) -> Result<(), String> {
+            Ok(())
+        }
+        fn find_cycle(&self, deps: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+            crate::graph::find_cycle(deps)
+        }
+    }
+
+    fn load_with(
+        path: &Path,
+        src: &str,
+        vars: &BTreeMap<String, String>,
+        schemas: &[&'static Schema],
+    ) -> Result<Stack, LoadError> {
+        load_str(path, src, vars, &TestRules(schemas.to_vec()))
+    }
+
+    /// The real kinds and checks, as commands use them.
+    fn real() -> crate::plan::Checks {
+        crate::plan::Checks::new(crate::model::kinds::catalog())
+    }
 
     static VPC: Schema = Schema {
         kind: "vpc",
@@ -2504,7 +2541,12 @@ outputs:
 
     #[test]
     fn unreadable_file_is_a_load_error() {
-        let e = load_file(Path::new("/nonexistent/stack.yaml"), &BTreeMap::new()).unwrap_err();
+        let e = load_file(
+            Path::new("/nonexistent/stack.yaml"),
+            &BTreeMap::new(),
+            &real(),
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("/nonexistent/stack.yaml: cannot read the stack file: "),
@@ -2518,11 +2560,12 @@ outputs:
             Path::new("s.yaml"),
             "stack: d\nresources: {v: {type: vcp}}\n",
             &BTreeMap::new(),
+            &real(),
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "s.yaml:2:23: unknown resource type `vcp`");
         let help = e.problems()[0].help_text().unwrap();
-        for s in crate::resources::schemas() {
+        for s in crate::model::kinds::catalog().schemas() {
             assert!(help.contains(&format!("`{}`", s.kind)), "{help}");
         }
     }
@@ -2547,7 +2590,7 @@ resources:
     ingress:
       - {protocol: tcp, from_port: 9098, cidr: 10.10.0.0/16}
 "#;
-        let stack = load_str(Path::new("net.yaml"), src, &BTreeMap::new()).unwrap();
+        let stack = load_str(Path::new("net.yaml"), src, &BTreeMap::new(), &real()).unwrap();
         let reference = |id: &str| Expr::Ref {
             id: id.into(),
             attr: "id".into(),
@@ -2568,7 +2611,7 @@ resources:
         let bad = src
             .replace("gateway: igw}", "gateway: igww}")
             .replace("from_port: 9098", "from_port: 70000");
-        let e = load_str(Path::new("net.yaml"), &bad, &BTreeMap::new()).unwrap_err();
+        let e = load_str(Path::new("net.yaml"), &bad, &BTreeMap::new(), &real()).unwrap_err();
         let shown: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
         assert_eq!(
             shown,

@@ -2,14 +2,32 @@
 //! against AWS. `load` turns YAML into a `Stack` or diagnostics pointing into the file.
 
 pub mod load;
+pub mod schema;
 mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::schema::Schema;
+use schema::Schema;
 
 pub use load::{load_file, load_file_for_destroy};
+
+/// What the loader needs from the layers above it, passed in so that `stack` imports none of
+/// them: the kinds' schemas, their cross-property rules, and cycle detection.
+pub trait Rules {
+    fn schemas(&self) -> Vec<&'static Schema>;
+
+    /// The kind's own rules on one resource as written; `Err` is shown at the resource.
+    fn kind_rules(
+        &self,
+        spec: &ResourceSpec,
+        resources: &BTreeMap<String, ResourceSpec>,
+        stack_name: &str,
+    ) -> Result<(), String>;
+
+    /// A dependency cycle among ids (`a` needs `b` needs … needs `a`), if any.
+    fn find_cycle(&self, deps: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>;
+}
 
 /// A validated stack file.
 #[derive(Debug, Clone)]
@@ -37,6 +55,8 @@ pub struct ResourceSpec {
     pub props: BTreeMap<String, Expr>,
     /// Explicit `depends_on:` entries (references add implicit ones).
     pub depends_on: Vec<String>,
+    /// `protect: true`: a plan that would delete or replace it fails before any change.
+    pub protect: bool,
 }
 
 /// An output: a string template resolved from live attributes after apply.

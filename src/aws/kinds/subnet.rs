@@ -1,57 +1,21 @@
-//! `subnet`: a subnet of a VPC in one availability zone. Placement (VPC, CIDR, zone) is fixed
-//! at creation; `map_public_ip_on_launch` changes in place with ModifySubnetAttribute.
+//! `subnet` on AWS: CreateSubnet with tags, ModifySubnetAttribute for
+//! `map_public_ip_on_launch`, DeleteSubnet once the network interfaces left in it are released
+//! (naming them from DescribeNetworkInterfaces while it waits).
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{
-    gone_ok, logical_id, missing, normalize_cidr_value, stack_filter, tag_spec, tags_prop,
+use crate::aws::kinds::KindApi;
+use crate::aws::kinds::ec2::{
+    self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, b, ec2, s};
-use crate::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
-use crate::schema::{Schema, Ty, Update, dflt, req};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::subnet as model;
+use crate::model::{Desired, KindModel, Observed, Props, b, s};
 
 pub struct Subnet;
-
-static SCHEMA: Schema = Schema {
-    kind: "subnet",
-    doc: "A subnet of a VPC in one availability zone.",
-    props: &[
-        req(
-            "vpc",
-            Ty::Ref {
-                kinds: &["vpc"],
-                attr: "id",
-                literal: true,
-            },
-            Update::Replace,
-            "The VPC (logical id, or a vpc-… id).",
-        ),
-        req(
-            "cidr_block",
-            Ty::Cidr,
-            Update::Replace,
-            "IPv4 CIDR block inside the VPC's block, e.g. 10.10.0.0/26.",
-        ),
-        req(
-            "availability_zone",
-            Ty::Str,
-            Update::Replace,
-            "Availability zone name, e.g. ap-northeast-1a.",
-        ),
-        dflt(
-            "map_public_ip_on_launch",
-            Ty::Bool,
-            Update::InPlace,
-            "false",
-            "Whether network interfaces launched here get a public IPv4 address (public subnets).",
-        ),
-    ],
-    attrs: &["id", "availability_zone", "cidr_block"],
-    taggable: true,
-};
 
 /// Subnet deletion waits on network interfaces that Lambda, Pipes and MSK remove in the
 /// background (up to ~40 minutes after the function or cluster is gone on AWS).
@@ -62,28 +26,9 @@ const SUBNET_IN_USE: Transient = Transient {
 };
 
 #[async_trait]
-impl Kind for Subnet {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
-    }
-
-    fn check_references(
-        &self,
-        props: &Props,
-        referenced: &dyn Fn(&str) -> Option<Props>,
-    ) -> Result<(), String> {
-        let vpc_cidr = referenced("vpc").and_then(|vpc| s(&vpc, "cidr_block").map(String::from));
-        match (s(props, "cidr_block"), vpc_cidr) {
-            (Some(own), Some(vpc)) => cidr_within(own, &vpc),
-            _ => Ok(()),
-        }
-    }
-
-    fn normalize(&self, prop: &str, value: &Value) -> Value {
-        match prop {
-            "cidr_block" => normalize_cidr_value(value),
-            _ => value.clone(),
-        }
+impl KindApi for Subnet {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::Subnet
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -290,35 +235,9 @@ async fn set_public_ip(cx: &Ctx, subnet_id: &str, value: bool) -> Result<(), Cal
     Ok(())
 }
 
-/// A subnet's range must lie inside its VPC's (AWS answers `InvalidSubnet.Range` otherwise).
-/// Values not known yet (from parameters that depend on resources) pass.
-fn cidr_within(subnet: &str, vpc: &str) -> Result<(), String> {
-    let (Ok(inner), Ok(outer)) = (
-        subnet.parse::<ipnet::Ipv4Net>(),
-        vpc.parse::<ipnet::Ipv4Net>(),
-    ) else {
-        return Ok(());
-    };
-    if outer.contains(&inner) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`cidr_block` {subnet} is not inside the VPC's {vpc}; AWS rejects such a subnet (InvalidSubnet.Range)"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subnet_range_must_be_inside_the_vpc() {
-        assert!(cidr_within("10.10.0.0/26", "10.10.0.0/16").is_ok());
-        let err = cidr_within("10.20.0.0/24", "10.10.0.0/16").unwrap_err();
-        assert!(err.contains("InvalidSubnet.Range"), "{err}");
-        assert!(cidr_within(crate::plan::UNKNOWN, "10.10.0.0/16").is_ok());
-    }
     use aws_sdk_ec2::types::Tag;
 
     #[test]
@@ -343,15 +262,6 @@ mod tests {
         assert_eq!(o.props["tags"], json!({"mskctl:id": "private_a"}));
         assert_eq!(o.attrs["availability_zone"], "ap-northeast-1a");
         assert_eq!(o.attrs["id"], "subnet-1");
-    }
-
-    #[test]
-    fn placement_is_replace_public_ip_in_place() {
-        for p in ["vpc", "cidr_block", "availability_zone"] {
-            assert_eq!(SCHEMA.prop(p).unwrap().update, Update::Replace, "{p}");
-        }
-        let m = SCHEMA.prop("map_public_ip_on_launch").unwrap();
-        assert_eq!((m.update, m.default), (Update::InPlace, Some("false")));
     }
 
     #[test]

@@ -1,15 +1,11 @@
-//! `lambda_function`: a Lambda function deployed from a local directory or `.zip`, with its
-//! asynchronous-invocation settings (retries, event age, dead-letter queue).
-//!
-//! The package is built in `prepare` as a byte-for-byte deterministic zip so that its SHA-256
-//! (what Lambda reports as `CodeSha256`) only changes when the code does: an unchanged
-//! directory plans as a no-op whatever its timestamps. `secret_environment` is stored as
-//! ordinary environment variables; the tag `mskctl:secret-env` remembers which keys are secret
-//! so a later read can keep them out of plans.
+//! `lambda_function` on AWS: CreateFunction with the zip inline (adopting its own function
+//! after a conflict), UpdateFunctionCode and UpdateFunctionConfiguration (each followed by
+//! GetFunctionConfiguration until the update settles), PutFunctionEventInvokeConfig for the
+//! asynchronous-invocation settings, TagResource/UntagResource (the secret-key marker first),
+//! GetFunction and GetFunctionEventInvokeConfig to read, DeleteFunction. The function's own
+//! resources are found through the shared tagging lookup.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,162 +14,25 @@ use aws_sdk_lambda::types::{
     Architecture, DeadLetterConfig, Environment, FunctionCode, FunctionConfiguration,
     LastUpdateStatus, PackageType, Runtime, State,
 };
-use base64::prelude::*;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, i, s, strs, tags_of, tags_value,
+use crate::aws::kinds::{KindApi, tagged_resources};
+use crate::aws::retry::{FUNCTION_BUSY, Poll, ROLE_PROPAGATION, retry_while, wait_for};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::lambda_function::{
+    self as model, SECRET_TAG, desired_tags, parse_secret_tag, secret_tag_value, str_map,
 };
-use crate::retry::{FUNCTION_BUSY, Poll, ROLE_PROPAGATION, retry_while, wait_for};
-use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
-
-use super::{tag_diff, tagged_resources};
+use crate::model::{
+    Desired, KindModel, Observed, Props, TAG_ID, TAG_STACK, i, s, strs, tag_diff, tags_of,
+    tags_value,
+};
+use crate::package::code_sha256;
 
 pub struct LambdaFunction;
 
-/// Tag listing the environment variable names that came from `secret_environment`.
-pub const SECRET_TAG: &str = "mskctl:secret-env";
-/// Where `prepare` leaves the zip to upload (a snapshot, so apply deploys what was planned).
-const ZIP_KEY: &str = "_code_zip";
-/// Largest package `CreateFunction` accepts inline (larger ones need S3).
-const MAX_INLINE_ZIP: usize = 50 * 1024 * 1024;
 /// Lambda's asynchronous-invocation behaviour when no event invoke config exists.
 const DEFAULT_RETRIES: i64 = 2;
 const DEFAULT_EVENT_AGE: i64 = 21_600;
-
-static PROPS: &[Prop] = &[
-    dflt(
-        "name",
-        Ty::Str,
-        Update::Replace,
-        "\"$name\"",
-        "Function name. Defaults to `<stack>-<id>`.",
-    ),
-    req(
-        "code",
-        Ty::Path,
-        Update::InPlace,
-        "Directory (packaged as a deterministic zip) or `.zip` file with the function code.",
-    ),
-    req(
-        "handler",
-        Ty::Str,
-        Update::InPlace,
-        "Entry point, e.g. `msk_processor.lambda_handler`.",
-    ),
-    req(
-        "runtime",
-        Ty::Str,
-        Update::InPlace,
-        "Runtime identifier, e.g. `python3.11`.",
-    ),
-    dflt(
-        "architectures",
-        Ty::List(&Ty::Enum(&["x86_64", "arm64"])),
-        Update::InPlace,
-        "[\"x86_64\"]",
-        "Instruction set: `[x86_64]` or `[arm64]`.",
-    ),
-    dflt(
-        "timeout",
-        Ty::Int { min: 1, max: 900 },
-        Update::InPlace,
-        "3",
-        "Maximum run time in seconds.",
-    ),
-    dflt(
-        "memory_size",
-        Ty::Int {
-            min: 128,
-            max: 10_240,
-        },
-        Update::InPlace,
-        "128",
-        "Memory in MB (CPU scales with it).",
-    ),
-    req(
-        "role",
-        Ty::Ref {
-            kinds: &["iam_role"],
-            attr: "arn",
-            literal: true,
-        },
-        Update::InPlace,
-        "Execution role: an `iam_role` id or a role ARN.",
-    ),
-    dflt(
-        "layers",
-        Ty::List(&Ty::Str),
-        Update::InPlace,
-        "[]",
-        "Layer version ARNs, in order.",
-    ),
-    dflt(
-        "environment",
-        Ty::StrMap,
-        Update::InPlace,
-        "{}",
-        "Environment variables.",
-    ),
-    dflt(
-        "secret_environment",
-        Ty::StrMap,
-        Update::InPlace,
-        "{}",
-        "Environment variables whose values are never printed in plans.",
-    ),
-    dflt(
-        "maximum_retry_attempts",
-        Ty::Int { min: 0, max: 2 },
-        Update::InPlace,
-        "2",
-        "Retries of a failed asynchronous invocation.",
-    ),
-    dflt(
-        "maximum_event_age",
-        Ty::Int {
-            min: 60,
-            max: 21_600,
-        },
-        Update::InPlace,
-        "21600",
-        "Seconds an asynchronous event may wait before it is discarded (or sent to the dead-letter queue).",
-    ),
-    dflt(
-        "dead_letter_queue",
-        Ty::Ref {
-            kinds: &["sqs_queue"],
-            attr: "arn",
-            literal: true,
-        },
-        Update::InPlace,
-        "\"\"",
-        "Where failed asynchronous events go: an `sqs_queue` id or a queue ARN.",
-    ),
-    dflt(
-        "description",
-        Ty::Str,
-        Update::InPlace,
-        "\"\"",
-        "Description of the function.",
-    ),
-    opt(
-        "tags",
-        Ty::StrMap,
-        Update::InPlace,
-        "Tags for the function.",
-    ),
-];
-
-static SCHEMA: Schema = Schema {
-    kind: "lambda_function",
-    doc: "A Lambda function from a local directory or zip, with asynchronous-invocation settings.",
-    props: PROPS,
-    attrs: &["arn", "name"],
-    taggable: true,
-};
 
 /// Props changed with `UpdateFunctionConfiguration`.
 const CONFIG_PROPS: &[&str] = &[
@@ -190,164 +49,13 @@ const CONFIG_PROPS: &[&str] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Packaging
-
-/// Entries that depend on who ran what locally, not on the code: never packaged.
-fn ignored(name: &str) -> bool {
-    matches!(name, "__pycache__" | ".git" | ".DS_Store") || name.ends_with(".pyc")
-}
-
-/// Files under `dir` as (name in the zip, path on disk, executable), sorted by name.
-fn collect_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, bool)>> {
-    fn walk(
-        root: &Path,
-        dir: &Path,
-        depth: usize,
-        out: &mut Vec<(String, PathBuf, bool)>,
-    ) -> std::io::Result<()> {
-        if depth > 64 {
-            return Err(std::io::Error::other(format!(
-                "{} is nested too deeply (symlink loop?)",
-                dir.display()
-            )));
-        }
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if ignored(&name) {
-                continue;
-            }
-            let path = entry.path();
-            let meta = std::fs::metadata(&path)?; // follows symlinks
-            if meta.is_dir() {
-                walk(root, &path, depth + 1, out)?;
-            } else if meta.is_file() {
-                let rel = path.strip_prefix(root).unwrap_or(&path);
-                let zip_name = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push((zip_name, path.clone(), is_executable(&meta)));
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, 0, &mut out)?;
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
-#[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_meta: &std::fs::Metadata) -> bool {
-    false
-}
-
-/// Zip `dir` so that the same file names, contents and executable bits always give the same
-/// bytes: sorted entries, no directory entries, timestamps fixed at 1980-01-01 00:00,
-/// permissions 0644 or 0755, Unix as the creating system, Deflate level 6.
-pub fn package_dir(dir: &Path) -> Result<Vec<u8>, String> {
-    let files = collect_files(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    if files.is_empty() {
-        return Err(format!("{} contains no files to package", dir.display()));
-    }
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, path, exec) in files {
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .compression_level(Some(6))
-            .last_modified_time(zip::DateTime::DEFAULT)
-            .system(zip::System::Unix)
-            .unix_permissions(if exec { 0o755 } else { 0o644 });
-        let data =
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        zip.start_file(name.as_str(), options)
-            .map_err(|e| format!("cannot zip {name}: {e}"))?;
-        zip.write_all(&data)
-            .map_err(|e| format!("cannot zip {name}: {e}"))?;
-    }
-    let cursor = zip
-        .finish()
-        .map_err(|e| format!("cannot finish the zip: {e}"))?;
-    Ok(cursor.into_inner())
-}
-
-/// Base64 of the SHA-256 of the package: Lambda's `CodeSha256`.
-pub fn code_sha256(bytes: &[u8]) -> String {
-    BASE64_STANDARD.encode(Sha256::digest(bytes))
-}
-
-/// Write the package to a content-addressed file in the temp directory (atomically, so two
-/// runs never see half a file) and return its path.
-fn snapshot(bytes: &[u8]) -> Result<PathBuf, String> {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let path = std::env::temp_dir().join(format!("mskctl-lambda-{hex}.zip"));
-    if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
-        return Ok(path);
-    }
-    let tmp = path.with_extension(format!("zip.{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pure helpers for props
-
-fn str_map(props: &Props, key: &str) -> BTreeMap<String, String> {
-    match props.get(key) {
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    }
-}
+// Helpers for props
 
 /// All environment variables as Lambda stores them: plain and secret together.
 fn all_variables(props: &Props) -> HashMap<String, String> {
     let mut vars: HashMap<String, String> = str_map(props, "environment").into_iter().collect();
     vars.extend(str_map(props, "secret_environment"));
     vars
-}
-
-/// The value of [`SECRET_TAG`] for the desired secret keys (space-separated: commas are not
-/// allowed in tag values by every AWS API), or `None` when there are none.
-fn secret_tag_value(props: &Props) -> Option<String> {
-    let keys: Vec<String> = str_map(props, "secret_environment").into_keys().collect();
-    (!keys.is_empty()).then(|| keys.join(" "))
-}
-
-fn parse_secret_tag(value: &str) -> BTreeSet<String> {
-    value
-        .split([' ', ','])
-        .filter(|k| !k.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// The complete tag set to write: the planner's tags plus the secret-key marker.
-fn desired_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut tags: BTreeMap<String, String> = tags_of(props).into_iter().collect();
-    if let Some(v) = secret_tag_value(props) {
-        tags.insert(SECRET_TAG.into(), v);
-    }
-    tags
 }
 
 /// Observed state from a function's configuration, its live tags and its event invoke config
@@ -451,16 +159,31 @@ fn is_not_found(err: &CallError) -> bool {
     err.code_is("ResourceNotFoundException")
 }
 
-/// The package `prepare` snapshotted.
+/// The package planned for `code`: the zip the engine passes as the `code` artifact, refused
+/// when it no longer has the digest the plan was made with (so apply deploys what was planned).
 fn code_bytes(d: &Desired) -> Result<Vec<u8>, CallError> {
-    let path = s(&d.props, ZIP_KEY).ok_or_else(|| {
+    let path = d.artifacts.get("code").ok_or_else(|| {
         CallError::state(
             "package code",
-            "the function code was not packaged (prepare did not run)",
+            "the function code was not packaged (no `code` artifact was given)",
         )
     })?;
-    std::fs::read(path)
-        .map_err(|e| CallError::state("package code", format!("cannot read {path}: {e}")))
+    let bytes = std::fs::read(path).map_err(|e| {
+        CallError::state(
+            "package code",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    if s(&d.props, "code") != Some(code_sha256(&bytes).as_str()) {
+        return Err(CallError::state(
+            "package code",
+            format!(
+                "{}: the package changed since it was planned; re-run plan",
+                path.display()
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn architectures(props: &Props) -> Vec<Architecture> {
@@ -711,80 +434,9 @@ impl LambdaFunction {
 }
 
 #[async_trait]
-impl Kind for LambdaFunction {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
-    }
-
-    fn check_references(
-        &self,
-        _props: &Props,
-        referenced: &dyn Fn(&str) -> Option<Props>,
-    ) -> Result<(), String> {
-        super::role_must_trust(referenced, "role", "lambda.amazonaws.com")
-    }
-
-    fn check(&self, props: &Props) -> Result<(), String> {
-        let env = str_map(props, "environment");
-        let both: Vec<String> = str_map(props, "secret_environment")
-            .into_keys()
-            .filter(|k| env.contains_key(k))
-            .collect();
-        if !both.is_empty() {
-            return Err(format!(
-                "{} set in both `environment` and `secret_environment`; keep each variable in one of them",
-                both.join(", ")
-            ));
-        }
-        if secret_tag_value(props).is_some_and(|v| v.len() > 256) {
-            return Err(
-                "the names of `secret_environment` variables add up to more than 256 characters, \
-                    which does not fit in the tag that marks them secret"
-                    .into(),
-            );
-        }
-        Ok(())
-    }
-
-    fn prepare(&self, d: &mut Desired) -> Result<(), String> {
-        if d.props.contains_key(ZIP_KEY) {
-            return Ok(()); // already packaged
-        }
-        let Some(code) = s(&d.props, "code") else {
-            return Ok(());
-        };
-        let path = d.base_dir.join(code); // a no-op for the absolute paths the loader gives
-        let bytes = if path.is_dir() {
-            package_dir(&path)?
-        } else if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
-        {
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        } else {
-            return Err(format!(
-                "`code` must be a directory or a .zip file, but {} is neither",
-                path.display()
-            ));
-        };
-        if bytes.len() > MAX_INLINE_ZIP {
-            return Err(format!(
-                "the package of {} is {} MB; Lambda accepts at most 50 MB uploaded directly (move large dependencies to a layer)",
-                path.display(),
-                bytes.len() / (1024 * 1024)
-            ));
-        }
-        let zip_path = if path.is_dir() {
-            snapshot(&bytes)?
-        } else {
-            path.clone()
-        };
-        d.props.insert("code".into(), json!(code_sha256(&bytes)));
-        d.props
-            .insert(ZIP_KEY.into(), json!(zip_path.to_string_lossy()));
-        d.props
-            .insert("_code_source".into(), json!(path.to_string_lossy()));
-        Ok(())
+impl KindApi for LambdaFunction {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::LambdaFunction
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -835,7 +487,11 @@ impl Kind for LambdaFunction {
                     ..err
                 });
             };
-            let all: Vec<String> = SCHEMA.props.iter().map(|p| p.name.to_string()).collect();
+            let all: Vec<String> = model::SCHEMA
+                .props
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect();
             return self.update(cx, d, &existing, &all).await;
         }
         Self::wait_settled(
@@ -954,179 +610,7 @@ impl Kind for LambdaFunction {
 mod tests {
     use super::*;
     use aws_sdk_lambda::types::{EnvironmentResponse, Layer};
-    use std::fs;
-    use std::time::SystemTime;
-
-    fn write(dir: &Path, rel: &str, content: &str) {
-        let path = dir.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
-
-    fn set_mtime(dir: &Path, rel: &str, secs: u64) {
-        let f = fs::File::options().write(true).open(dir.join(rel)).unwrap();
-        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-            .unwrap();
-    }
-
-    #[test]
-    fn packaging_ignores_mtimes_and_creation_order() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        write(a.path(), "handler.py", "def h(e, c): return 1\n");
-        write(a.path(), "lib/util.py", "X = 1\n");
-        write(a.path(), "lib/data.json", "{}\n");
-        // Same content, created in another order, with other timestamps and cache litter.
-        write(b.path(), "lib/data.json", "{}\n");
-        write(b.path(), "lib/util.py", "X = 1\n");
-        write(b.path(), "handler.py", "def h(e, c): return 1\n");
-        write(b.path(), "__pycache__/handler.cpython-311.pyc", "junk");
-        set_mtime(b.path(), "handler.py", 1_000_000_000);
-        set_mtime(b.path(), "lib/util.py", 1_700_000_000);
-        let (za, zb) = (
-            package_dir(a.path()).unwrap(),
-            package_dir(b.path()).unwrap(),
-        );
-        assert_eq!(za, zb);
-        assert_eq!(code_sha256(&za), code_sha256(&zb));
-        // Packaging twice gives the same bytes too.
-        assert_eq!(za, package_dir(a.path()).unwrap());
-    }
-
-    #[test]
-    fn changed_content_changes_the_hash() {
-        let a = tempfile::tempdir().unwrap();
-        write(a.path(), "handler.py", "v1\n");
-        let before = code_sha256(&package_dir(a.path()).unwrap());
-        write(a.path(), "handler.py", "v2\n");
-        assert_ne!(before, code_sha256(&package_dir(a.path()).unwrap()));
-        write(a.path(), "handler.py", "v1\n");
-        write(a.path(), "extra.py", "\n");
-        assert_ne!(before, code_sha256(&package_dir(a.path()).unwrap()));
-    }
-
-    #[test]
-    fn package_is_a_readable_zip_with_fixed_metadata() {
-        let a = tempfile::tempdir().unwrap();
-        write(a.path(), "b.py", "b\n");
-        write(a.path(), "a/c.py", "c\n");
-        let bytes = package_dir(a.path()).unwrap();
-        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-        assert_eq!(zip.len(), 2);
-        let first = zip.by_index(0).unwrap();
-        assert_eq!(first.name().unwrap(), "a/c.py");
-        assert_eq!(first.unix_mode().map(|m| m & 0o777), Some(0o644));
-        assert_eq!(first.last_modified(), Some(zip::DateTime::DEFAULT));
-        assert_eq!(first.compression(), zip::CompressionMethod::Deflated);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn executable_bit_is_kept_as_0755() {
-        use std::os::unix::fs::PermissionsExt;
-        let a = tempfile::tempdir().unwrap();
-        write(a.path(), "bootstrap", "#!/bin/sh\n");
-        let plain = package_dir(a.path()).unwrap();
-        fs::set_permissions(
-            a.path().join("bootstrap"),
-            fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
-        let exec = package_dir(a.path()).unwrap();
-        assert_ne!(plain, exec);
-        let mut zip = zip::ZipArchive::new(Cursor::new(exec)).unwrap();
-        assert_eq!(
-            zip.by_index(0).unwrap().unix_mode().map(|m| m & 0o777),
-            Some(0o755)
-        );
-    }
-
-    #[test]
-    fn empty_directory_is_an_error() {
-        let a = tempfile::tempdir().unwrap();
-        assert!(package_dir(a.path()).unwrap_err().contains("no files"));
-    }
-
-    #[test]
-    fn known_sha256_matches_lambdas_format() {
-        // `printf hello | openssl dgst -sha256 -binary | base64`
-        assert_eq!(
-            code_sha256(b"hello"),
-            "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
-        );
-    }
-
-    fn desired(dir: &Path, extra: serde_json::Value) -> Desired {
-        let mut props: Props = SCHEMA
-            .props
-            .iter()
-            .filter_map(|p| {
-                p.default
-                    .map(|d| (p.name.to_string(), serde_json::from_str(d).unwrap()))
-            })
-            .collect();
-        props.insert("name".into(), json!("s-fn"));
-        props.insert("code".into(), json!(dir.to_string_lossy()));
-        for (k, v) in extra.as_object().unwrap() {
-            props.insert(k.clone(), v.clone());
-        }
-        Desired {
-            id: "fn".into(),
-            props,
-            base_dir: PathBuf::from("/"),
-        }
-    }
-
-    #[test]
-    fn prepare_sets_the_hash_and_a_snapshot() {
-        let a = tempfile::tempdir().unwrap();
-        write(a.path(), "h.py", "x\n");
-        let mut d = desired(a.path(), json!({}));
-        LambdaFunction.prepare(&mut d).unwrap();
-        let zip = fs::read(s(&d.props, ZIP_KEY).unwrap()).unwrap();
-        assert_eq!(s(&d.props, "code").unwrap(), code_sha256(&zip));
-        assert_eq!(zip, package_dir(a.path()).unwrap());
-        // Running it again is harmless.
-        let code = d.props["code"].clone();
-        LambdaFunction.prepare(&mut d).unwrap();
-        assert_eq!(d.props["code"], code);
-    }
-
-    #[test]
-    fn prepare_uses_a_zip_as_is_and_rejects_other_files() {
-        let a = tempfile::tempdir().unwrap();
-        write(a.path(), "f.zip", "not really a zip, but opaque bytes");
-        let mut d = desired(&a.path().join("f.zip"), json!({}));
-        LambdaFunction.prepare(&mut d).unwrap();
-        assert_eq!(
-            s(&d.props, "code").unwrap(),
-            code_sha256(b"not really a zip, but opaque bytes")
-        );
-        write(a.path(), "f.py", "x");
-        let mut d = desired(&a.path().join("f.py"), json!({}));
-        assert!(
-            LambdaFunction
-                .prepare(&mut d)
-                .unwrap_err()
-                .contains("directory or a .zip")
-        );
-    }
-
-    #[test]
-    fn check_rejects_a_variable_in_both_maps() {
-        let a = tempfile::tempdir().unwrap();
-        write(a.path(), "h.py", "x\n");
-        let d = desired(
-            a.path(),
-            json!({"environment": {"K": "1"}, "secret_environment": {"K": "2"}}),
-        );
-        assert!(
-            LambdaFunction
-                .check(&d.props)
-                .unwrap_err()
-                .contains("K set in both")
-        );
-    }
+    use std::path::Path;
 
     fn config(vars: &[(&str, &str)]) -> FunctionConfiguration {
         FunctionConfiguration::builder()
@@ -1196,7 +680,7 @@ mod tests {
     #[test]
     fn defaults_match_a_function_created_with_nothing_optional() {
         let o = observed("fn".into(), &config(&[]), &HashMap::new(), None, None);
-        for p in SCHEMA.props {
+        for p in model::SCHEMA.props {
             if let (Some(d), true) = (p.default, p.name != "name") {
                 let d: Value = serde_json::from_str(d).unwrap();
                 if p.name == "layers" {
@@ -1207,15 +691,45 @@ mod tests {
         }
     }
 
+    /// A desired function whose `code` is the digest of `planned` and whose `code` artifact is
+    /// `zip` (when given).
+    fn desired(planned: &[u8], zip: Option<&Path>) -> Desired {
+        let props: Props = [("code".to_string(), json!(code_sha256(planned)))].into();
+        Desired {
+            id: "fn".into(),
+            props,
+            artifacts: zip
+                .map(|z| ("code".to_string(), z.to_path_buf()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
     #[test]
-    fn desired_tags_carry_the_secret_marker() {
-        let mut props = Props::new();
-        props.insert("tags".into(), json!({"mskctl:id": "fn"}));
-        props.insert("secret_environment".into(), json!({"B": "1", "A": "2"}));
-        let tags = desired_tags(&props);
-        assert_eq!(tags[SECRET_TAG], "A B");
-        assert_eq!(parse_secret_tag("A B"), parse_secret_tag("B,A"));
-        props.insert("secret_environment".into(), json!({}));
-        assert!(!desired_tags(&props).contains_key(SECRET_TAG));
+    fn code_bytes_are_the_planned_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("p.zip");
+        std::fs::write(&zip, b"package").unwrap();
+        assert_eq!(
+            code_bytes(&desired(b"package", Some(&zip))).unwrap(),
+            b"package"
+        );
+    }
+
+    #[test]
+    fn code_bytes_refuse_a_missing_or_changed_package() {
+        let err = code_bytes(&desired(b"package", None)).unwrap_err();
+        assert!(err.message.contains("not packaged"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("p.zip");
+        let err = code_bytes(&desired(b"package", Some(&zip))).unwrap_err();
+        assert!(err.message.contains("cannot read"), "{err}");
+        std::fs::write(&zip, b"edited since plan").unwrap();
+        let err = code_bytes(&desired(b"package", Some(&zip))).unwrap_err();
+        assert!(
+            err.message
+                .contains("the package changed since it was planned; re-run plan"),
+            "{err}"
+        );
     }
 }

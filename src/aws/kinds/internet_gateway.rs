@@ -1,36 +1,21 @@
-//! `internet_gateway`: an internet gateway, optionally attached to a VPC. Attachment is an
-//! in-place change (AttachInternetGateway / DetachInternetGateway).
+//! `internet_gateway` on AWS: CreateInternetGateway with tags, AttachInternetGateway /
+//! DetachInternetGateway for the VPC attachment (detach waits while public addresses are still
+//! mapped), DeleteInternetGateway.
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 use serde_json::json;
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{
-    gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
+use crate::aws::kinds::KindApi;
+use crate::aws::kinds::ec2::{
+    self, gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s};
-use crate::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
-use crate::schema::{Schema, Ty, Update, opt};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::internet_gateway as model;
+use crate::model::{Desired, KindModel, Observed, Props, s};
 
 pub struct InternetGateway;
-
-static SCHEMA: Schema = Schema {
-    kind: "internet_gateway",
-    doc: "An internet gateway: the route to and from the internet for a VPC's public subnets.",
-    props: &[opt(
-        "vpc",
-        Ty::Ref {
-            kinds: &["vpc"],
-            attr: "id",
-            literal: true,
-        },
-        Update::InPlace,
-        "The VPC to attach to (logical id, or a vpc-… id). Changing it detaches and attaches again.",
-    )],
-    attrs: &["id"],
-    taggable: true,
-};
 
 /// Detaching fails while public addresses (EIPs, NAT gateways, public IPs of instances) are
 /// still mapped in the VPC; they go away as their owners are deleted.
@@ -40,9 +25,9 @@ const PUBLIC_ADDRESSES_MAPPED: Transient = Transient {
 };
 
 #[async_trait]
-impl Kind for InternetGateway {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
+impl KindApi for InternetGateway {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::InternetGateway
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -235,10 +220,5 @@ mod tests {
                 .get("vpc"),
             None
         );
-    }
-
-    #[test]
-    fn attachment_changes_in_place() {
-        assert_eq!(SCHEMA.prop("vpc").unwrap().update, Update::InPlace);
     }
 }

@@ -1,60 +1,25 @@
-//! `vpc`: an Amazon VPC. The CIDR block is fixed at creation; the two DNS attributes are
-//! changed in place with ModifyVpcAttribute (one attribute per call, as the API requires).
+//! `vpc` on AWS: CreateVpc with tags, ModifyVpcAttribute for the DNS attributes (one attribute
+//! per call, as the API requires), DeleteVpc once network interfaces have drained.
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{
-    gone_ok, logical_id, missing, normalize_cidr_value, stack_filter, tag_spec, tags_prop,
+use crate::aws::kinds::KindApi;
+use crate::aws::kinds::ec2::{
+    self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, b, ec2, s};
-use crate::retry::{DEPENDENCY_VIOLATION, retry_while};
-use crate::schema::{Schema, Ty, Update, dflt, req};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, retry_while};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::vpc as model;
+use crate::model::{Desired, KindModel, Observed, Props, b, s};
 
 pub struct Vpc;
 
-static SCHEMA: Schema = Schema {
-    kind: "vpc",
-    doc: "An Amazon VPC: an isolated IPv4 network for subnets, gateways and security groups.",
-    props: &[
-        req(
-            "cidr_block",
-            Ty::Cidr,
-            Update::Replace,
-            "IPv4 CIDR block of the VPC, e.g. 10.10.0.0/16.",
-        ),
-        dflt(
-            "enable_dns_support",
-            Ty::Bool,
-            Update::InPlace,
-            "true",
-            "Whether the Amazon-provided DNS resolver answers in the VPC (needed for MSK bootstrap names).",
-        ),
-        dflt(
-            "enable_dns_hostnames",
-            Ty::Bool,
-            Update::InPlace,
-            "false",
-            "Whether instances and interfaces get public DNS hostnames (needs DNS support).",
-        ),
-    ],
-    attrs: &["id", "cidr_block"],
-    taggable: true,
-};
-
 #[async_trait]
-impl Kind for Vpc {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
-    }
-
-    fn normalize(&self, prop: &str, value: &Value) -> Value {
-        match prop {
-            "cidr_block" => normalize_cidr_value(value),
-            _ => value.clone(),
-        }
+impl KindApi for Vpc {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::Vpc
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -244,30 +209,4 @@ async fn set_dns(
     };
     req.send().await.call("ModifyVpcAttribute")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_what_aws_reports_for_a_new_vpc() {
-        let d = |n: &str| SCHEMA.prop(n).unwrap().default;
-        assert_eq!(d("enable_dns_support"), Some("true"));
-        assert_eq!(d("enable_dns_hostnames"), Some("false"));
-        assert_eq!(SCHEMA.prop("cidr_block").unwrap().update, Update::Replace);
-        assert_eq!(SCHEMA.attrs[0], "id");
-    }
-
-    #[test]
-    fn cidr_normalised() {
-        assert_eq!(
-            Vpc.normalize("cidr_block", &json!("10.10.0.5/16")),
-            json!("10.10.0.0/16")
-        );
-        assert_eq!(
-            Vpc.normalize("enable_dns_support", &json!(true)),
-            json!(true)
-        );
-    }
 }

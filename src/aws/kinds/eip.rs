@@ -1,26 +1,21 @@
-//! `eip`: an Elastic IP address in the VPC domain, typically for a NAT gateway. It has no
-//! settings besides tags; the allocation id is what NAT gateways reference.
+//! `eip` on AWS: AllocateAddress (VPC domain) with tags, ReleaseAddress once no NAT gateway
+//! holds the address any more.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop};
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2};
-use crate::retry::{Transient, retry_while};
-use crate::schema::Schema;
+use crate::aws::kinds::KindApi;
+use crate::aws::kinds::ec2::{
+    self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
+};
+use crate::aws::retry::{Transient, retry_while};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::eip as model;
+use crate::model::{Desired, KindModel, Observed, Props};
 
 pub struct Eip;
-
-static SCHEMA: Schema = Schema {
-    kind: "eip",
-    doc: "An Elastic IP address (VPC domain), e.g. the public address of a NAT gateway.",
-    props: &[],
-    attrs: &["id", "public_ip"],
-    taggable: true,
-};
 
 /// ReleaseAddress fails while the address is still associated (a NAT gateway being deleted
 /// keeps it until the gateway is fully gone).
@@ -42,9 +37,9 @@ const ADDRESS_RELEASING: Transient = Transient {
 };
 
 #[async_trait]
-impl Kind for Eip {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
+impl KindApi for Eip {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::Eip
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {

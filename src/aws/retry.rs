@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::aws::CallError;
-use crate::resources::Ctx;
+use crate::aws::{CallError, Ctx};
 
 /// A condition that goes away by itself, and for how long it is worth waiting.
 #[derive(Debug)]

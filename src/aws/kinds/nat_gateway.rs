@@ -1,5 +1,5 @@
-//! `nat_gateway`: a NAT gateway in a (public) subnet, giving private subnets outbound access.
-//! Nothing about it can change except tags, so every setting forces a replacement.
+//! `nat_gateway` on AWS: CreateNatGateway with tags, then DescribeNatGateways until it is
+//! `available` (or `failed`, with AWS's reason); DeleteNatGateway and a wait until `deleted`.
 //! Creation is made idempotent with a ClientToken derived from the stack, the logical id and
 //! the settings, so a retried request never leaves a second, untracked gateway.
 
@@ -10,49 +10,16 @@ use aws_sdk_ec2::types::{ConnectivityType, NatGatewayState, ResourceType};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop};
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s};
-use crate::retry::{Poll, wait_for};
-use crate::schema::{Schema, Ty, Update, dflt, opt, req};
+use crate::aws::kinds::KindApi;
+use crate::aws::kinds::ec2::{
+    self, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
+};
+use crate::aws::retry::{Poll, wait_for};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::nat_gateway as model;
+use crate::model::{Desired, KindModel, Observed, Props, s};
 
 pub struct NatGateway;
-
-static SCHEMA: Schema = Schema {
-    kind: "nat_gateway",
-    doc: "A NAT gateway: outbound internet (or private network) access for private subnets.",
-    props: &[
-        req(
-            "subnet",
-            Ty::Ref {
-                kinds: &["subnet"],
-                attr: "id",
-                literal: true,
-            },
-            Update::Replace,
-            "The subnet to place the gateway in (a public subnet for connectivity_type public).",
-        ),
-        opt(
-            "eip",
-            Ty::Ref {
-                kinds: &["eip"],
-                attr: "id",
-                literal: true,
-            },
-            Update::Replace,
-            "Elastic IP (logical id or eipalloc-… id) for a public gateway; omit for private.",
-        ),
-        dflt(
-            "connectivity_type",
-            Ty::Enum(&["public", "private"]),
-            Update::Replace,
-            "\"public\"",
-            "public: internet access through an internet gateway; private: other VPCs/on-premises only.",
-        ),
-    ],
-    attrs: &["id"],
-    taggable: true,
-};
 
 /// NAT gateways usually become available in 1-3 minutes and are deleted in about a minute;
 /// AWS allows for much longer.
@@ -60,9 +27,9 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 #[async_trait]
-impl Kind for NatGateway {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
+impl KindApi for NatGateway {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::NatGateway
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -97,14 +64,6 @@ impl Kind for NatGateway {
         }
         let nat_id = nat.nat_gateway_id().unwrap_or_default().to_string();
         wait_available(cx, &desired.id, &nat_id, connectivity).await
-    }
-
-    fn settling(&self, observed: &Observed) -> Option<String> {
-        observed
-            .attrs
-            .get("state")
-            .filter(|s| s.as_str() == "pending")
-            .cloned()
     }
 
     async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
@@ -396,12 +355,5 @@ mod tests {
         assert_eq!(o.props["subnet"], json!("subnet-1"));
         assert_eq!(o.props["connectivity_type"], json!("public"));
         assert_eq!(o.attrs["id"], "nat-1");
-    }
-
-    #[test]
-    fn every_setting_forces_replacement() {
-        for p in SCHEMA.props {
-            assert_eq!(p.update, Update::Replace, "{}", p.name);
-        }
     }
 }

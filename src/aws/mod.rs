@@ -1,6 +1,11 @@
 //! The AWS side of a command run: SDK clients built from the standard configuration chain
 //! (profile, credentials, `AWS_REGION`, `AWS_ENDPOINT_URL`), a counter of API calls for the
-//! benchmark, and [`CallError`], the one error type kinds return.
+//! benchmark, [`CallError`] (the one error type kinds return), and [`Ctx`], what every AWS
+//! call of a run shares. `retry` paces waits; `kinds` holds the AWS half of each kind.
+
+pub mod kinds;
+pub mod provider;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -148,6 +153,36 @@ impl Clients {
             .await
             .call("GetCallerIdentity")?;
         Ok(out.account.unwrap_or_default())
+    }
+}
+
+/// Receives progress lines for a resource: `(logical id, message)`.
+pub type ProgressFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Access to AWS and to progress reporting for one command run.
+pub struct Ctx {
+    pub aws: Clients,
+    pub stack: String,
+    pub region: String,
+    progress: ProgressFn,
+    /// The stack's resources found by the Resource Groups Tagging API, fetched once per run.
+    pub(crate) tagged: tokio::sync::OnceCell<Vec<(String, BTreeMap<String, String>)>>,
+}
+
+impl Ctx {
+    pub fn new(aws: Clients, stack: String, region: String, progress: ProgressFn) -> Ctx {
+        Ctx {
+            aws,
+            stack,
+            region,
+            progress,
+            tagged: Default::default(),
+        }
+    }
+
+    /// Report progress for a resource, e.g. "waiting for NAT gateway to be available (12s)".
+    pub fn progress(&self, id: &str, message: &str) {
+        (self.progress)(id, message)
     }
 }
 

@@ -1,7 +1,7 @@
-//! `msk_serverless_cluster`: an Amazon MSK Serverless cluster (CreateClusterV2 with
-//! `Serverless`). Every property but tags is fixed at creation, so any other change replaces
-//! the cluster. MSK Serverless only offers IAM client authentication; `iam_auth: false` is
-//! rejected before anything is sent to AWS.
+//! `msk_serverless_cluster` on AWS: CreateClusterV2 with `Serverless` (adopting its own
+//! cluster after a ConflictException), DescribeClusterV2 until ACTIVE, GetBootstrapBrokers,
+//! ListClustersV2 for the bulk read, TagResource/UntagResource (the only in-place change) and
+//! DeleteCluster.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -13,98 +13,25 @@ use aws_sdk_kafka::types::{
 };
 use serde_json::Value;
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, s, strs, tag_changes,
-    tagged_resources, tags_of, tags_value,
+use crate::aws::kinds::{KindApi, tagged_resources};
+use crate::aws::retry::{Poll, wait_for};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::msk_serverless_cluster as model;
+use crate::model::{
+    Desired, KindModel, Observed, Props, TAG_ID, TAG_STACK, known, s, strs, tag_changes, tags_of,
+    tags_value,
 };
-use crate::retry::{Poll, wait_for};
-use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
 pub struct MskServerlessCluster;
-
-static PROPS: &[Prop] = &[
-    dflt(
-        "name",
-        Ty::Str,
-        Update::Replace,
-        "\"$name\"",
-        "Cluster name (1-64 characters, letters, digits and hyphens).",
-    ),
-    req(
-        "subnets",
-        Ty::List(&Ty::Ref {
-            kinds: &["subnet"],
-            attr: "id",
-            literal: true,
-        }),
-        Update::Replace,
-        "Subnets the cluster's endpoints live in (at least two Availability Zones).",
-    ),
-    opt(
-        "security_groups",
-        Ty::List(&Ty::Ref {
-            kinds: &["security_group"],
-            attr: "id",
-            literal: true,
-        }),
-        Update::Replace,
-        "Security groups of the cluster's endpoints; AWS uses the VPC's default group when omitted.",
-    ),
-    dflt(
-        "iam_auth",
-        Ty::Bool,
-        Update::Replace,
-        "true",
-        "IAM client authentication. MSK Serverless supports nothing else, so it must stay true.",
-    ),
-    opt(
-        "tags",
-        Ty::StrMap,
-        Update::InPlace,
-        "Tags for the cluster (stack tags and ownership tags are added).",
-    ),
-];
-
-static SCHEMA: Schema = Schema {
-    kind: "msk_serverless_cluster",
-    doc: "An Amazon MSK Serverless cluster with IAM client authentication.",
-    props: PROPS,
-    attrs: &["arn", "name", "uuid", "bootstrap_brokers"],
-    taggable: true,
-};
 
 /// MSK Serverless clusters take minutes to create and delete on AWS.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 
-const IAM_ONLY: &str = "MSK Serverless only supports IAM client authentication, so `iam_auth: false` \
-     cannot be created; remove `iam_auth` (it defaults to true) and grant clients kafka-cluster:* \
-     permissions in IAM instead of using SASL/SCRAM or TLS";
-
 #[async_trait]
-impl Kind for MskServerlessCluster {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
-    }
-
-    fn normalize(&self, prop: &str, value: &Value) -> Value {
-        match prop {
-            "subnets" | "security_groups" => sorted_strings(value),
-            _ => value.clone(),
-        }
-    }
-
-    fn replace_warning(&self, _desired: &Props, _observed: &Props) -> Option<String> {
-        Some(
-            "replacing the cluster deletes it with all its topics and records; clients and \
-             consumers must move to the new cluster's bootstrap servers"
-                .into(),
-        )
-    }
-
-    fn check(&self, props: &Props) -> Result<(), String> {
-        validate(props)
+impl KindApi for MskServerlessCluster {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::MskServerlessCluster
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -149,7 +76,8 @@ impl Kind for MskServerlessCluster {
     }
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
-        validate(&desired.props).map_err(|m| CallError::state("CreateClusterV2", m))?;
+        model::validate(&known(&desired.props))
+            .map_err(|m| CallError::state("CreateClusterV2", m))?;
         let name = s(&desired.props, "name").unwrap_or(&desired.id).to_string();
         let vpc = VpcConfig::builder()
             .set_subnet_ids(Some(strs(&desired.props, "subnets")))
@@ -189,14 +117,6 @@ impl Kind for MskServerlessCluster {
             Err(e) => return Err(e),
         };
         wait_active(cx, &desired.id, &arn).await
-    }
-
-    fn settling(&self, observed: &Observed) -> Option<String> {
-        observed
-            .attrs
-            .get("state")
-            .filter(|s| s.as_str() == "CREATING")
-            .cloned()
     }
 
     async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
@@ -287,36 +207,6 @@ impl Kind for MskServerlessCluster {
         )
         .await
     }
-}
-
-/// Checks AWS would only report after a failed create, done before planning.
-fn validate(props: &Props) -> Result<(), String> {
-    if b(props, "iam_auth") == Some(false) {
-        return Err(IAM_ONLY.to_string());
-    }
-    // Distinct subnets; references not created yet are distinct resources too.
-    let listed = strs(props, "subnets");
-    let pending = listed
-        .iter()
-        .filter(|s| s.as_str() == crate::plan::UNKNOWN)
-        .count();
-    let known: std::collections::BTreeSet<&String> = listed
-        .iter()
-        .filter(|s| s.as_str() != crate::plan::UNKNOWN)
-        .collect();
-    if known.len() + pending < 2 {
-        return Err(
-            "`subnets` needs at least two subnets, in two different Availability Zones: \
-                    MSK Serverless rejects a single subnet"
-                .into(),
-        );
-    }
-    if strs(props, "security_groups").len() > 5 {
-        return Err(
-            "`security_groups` takes at most five security groups (an MSK Serverless limit)".into(),
-        );
-    }
-    Ok(())
 }
 
 /// Wait until the cluster is ACTIVE (minutes on AWS); FAILED ends the wait with AWS's reason.
@@ -460,7 +350,7 @@ fn observed(cluster: &Cluster, brokers: &str) -> Observed {
     let attrs = BTreeMap::from([
         ("arn".to_string(), arn.clone()),
         ("name".to_string(), name),
-        ("uuid".to_string(), cluster_uuid(&arn)),
+        ("uuid".to_string(), model::cluster_uuid(&arn)),
         ("bootstrap_brokers".to_string(), brokers.to_string()),
         // Not referenceable (not in the schema): tells the engine whether the cluster settles.
         ("state".to_string(), state),
@@ -483,122 +373,9 @@ fn failure_text(cluster: &Cluster) -> String {
     }
 }
 
-/// The last path segment of a cluster ARN (`arn:aws:kafka:…:cluster/NAME/UUID-s1` → `UUID-s1`).
-pub fn cluster_uuid(arn: &str) -> String {
-    arn.rsplit('/').next().unwrap_or_default().to_string()
-}
-
-fn sorted_strings(value: &Value) -> Value {
-    match value {
-        Value::Array(items) => {
-            let mut items = items.clone();
-            items.sort_by_key(|a| a.to_string());
-            items.dedup();
-            Value::Array(items)
-        }
-        other => other.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn props(v: Value) -> Props {
-        v.as_object().unwrap().clone().into_iter().collect()
-    }
-
-    #[test]
-    fn a_planned_replacement_warns_that_topics_and_records_go() {
-        use crate::plan::{Action, Facts, Live, plan, render};
-        use crate::stack::{Expr, ResourceSpec, Stack};
-        let subnets = |ids: &[&str]| Expr::List(ids.iter().map(|s| Expr::lit(*s)).collect());
-        let spec = ResourceSpec {
-            id: "cluster".into(),
-            schema: &SCHEMA,
-            props: [("subnets".to_string(), subnets(&["subnet-1", "subnet-3"]))].into(),
-            depends_on: Vec::new(),
-        };
-        let stack = Stack {
-            name: "demo".into(),
-            region: None,
-            tags: BTreeMap::new(),
-            params: BTreeMap::new(),
-            resources: [("cluster".to_string(), spec)].into(),
-            outputs: BTreeMap::new(),
-            path: "/tmp/stack.yaml".into(),
-        };
-        let live = Live {
-            kind: "msk_serverless_cluster",
-            observed: Observed {
-                id: "cluster".into(),
-                physical_id: "arn:aws:kafka:r:1:cluster/demo-cluster/u-s1".into(),
-                props: props(json!({
-                    "name": "demo-cluster", "subnets": ["subnet-1", "subnet-2"],
-                    "security_groups": [], "iam_auth": true,
-                    "tags": {"Name": "demo-cluster", "mskctl:stack": "demo", "mskctl:id": "cluster"}
-                })),
-                attrs: BTreeMap::new(),
-            },
-        };
-        let facts = Facts {
-            region: "r".into(),
-            account_id: "1".into(),
-        };
-        let p = plan(&stack, &[live], &crate::resources::kind, &facts).unwrap();
-        assert_eq!(p.changes[0].action, Action::Replace);
-        let text = render::render(&p, "demo", "r");
-        assert!(
-            text.contains("deletes it with all its topics and records"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn iam_auth_false_is_rejected_with_the_reason() {
-        let err =
-            validate(&props(json!({"subnets": ["subnet-1"], "iam_auth": false}))).unwrap_err();
-        assert!(err.contains("only supports IAM"), "{err}");
-        assert!(
-            validate(&props(
-                json!({"subnets": ["subnet-1", "subnet-2"], "iam_auth": true})
-            ))
-            .is_ok()
-        );
-        let unknown = crate::plan::UNKNOWN;
-        assert!(
-            validate(&props(json!({"subnets": [unknown, unknown]}))).is_ok(),
-            "two subnets not created yet"
-        );
-        assert!(
-            validate(&props(json!({"subnets": ["subnet-1", "subnet-1"]}))).is_err(),
-            "one subnet twice"
-        );
-        assert!(validate(&props(json!({"subnets": ["subnet-1"]}))).is_err());
-    }
-
-    #[test]
-    fn subnets_are_required() {
-        assert!(validate(&props(json!({"subnets": []}))).is_err());
-    }
-
-    #[test]
-    fn uuid_is_last_arn_segment() {
-        assert_eq!(
-            cluster_uuid("arn:aws:kafka:ap-northeast-1:123:cluster/demo/0b1c-2d3e-s1"),
-            "0b1c-2d3e-s1"
-        );
-    }
-
-    #[test]
-    fn subnet_order_does_not_matter() {
-        let k = MskServerlessCluster;
-        assert_eq!(
-            k.normalize("subnets", &json!(["b", "a"])),
-            k.normalize("subnets", &json!(["a", "b"]))
-        );
-    }
 
     #[test]
     fn observed_reports_failed_cluster_through_its_name() {
@@ -624,11 +401,5 @@ mod tests {
                 .unwrap()
                 .contains("InternalError: boom")
         );
-    }
-
-    #[test]
-    fn schema_defaults_match_aws() {
-        assert_eq!(SCHEMA.prop("iam_auth").unwrap().default, Some("true"));
-        assert_eq!(SCHEMA.attrs[0], "arn");
     }
 }

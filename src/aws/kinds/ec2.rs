@@ -5,8 +5,9 @@
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde_json::Value;
 
+use crate::aws::kinds::Ctx;
 use crate::aws::{CallError, CallResult};
-use crate::resources::{Ctx, Props, TAG_ID, TAG_STACK, tag_changes, tags_of, tags_value};
+use crate::model::{Props, TAG_ID, TAG_STACK, tag_changes, tags_of, tags_value};
 
 /// `tag:mskctl:stack = <stack>`: every describe of a kind starts from this filter, so one
 /// call returns all of the stack's resources of that kind.
@@ -107,22 +108,6 @@ pub fn gone_ok(result: Result<(), CallError>) -> Result<(), CallError> {
     }
 }
 
-/// Canonical IPv4 CIDR (`10.0.0.1/16` → `10.0.0.0/16`); anything unparsable is kept as is.
-pub fn canonical_cidr(cidr: &str) -> String {
-    match cidr.parse::<ipnet::Ipv4Net>() {
-        Ok(net) => net.trunc().to_string(),
-        Err(_) => cidr.to_string(),
-    }
-}
-
-/// Normalise a string property holding a CIDR.
-pub fn normalize_cidr_value(value: &Value) -> Value {
-    match value {
-        Value::String(s) => Value::String(canonical_cidr(s)),
-        other => other.clone(),
-    }
-}
-
 /// An error for a describe that did not return the resource just created or changed.
 pub fn missing(op: &str, what: &str, id: &str) -> CallError {
     CallError::state(op, format!("{what} {id} was not returned by {op}"))
@@ -131,13 +116,6 @@ pub fn missing(op: &str, what: &str, id: &str) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cidr_is_truncated_to_network() {
-        assert_eq!(canonical_cidr("10.10.0.1/16"), "10.10.0.0/16");
-        assert_eq!(canonical_cidr("0.0.0.0/0"), "0.0.0.0/0");
-        assert_eq!(canonical_cidr("::/0"), "::/0");
-    }
 
     #[test]
     fn not_found_codes() {

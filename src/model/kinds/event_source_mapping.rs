@@ -1,30 +1,16 @@
 //! `event_source_mapping`: a Lambda event source mapping that polls a Kafka topic, either on
 //! an Amazon MSK cluster (`cluster`) or on self-managed brokers (`bootstrap_servers`).
 //!
-//! AWS names a mapping by a UUID it assigns, so the stack's mappings are found from live state
-//! alone: every Kafka mapping in the region whose tags (set in the create call itself) say it
-//! belongs to the stack. Source, topic, starting position and consumer group are fixed at
-//! creation; the rest changes in place. Create and update wait until Lambda has settled the
-//! mapping and fail with Lambda's own reason plus a hint at the usual cause.
+//! Source, topic, starting position and consumer group are fixed at creation (replacing the
+//! mapping starts a new consumer group unless the group is pinned); the rest changes in place.
+//! Whether apply is done, must wait or failed is decided here from the mapping's state and
+//! Lambda's diagnostics, with a hint at the usual cause of each problem.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
-use async_trait::async_trait;
-use aws_sdk_lambda::types::{
-    AmazonManagedKafkaEventSourceConfig, DestinationConfig, EndPointType,
-    EventSourceMappingConfiguration, EventSourcePosition, OnFailure, SelfManagedEventSource,
-    SelfManagedKafkaEventSourceConfig, SourceAccessConfiguration, SourceAccessType,
-};
 use serde_json::{Value, json};
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, b, i, s, strs, tag_changes, tags_of,
-    tags_value,
-};
-use crate::retry::{Poll, ROLE_PROPAGATION, retry_while, wait_for};
-use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
+use crate::model::kinds::pipe::with_unknowns_shown;
+use crate::model::{KindModel, Observed, PropRead, Props, Val, Wanted, s, strs};
+use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
 pub struct EventSourceMapping;
 
@@ -191,7 +177,7 @@ static PROPS: &[Prop] = &[
     ),
 ];
 
-static SCHEMA: Schema = Schema {
+pub static SCHEMA: Schema = Schema {
     kind: "event_source_mapping",
     doc: "A Lambda event source mapping from a Kafka topic (Amazon MSK or self-managed) to a function.",
     props: PROPS,
@@ -199,11 +185,10 @@ static SCHEMA: Schema = Schema {
     taggable: true,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(20 * 60);
-const TRANSITIONAL: &[&str] = &["Creating", "Updating", "Enabling", "Disabling"];
+/// Lambda states of a mapping that is changing: wait, do not act.
+pub const TRANSITIONAL: &[&str] = &["Creating", "Updating", "Enabling", "Disabling"];
 
-#[async_trait]
-impl Kind for EventSourceMapping {
+impl KindModel for EventSourceMapping {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
     }
@@ -225,11 +210,11 @@ impl Kind for EventSourceMapping {
         }
     }
 
-    fn replace_warning(&self, desired: &Props, observed: &Props) -> Option<String> {
-        replace_warning(desired, observed)
+    fn replace_warning(&self, desired: &Wanted, observed: &Props) -> Option<String> {
+        replace_warning(&with_unknowns_shown(desired), observed)
     }
 
-    fn check(&self, props: &Props) -> Result<(), String> {
+    fn check(&self, props: &Wanted) -> Result<(), String> {
         validate(props)
     }
 
@@ -239,428 +224,11 @@ impl Kind for EventSourceMapping {
             .contains(&state.as_str())
             .then(|| state.clone())
     }
-
-    async fn settle(&self, cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
-        let enabled = b(&observed.props, "enabled").unwrap_or(true);
-        let state = observed
-            .attrs
-            .get("state")
-            .map(String::as_str)
-            .unwrap_or_default();
-        // Finishing a create or enable means Enabled; a disable means Disabled.
-        let enabled = enabled && state != "Disabling";
-        wait_settled(
-            cx,
-            &observed.id,
-            "GetEventSourceMapping",
-            &observed.physical_id,
-            enabled,
-            "",
-        )
-        .await
-    }
-
-    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        let mut kafka = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = cx
-                .aws
-                .lambda
-                .list_event_source_mappings()
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .call("ListEventSourceMappings")?;
-            kafka.extend(
-                page.event_source_mappings()
-                    .iter()
-                    .filter(|m| is_kafka(m) && m.state() != Some("Deleting"))
-                    .cloned(),
-            );
-            marker = page.next_marker().map(String::from);
-            if marker.is_none() {
-                break;
-            }
-        }
-        let mut out = Vec::new();
-        for m in kafka {
-            let Some(arn) = m.event_source_mapping_arn() else {
-                continue;
-            };
-            let tags = match cx
-                .aws
-                .lambda
-                .list_tags()
-                .resource(arn)
-                .send()
-                .await
-                .call("ListTags")
-            {
-                Ok(t) => t.tags().cloned().unwrap_or_default(),
-                Err(e) if e.code_is("ResourceNotFoundException") => continue,
-                Err(e) => return Err(e),
-            };
-            if tags.get(TAG_STACK) == Some(&cx.stack) {
-                out.push(observed(&m, &tags));
-            }
-        }
-        Ok(out)
-    }
-
-    async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
-        let p = &desired.props;
-        validate(p).map_err(|m| CallError::state("CreateEventSourceMapping", m))?;
-        let tags: HashMap<String, String> = tags_of(p).into_iter().collect();
-        let group = s(p, "consumer_group_id").filter(|g| !g.is_empty());
-        let access = sdk_access(p.get("access").unwrap_or(&Value::Null));
-        let created = retry_while(cx, &desired.id, &ROLE_PROPAGATION, || {
-            let mut call = cx
-                .aws
-                .lambda
-                .create_event_source_mapping()
-                .function_name(s(p, "function").unwrap_or_default())
-                .set_topics(Some(strs(p, "topics")))
-                .starting_position(EventSourcePosition::from(
-                    s(p, "starting_position").unwrap_or("LATEST"),
-                ))
-                .batch_size(i(p, "batch_size").unwrap_or(100) as i32)
-                .set_maximum_batching_window_in_seconds(
-                    i(p, "maximum_batching_window").map(|w| w as i32),
-                )
-                .enabled(b(p, "enabled").unwrap_or(true))
-                .set_source_access_configurations(Some(access.clone()).filter(|a| !a.is_empty()))
-                .set_tags(Some(tags.clone()));
-            if let Some(cluster) = s(p, "cluster") {
-                call = call.event_source_arn(cluster);
-                if let Some(g) = group {
-                    call = call.amazon_managed_kafka_event_source_config(
-                        AmazonManagedKafkaEventSourceConfig::builder()
-                            .consumer_group_id(g)
-                            .build(),
-                    );
-                }
-            } else {
-                call = call.self_managed_event_source(
-                    SelfManagedEventSource::builder()
-                        .endpoints(EndPointType::KafkaBootstrapServers, servers_of(p))
-                        .build(),
-                );
-                if let Some(g) = group {
-                    call = call.self_managed_kafka_event_source_config(
-                        SelfManagedKafkaEventSourceConfig::builder()
-                            .consumer_group_id(g)
-                            .build(),
-                    );
-                }
-            }
-            if let Some(dest) = s(p, "on_failure_destination") {
-                call = call.destination_config(on_failure(dest));
-            }
-            async move { call.send().await.call("CreateEventSourceMapping") }
-        })
-        .await;
-        let uuid = match created {
-            Ok(out) => out.uuid().unwrap_or_default().to_string(),
-            // A retried create whose first attempt went through: Lambda names the existing
-            // mapping; continue with it when it carries this resource's ownership tags.
-            Err(e) if e.code_is("ResourceConflictException") => match conflict_uuid(&e.message) {
-                Some(uuid) if owned_by(cx, &uuid, &desired.id).await? => uuid,
-                _ => return Err(e),
-            },
-            Err(e) => return Err(e),
-        };
-        wait_settled(
-            cx,
-            &desired.id,
-            "CreateEventSourceMapping",
-            &uuid,
-            b(p, "enabled").unwrap_or(true),
-            "",
-        )
-        .await
-    }
-
-    async fn update(
-        &self,
-        cx: &Ctx,
-        desired: &Desired,
-        observed: &Observed,
-        changed: &[String],
-    ) -> Result<Observed, CallError> {
-        let p = &desired.props;
-        let uuid = observed.physical_id.clone();
-        let has = |name: &str| changed.iter().any(|c| c == name);
-        // Lambda rewrites LastProcessingResult only at its next poll: a problem already shown
-        // before this update may be stale (e.g. fixed role permissions), so it is not fatal.
-        let before = wait_not_transitional(cx, &desired.id, &uuid).await?;
-        if changed.iter().any(|c| c != "tags") {
-            let mut call = cx.aws.lambda.update_event_source_mapping().uuid(&uuid);
-            if has("function") {
-                call = call.function_name(s(p, "function").unwrap_or_default());
-            }
-            if has("batch_size") {
-                call = call.batch_size(i(p, "batch_size").unwrap_or(100) as i32);
-            }
-            if has("maximum_batching_window") {
-                call = call.set_maximum_batching_window_in_seconds(
-                    i(p, "maximum_batching_window").map(|w| w as i32),
-                );
-            }
-            if has("enabled") {
-                call = call.enabled(b(p, "enabled").unwrap_or(true));
-            }
-            if has("access") {
-                call = call.set_source_access_configurations(Some(sdk_access(
-                    p.get("access").unwrap_or(&Value::Null),
-                )));
-            }
-            if has("on_failure_destination") {
-                call = call.destination_config(on_failure(
-                    s(p, "on_failure_destination").unwrap_or_default(),
-                ));
-            }
-            retry_while(cx, &desired.id, &ROLE_PROPAGATION, || {
-                let call = call.clone();
-                async move { call.send().await.call("UpdateEventSourceMapping") }
-            })
-            .await?;
-        }
-        if has("tags") {
-            let arn = observed.attrs.get("arn").cloned().unwrap_or_default();
-            let (set, remove) = tag_changes(p, &observed.props);
-            if !remove.is_empty() {
-                cx.aws
-                    .lambda
-                    .untag_resource()
-                    .resource(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-                    .await
-                    .call("UntagResource")?;
-            }
-            if !set.is_empty() {
-                cx.aws
-                    .lambda
-                    .tag_resource()
-                    .resource(&arn)
-                    .set_tags(Some(set.into_iter().collect()))
-                    .send()
-                    .await
-                    .call("TagResource")?;
-            }
-        }
-        wait_settled(
-            cx,
-            &desired.id,
-            "UpdateEventSourceMapping",
-            &uuid,
-            b(p, "enabled").unwrap_or(true),
-            &before,
-        )
-        .await
-    }
-
-    async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
-        let uuid = observed.physical_id.clone();
-        // Lambda refuses (ResourceInUseException) while the mapping is creating or updating.
-        wait_for(
-            cx,
-            &observed.id,
-            "waiting to delete the event source mapping",
-            TIMEOUT,
-            || {
-                let uuid = uuid.clone();
-                async move {
-                    match cx
-                        .aws
-                        .lambda
-                        .delete_event_source_mapping()
-                        .uuid(&uuid)
-                        .send()
-                        .await
-                        .call("DeleteEventSourceMapping")
-                    {
-                        Ok(_) => Ok(Poll::Ready(())),
-                        Err(e) if e.code_is("ResourceNotFoundException") => Ok(Poll::Ready(())),
-                        Err(e) if e.code_is("ResourceInUseException") => {
-                            Ok(Poll::Pending(format!("busy ({})", e.message)))
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            },
-        )
-        .await?;
-        // Pollers must stop before the function, its role and the cluster go away.
-        wait_for(
-            cx,
-            &observed.id,
-            "waiting for the event source mapping to be deleted",
-            TIMEOUT,
-            || {
-                let uuid = uuid.clone();
-                async move {
-                    match get(cx, &uuid).await? {
-                        None => Ok(Poll::Ready(())),
-                        Some(m) => Ok(Poll::Pending(m.state().unwrap_or("Deleting").to_string())),
-                    }
-                }
-            },
-        )
-        .await
-    }
-}
-
-fn is_kafka(m: &EventSourceMappingConfiguration) -> bool {
-    m.self_managed_event_source().is_some()
-        || m.event_source_arn()
-            .is_some_and(|a| a.split(':').nth(2) == Some("kafka"))
-}
-
-async fn get(cx: &Ctx, uuid: &str) -> Result<Option<EventSourceMappingConfiguration>, CallError> {
-    match cx
-        .aws
-        .lambda
-        .get_event_source_mapping()
-        .uuid(uuid)
-        .send()
-        .await
-        .call("GetEventSourceMapping")
-    {
-        Ok(out) => Ok(Some(
-            EventSourceMappingConfiguration::builder()
-                .set_uuid(out.uuid)
-                .set_starting_position(out.starting_position)
-                .set_batch_size(out.batch_size)
-                .set_maximum_batching_window_in_seconds(out.maximum_batching_window_in_seconds)
-                .set_event_source_arn(out.event_source_arn)
-                .set_function_arn(out.function_arn)
-                .set_last_processing_result(out.last_processing_result)
-                .set_state(out.state)
-                .set_state_transition_reason(out.state_transition_reason)
-                .set_destination_config(out.destination_config)
-                .set_topics(out.topics)
-                .set_source_access_configurations(out.source_access_configurations)
-                .set_self_managed_event_source(out.self_managed_event_source)
-                .set_amazon_managed_kafka_event_source_config(
-                    out.amazon_managed_kafka_event_source_config,
-                )
-                .set_self_managed_kafka_event_source_config(
-                    out.self_managed_kafka_event_source_config,
-                )
-                .set_event_source_mapping_arn(out.event_source_mapping_arn)
-                .build(),
-        )),
-        Err(e) if e.code_is("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether mapping `uuid` carries this stack's ownership tags for logical id `id`.
-async fn owned_by(cx: &Ctx, uuid: &str, id: &str) -> Result<bool, CallError> {
-    let Some(m) = get(cx, uuid).await? else {
-        return Ok(false);
-    };
-    let Some(arn) = m.event_source_mapping_arn() else {
-        return Ok(false);
-    };
-    let tags = cx
-        .aws
-        .lambda
-        .list_tags()
-        .resource(arn)
-        .send()
-        .await
-        .call("ListTags")?;
-    let tags = tags.tags().cloned().unwrap_or_default();
-    Ok(tags.get(TAG_STACK) == Some(&cx.stack) && tags.get(TAG_ID).map(String::as_str) == Some(id))
-}
-
-/// Wait until no change is in progress; returns the LastProcessingResult seen before ours.
-async fn wait_not_transitional(cx: &Ctx, id: &str, uuid: &str) -> Result<String, CallError> {
-    wait_for(
-        cx,
-        id,
-        "waiting for the event source mapping to finish its current change",
-        TIMEOUT,
-        || async move {
-            let m = get(cx, uuid).await?.ok_or_else(|| {
-                CallError::state(
-                    "GetEventSourceMapping",
-                    format!("event source mapping {uuid} no longer exists"),
-                )
-            })?;
-            let state = m.state().unwrap_or_default();
-            if TRANSITIONAL.contains(&state) {
-                Ok(Poll::Pending(state.to_string()))
-            } else {
-                Ok(Poll::Ready(
-                    m.last_processing_result().unwrap_or_default().to_string(),
-                ))
-            }
-        },
-    )
-    .await
-}
-
-async fn wait_settled(
-    cx: &Ctx,
-    id: &str,
-    op: &str,
-    uuid: &str,
-    enabled: bool,
-    stale: &str,
-) -> Result<Observed, CallError> {
-    let what = if enabled {
-        "waiting for the event source mapping to be Enabled"
-    } else {
-        "waiting for the event source mapping to be Disabled"
-    };
-    let m = wait_for(cx, id, what, TIMEOUT, || async move {
-        let m = get(cx, uuid).await?.ok_or_else(|| {
-            CallError::state(
-                "GetEventSourceMapping",
-                format!("event source mapping {uuid} disappeared"),
-            )
-        })?;
-        match assess(
-            m.state().unwrap_or_default(),
-            enabled,
-            m.state_transition_reason().unwrap_or_default(),
-            m.last_processing_result().unwrap_or_default(),
-            stale,
-        ) {
-            Assessment::Ready => {
-                let last = m.last_processing_result().unwrap_or_default();
-                if is_problem(last) {
-                    cx.progress(
-                        id,
-                        &format!("note: Lambda still shows the result of a poll before this change: {last}"),
-                    );
-                }
-                Ok(Poll::Ready(m))
-            }
-            Assessment::Pending(state) => Ok(Poll::Pending(state)),
-            Assessment::Failed(msg) => Err(CallError::state(op, format!("mapping {uuid}: {msg}"))),
-        }
-    })
-    .await?;
-    let arn = m.event_source_mapping_arn().unwrap_or_default();
-    let tags = cx
-        .aws
-        .lambda
-        .list_tags()
-        .resource(arn)
-        .send()
-        .await
-        .call("ListTags")?;
-    Ok(observed(&m, &tags.tags().cloned().unwrap_or_default()))
 }
 
 /// What one look at a mapping means for apply.
 #[derive(Debug, PartialEq)]
-enum Assessment {
+pub enum Assessment {
     Ready,
     Pending(String),
     Failed(String),
@@ -670,7 +238,7 @@ enum Assessment {
 /// waiting, or failed (with Lambda's text and a hint at the usual cause). Pure.
 /// `stale` is the LastProcessingResult from before an update: while the mapping is enabled,
 /// that same text is an old poll's result, not a verdict on the new configuration.
-fn assess(
+pub fn assess(
     state: &str,
     want_enabled: bool,
     reason: &str,
@@ -708,7 +276,7 @@ fn assess(
     }
 }
 
-fn is_problem(text: &str) -> bool {
+pub fn is_problem(text: &str) -> bool {
     let t = text.trim();
     t.to_ascii_uppercase().starts_with("PROBLEM") || ERROR_CODES.iter().any(|c| t.contains(c))
 }
@@ -783,7 +351,7 @@ fn hint(text: &str) -> Option<&'static str> {
 }
 
 /// Lambda's conflict message names the existing mapping: "... existing mapping with UUID <uuid>".
-fn conflict_uuid(message: &str) -> Option<String> {
+pub fn conflict_uuid(message: &str) -> Option<String> {
     let rest = &message[message.find("UUID")? + 4..];
     let uuid: String = rest
         .trim_start_matches([' ', ':'])
@@ -795,7 +363,7 @@ fn conflict_uuid(message: &str) -> Option<String> {
 
 /// The bootstrap servers, with comma-separated items split (so one stack parameter can hold
 /// the whole broker list), sorted and deduplicated. Pure.
-fn servers_of(props: &Props) -> Vec<String> {
+pub fn servers_of<P: PropRead + ?Sized>(props: &P) -> Vec<String> {
     let mut out: Vec<String> = strs(props, "bootstrap_servers")
         .iter()
         .flat_map(|item| item.split(','))
@@ -808,10 +376,17 @@ fn servers_of(props: &Props) -> Vec<String> {
 }
 
 /// Checks Lambda would only report after a failed create, done before planning.
-fn validate(props: &Props) -> Result<(), String> {
-    let cluster = s(props, "cluster").is_some_and(|c| !c.is_empty());
-    let servers = servers_of(props);
-    match (cluster, servers.is_empty()) {
+///
+/// A value not known yet (a reference to a resource still to be created) is set all the same:
+/// rules on which properties are set apply to it; rules on its content wait until it is known.
+pub fn validate(props: &Wanted) -> Result<(), String> {
+    let cluster = props.unknown("cluster") || s(props, "cluster").is_some_and(|c| !c.is_empty());
+    let (known_servers, servers_unknown) = known_items(props, "bootstrap_servers");
+    let servers = servers_of(&Props::from([(
+        "bootstrap_servers".to_string(),
+        json!(known_servers),
+    )]));
+    match (cluster, servers.is_empty() && !servers_unknown) {
         (true, false) => return Err("set either `cluster` (Amazon MSK) or `bootstrap_servers` (self-managed Kafka), not both".into()),
         (false, true) => return Err("set `cluster` (Amazon MSK) or `bootstrap_servers` (self-managed Kafka)".into()),
         _ => {}
@@ -826,14 +401,19 @@ fn validate(props: &Props) -> Result<(), String> {
             ));
         }
     }
-    if strs(props, "topics").len() != 1 {
+    let topics = match props.get("topics") {
+        Some(Val::List(items)) => Some(items.len()),
+        Some(Val::Unknown(_)) => None, // the whole list is known only after apply
+        _ => Some(strs(props, "topics").len()),
+    };
+    if topics.is_some_and(|n| n != 1) {
         return Err("`topics` must name exactly one topic: Lambda's Kafka event sources consume one topic per mapping".into());
     }
-    let access = props.get("access").and_then(Value::as_object);
-    let set = |key: &str| {
-        access
-            .and_then(|a| a.get(key))
-            .is_some_and(|v| !v.is_null() && v != &json!([]) && v != "")
+    let access = props.get("access");
+    let set = |key: &str| match access.and_then(|a| a.get(key)).as_ref() {
+        Some(Val::Known(v)) => !v.is_null() && v != &json!([]) && v != "",
+        Some(_) => true, // known after apply, but set
+        None => false,
     };
     let auths: Vec<&str> = SECRET_ACCESS
         .iter()
@@ -867,8 +447,26 @@ fn validate(props: &Props) -> Result<(), String> {
     Ok(())
 }
 
+/// The known string items of list property `key`, and whether any of it is known only after
+/// apply.
+fn known_items(props: &Wanted, key: &str) -> (Vec<String>, bool) {
+    match props.get(key) {
+        Some(Val::List(items)) => (
+            items
+                .iter()
+                .filter_map(Val::as_known)
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            true,
+        ),
+        Some(v) if v.is_unknown() => (Vec::new(), true),
+        _ => (strs(props, key), false),
+    }
+}
+
 /// The `access` object as (AWS type, URI) pairs, in a stable order. Pure.
-fn access_configs(access: &Value) -> Vec<(String, String)> {
+pub fn access_configs(access: &Value) -> Vec<(String, String)> {
     let Some(a) = access.as_object() else {
         return Vec::new();
     };
@@ -904,7 +502,7 @@ fn access_configs(access: &Value) -> Vec<(String, String)> {
 
 /// The `access` property from (AWS type, URI) pairs: every key present, secrets as string or
 /// null, VPC ids sorted without their URI prefixes. Pure; used for observed and normalized values.
-fn access_value(pairs: &[(String, String)]) -> Value {
+pub fn access_value(pairs: &[(String, String)]) -> Value {
     let mut out = serde_json::Map::new();
     for (key, ty) in SECRET_ACCESS {
         let uri = pairs
@@ -927,28 +525,6 @@ fn access_value(pairs: &[(String, String)]) -> Value {
         );
     }
     Value::Object(out)
-}
-
-fn sdk_access(access: &Value) -> Vec<SourceAccessConfiguration> {
-    access_configs(access)
-        .into_iter()
-        .map(|(ty, uri)| {
-            SourceAccessConfiguration::builder()
-                .r#type(SourceAccessType::from(ty.as_str()))
-                .uri(uri)
-                .build()
-        })
-        .collect()
-}
-
-fn on_failure(destination: &str) -> DestinationConfig {
-    let mut on_failure = OnFailure::builder();
-    if !destination.is_empty() {
-        on_failure = on_failure.destination(destination);
-    }
-    DestinationConfig::builder()
-        .on_failure(on_failure.build())
-        .build()
 }
 
 /// A function named by plain name, full ARN or ARN with qualifier, reduced to `name[:qualifier]`,
@@ -993,95 +569,25 @@ fn replace_warning(desired: &Props, observed: &Props) -> Option<String> {
     }
 }
 
-/// Observed state of one Kafka mapping. Pure.
-fn observed(m: &EventSourceMappingConfiguration, tags: &HashMap<String, String>) -> Observed {
-    let uuid = m.uuid().unwrap_or_default().to_string();
-    let arn = m.event_source_mapping_arn().unwrap_or_default().to_string();
-    let mut props = Props::new();
-    props.insert(
-        "function".into(),
-        Value::String(m.function_arn().unwrap_or_default().to_string()),
-    );
-    if let Some(servers) = m
-        .self_managed_event_source()
-        .and_then(|e| e.endpoints())
-        .and_then(|e| e.get(&EndPointType::KafkaBootstrapServers))
-    {
-        props.insert("bootstrap_servers".into(), json!(servers));
-    } else if let Some(cluster) = m.event_source_arn() {
-        props.insert("cluster".into(), Value::String(cluster.to_string()));
-    }
-    props.insert("topics".into(), json!(m.topics()));
-    props.insert(
-        "starting_position".into(),
-        Value::String(
-            m.starting_position()
-                .map(|p| p.as_str())
-                .unwrap_or("LATEST")
-                .to_string(),
-        ),
-    );
-    props.insert("batch_size".into(), json!(m.batch_size().unwrap_or(100)));
-    if let Some(w) = m.maximum_batching_window_in_seconds() {
-        props.insert("maximum_batching_window".into(), json!(w));
-    }
-    let state = m.state().unwrap_or_default();
-    props.insert(
-        "enabled".into(),
-        Value::Bool(!matches!(state, "Disabled" | "Disabling")),
-    );
-    let group = m
-        .amazon_managed_kafka_event_source_config()
-        .and_then(|c| c.consumer_group_id())
-        .or_else(|| {
-            m.self_managed_kafka_event_source_config()
-                .and_then(|c| c.consumer_group_id())
-        });
-    // Without a pinned group Lambda uses the mapping's UUID: that is "not set".
-    if let Some(g) = group.filter(|g| *g != uuid && !g.is_empty()) {
-        props.insert("consumer_group_id".into(), Value::String(g.to_string()));
-    }
-    let pairs: Vec<(String, String)> = m
-        .source_access_configurations()
-        .iter()
-        .filter_map(|c| Some((c.r#type()?.as_str().to_string(), c.uri()?.to_string())))
-        .collect();
-    props.insert("access".into(), access_value(&pairs));
-    if let Some(dest) = m
-        .destination_config()
-        .and_then(|d| d.on_failure())
-        .and_then(|f| f.destination())
-        .filter(|d| !d.is_empty())
-    {
-        props.insert(
-            "on_failure_destination".into(),
-            Value::String(dest.to_string()),
-        );
-    }
-    props.insert(
-        "tags".into(),
-        tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    );
-    Observed {
-        id: tags.get(TAG_ID).cloned().unwrap_or_default(),
-        physical_id: uuid.clone(),
-        props,
-        attrs: BTreeMap::from([
-            ("uuid".to_string(), uuid.clone()),
-            ("id".to_string(), uuid),
-            ("arn".to_string(), arn),
-            // Not referenceable (not in the schema): tells the engine whether the mapping settles.
-            ("state".to_string(), state.to_string()),
-        ]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::known;
+    use crate::stack::Expr;
 
     fn props(v: Value) -> Props {
         v.as_object().unwrap().clone().into_iter().collect()
+    }
+
+    fn wanted(v: Value) -> Wanted {
+        known(&props(v))
+    }
+
+    fn after_apply(id: &str) -> Val {
+        Val::Unknown(Expr::Ref {
+            id: id.into(),
+            attr: "arn".into(),
+        })
     }
 
     #[test]
@@ -1231,27 +737,27 @@ mod tests {
 
     #[test]
     fn validate_source_choice_and_topics() {
-        assert!(validate(&props(json!({"cluster": "arn:c", "topics": ["t"]}))).is_ok());
+        assert!(validate(&wanted(json!({"cluster": "arn:c", "topics": ["t"]}))).is_ok());
         assert!(
-            validate(&props(
+            validate(&wanted(
                 json!({"bootstrap_servers": ["b:9092"], "topics": ["t"]})
             ))
             .is_ok()
         );
-        assert!(validate(&props(json!({"topics": ["t"]}))).is_err());
+        assert!(validate(&wanted(json!({"topics": ["t"]}))).is_err());
         assert!(
-            validate(&props(
+            validate(&wanted(
                 json!({"cluster": "arn:c", "bootstrap_servers": ["b:9092"], "topics": ["t"]})
             ))
             .is_err()
         );
         assert!(
-            validate(&props(json!({"cluster": "arn:c", "topics": ["a", "b"]})))
+            validate(&wanted(json!({"cluster": "arn:c", "topics": ["a", "b"]})))
                 .unwrap_err()
                 .contains("exactly one")
         );
         assert!(
-            validate(&props(
+            validate(&wanted(
                 json!({"bootstrap_servers": ["broker"], "topics": ["t"]})
             ))
             .unwrap_err()
@@ -1267,13 +773,13 @@ mod tests {
             k.normalize("bootstrap_servers", &json!(["a:9096", "b:9096"]))
         );
         assert!(
-            validate(&props(
+            validate(&wanted(
                 json!({"bootstrap_servers": ["a:1,b:2"], "topics": ["t"]})
             ))
             .is_ok()
         );
         assert!(
-            validate(&props(
+            validate(&wanted(
                 json!({"bootstrap_servers": ["a:1,b"], "topics": ["t"]})
             ))
             .is_err()
@@ -1284,21 +790,21 @@ mod tests {
     fn validate_access_rules() {
         let msk_vpc = json!({"cluster": "arn:c", "topics": ["t"], "access": {"vpc_subnets": ["s"], "vpc_security_groups": ["g"]}});
         assert!(
-            validate(&props(msk_vpc))
+            validate(&wanted(msk_vpc))
                 .unwrap_err()
                 .contains("self-managed Kafka only")
         );
         let msk_scram = json!({"cluster": "arn:c", "topics": ["t"], "access": {"sasl_scram_512_auth": "arn:s"}});
-        assert!(validate(&props(msk_scram)).is_ok());
+        assert!(validate(&wanted(msk_scram)).is_ok());
         let two = json!({"bootstrap_servers": ["b:1"], "topics": ["t"], "access": {"basic_auth": "a", "sasl_scram_512_auth": "b"}});
         assert!(
-            validate(&props(two))
+            validate(&wanted(two))
                 .unwrap_err()
                 .contains("one authentication method")
         );
         let half_vpc = json!({"bootstrap_servers": ["b:1"], "topics": ["t"], "access": {"vpc_subnets": ["s"]}});
         assert!(
-            validate(&props(half_vpc))
+            validate(&wanted(half_vpc))
                 .unwrap_err()
                 .contains("go together")
         );
@@ -1360,45 +866,73 @@ mod tests {
     }
 
     #[test]
-    fn observed_hides_default_group_and_reads_self_managed_source() {
-        let m = EventSourceMappingConfiguration::builder()
-            .uuid("u-1")
-            .event_source_mapping_arn("arn:aws:lambda:r:1:event-source-mapping:u-1")
-            .function_arn("arn:aws:lambda:r:1:function:f")
-            .self_managed_event_source(
-                SelfManagedEventSource::builder()
-                    .endpoints(EndPointType::KafkaBootstrapServers, vec!["b:9096".into()])
-                    .build(),
-            )
-            .self_managed_kafka_event_source_config(
-                SelfManagedKafkaEventSourceConfig::builder()
-                    .consumer_group_id("u-1")
-                    .build(),
-            )
-            .topics("t")
-            .starting_position(EventSourcePosition::Latest)
-            .state("Disabled")
-            .source_access_configurations(
-                SourceAccessConfiguration::builder()
-                    .r#type(SourceAccessType::VpcSubnet)
-                    .uri("subnet:subnet-1")
-                    .build(),
-            )
-            .build();
-        let tags = HashMap::from([
-            (TAG_ID.to_string(), "esm".to_string()),
-            ("aws:x".to_string(), "y".to_string()),
-        ]);
-        let o = observed(&m, &tags);
-        assert_eq!(o.id, "esm");
-        assert_eq!(o.physical_id, "u-1");
-        assert_eq!(o.props["bootstrap_servers"], json!(["b:9096"]));
-        assert!(!o.props.contains_key("cluster"));
-        assert!(!o.props.contains_key("consumer_group_id"));
-        assert_eq!(o.props["enabled"], json!(false));
-        assert_eq!(o.props["batch_size"], json!(100));
-        assert_eq!(o.props["access"]["vpc_subnets"], json!(["subnet-1"]));
-        assert_eq!(o.props["tags"], json!({"mskctl:id": "esm"}));
-        assert_eq!(o.attrs["id"], "u-1");
+    fn validate_counts_references_not_created_yet_as_set() {
+        // At load time every reference is unknown: the source choice is still checked.
+        let mut w = wanted(json!({"topics": ["t"]}));
+        w.insert("cluster".into(), after_apply("msk"));
+        assert!(validate(&w).is_ok());
+        assert!(EventSourceMapping.check(&w).is_ok());
+        w.insert("bootstrap_servers".into(), Val::Known(json!(["b:9092"])));
+        assert!(validate(&w).unwrap_err().contains("not both"));
+
+        let mut w = wanted(json!({"cluster": "arn:c", "topics": ["t"]}));
+        w.insert(
+            "access".into(),
+            Val::map(
+                [
+                    (
+                        "vpc_subnets".to_string(),
+                        Val::list(vec![after_apply("subnet")]),
+                    ),
+                    (
+                        "vpc_security_groups".to_string(),
+                        Val::list(vec![after_apply("sg")]),
+                    ),
+                ]
+                .into(),
+            ),
+        );
+        assert!(
+            validate(&w)
+                .unwrap_err()
+                .contains("self-managed Kafka only")
+        );
+    }
+
+    #[test]
+    fn validate_checks_only_the_known_part_of_a_list() {
+        let mut w = wanted(json!({"topics": ["t"]}));
+        w.insert(
+            "bootstrap_servers".into(),
+            Val::list(vec![after_apply("nlb"), Val::Known(json!("b:9092"))]),
+        );
+        assert!(validate(&w).is_ok());
+        w.insert(
+            "bootstrap_servers".into(),
+            Val::list(vec![after_apply("nlb"), Val::Known(json!("broker"))]),
+        );
+        assert!(validate(&w).unwrap_err().contains("host:port"));
+        w.insert("bootstrap_servers".into(), after_apply("nlb"));
+        assert!(validate(&w).is_ok());
+        w.insert(
+            "topics".into(),
+            Val::list(vec![after_apply("t1"), Val::Known(json!("t2"))]),
+        );
+        assert!(validate(&w).unwrap_err().contains("exactly one"));
+        w.insert("topics".into(), after_apply("t"));
+        assert!(validate(&w).is_ok());
+    }
+
+    #[test]
+    fn replace_warning_with_group_known_after_apply_keeps_it_pinned() {
+        let mut w = wanted(json!({}));
+        w.insert("consumer_group_id".into(), after_apply("q"));
+        let msg = EventSourceMapping
+            .replace_warning(&w, &props(json!({"consumer_group_id": "g"})))
+            .unwrap();
+        assert!(
+            msg.contains("`(known after apply)` instead of `g`"),
+            "{msg}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! `sqs_queue`: an SQS standard or FIFO queue (a `.fifo` name makes a FIFO queue), used here as
-//! the Lambda dead-letter queue.
+//! `sqs_queue` on AWS: CreateQueue with attributes and tags (retried while SQS still holds a
+//! just-deleted name), SetQueueAttributes and TagQueue/UntagQueue in place, DeleteQueue and a
+//! wait until the queue is really gone.
 //!
 //! Read finds the stack's queues in the shared Resource Groups Tagging API lookup
 //! ([`tagged_resources`]), then asks SQS for each queue's URL and attributes.
@@ -11,78 +12,15 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::{
-    Ctx, Desired, Kind, Observed, Props, TAG_ID, TAG_STACK, i, s, tag_changes, tagged_resources,
-    tags_of, tags_value,
+use crate::aws::kinds::{KindApi, tagged_resources};
+use crate::aws::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::sqs_queue as model;
+use crate::model::{
+    Desired, KindModel, Observed, Props, TAG_ID, TAG_STACK, i, s, tag_changes, tags_of, tags_value,
 };
-use crate::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
-use crate::schema::{Prop, Schema, Ty, Update, dflt, opt};
 
 pub struct SqsQueue;
-
-static PROPS: &[Prop] = &[
-    dflt(
-        "name",
-        Ty::Str,
-        Update::Replace,
-        "\"$name\"",
-        "Queue name; a name ending in `.fifo` makes a FIFO queue. Defaults to `<stack>-<id>`.",
-    ),
-    dflt(
-        "message_retention_seconds",
-        Ty::Int {
-            min: 60,
-            max: 1_209_600,
-        },
-        Update::InPlace,
-        "345600",
-        "How long SQS keeps a message (seconds; 4 days by default, 14 days at most).",
-    ),
-    dflt(
-        "visibility_timeout",
-        Ty::Int {
-            min: 0,
-            max: 43_200,
-        },
-        Update::InPlace,
-        "30",
-        "How long a received message stays hidden from other consumers (seconds).",
-    ),
-    dflt(
-        "delay_seconds",
-        Ty::Int { min: 0, max: 900 },
-        Update::InPlace,
-        "0",
-        "Delay before a new message becomes visible (seconds).",
-    ),
-    dflt(
-        "maximum_message_size",
-        Ty::Int {
-            min: 1024,
-            max: 1_048_576,
-        },
-        Update::InPlace,
-        "262144",
-        "Largest message SQS accepts (bytes).",
-    ),
-    dflt(
-        "receive_wait_time_seconds",
-        Ty::Int { min: 0, max: 20 },
-        Update::InPlace,
-        "0",
-        "Long-polling wait of ReceiveMessage (seconds); 0 means short polling.",
-    ),
-    opt("tags", Ty::StrMap, Update::InPlace, "Tags for the queue."),
-];
-
-static SCHEMA: Schema = Schema {
-    kind: "sqs_queue",
-    doc: "An SQS queue (standard, or FIFO when the name ends in `.fifo`).",
-    props: PROPS,
-    attrs: &["arn", "url", "name"],
-    taggable: true,
-};
 
 /// Schema prop ↔ SQS attribute, for the numeric settings mskctl manages.
 fn attribute_map() -> [(&'static str, QueueAttributeName); 5] {
@@ -191,17 +129,9 @@ impl SqsQueue {
 }
 
 #[async_trait]
-impl Kind for SqsQueue {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
-    }
-
-    fn replace_warning(&self, _desired: &Props, _observed: &Props) -> Option<String> {
-        Some(
-            "replacing the queue deletes the messages in it (for a dead-letter queue: the failed \
-             events kept there); SQS also refuses the same name for 60 seconds, which apply waits out"
-                .into(),
-        )
+impl KindApi for SqsQueue {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::SqsQueue
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -374,7 +304,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn defaults() -> Props {
-        SCHEMA
+        model::SCHEMA
             .props
             .iter()
             .filter_map(|p| {

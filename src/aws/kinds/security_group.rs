@@ -1,229 +1,30 @@
-//! `security_group`: a VPC security group and its rules.
-//!
-//! EC2 groups rules by (protocol, ports) with several CIDRs or peer groups each; mskctl
-//! flattens them to one rule per CIDR or peer so every rule is compared, shown and changed on
-//! its own (Authorize/Revoke one rule, UpdateSecurityGroupRuleDescriptions for a description).
-//! `egress` is only managed when the stack file sets it: otherwise AWS's default allow-all
-//! egress rule stays untouched; when it is set, undeclared egress (the default included) is
-//! revoked.
-
-use std::collections::BTreeMap;
+//! `security_group` on AWS: CreateSecurityGroup with tags, then one call per rule
+//! (Authorize/Revoke one rule, UpdateSecurityGroupRuleDescriptions for a description), so
+//! errors name the rule; DescribeSecurityGroups, flattened to the model's one rule per peer;
+//! DeleteSecurityGroup once dependent network interfaces have gone.
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::aws::{CallError, CallResult};
-use crate::resources::ec2::{
-    canonical_cidr, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
+use crate::aws::kinds::KindApi;
+use crate::aws::kinds::ec2::{
+    self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::resources::{Ctx, Desired, Kind, Observed, Props, ec2, s};
-use crate::retry::{DEPENDENCY_VIOLATION, retry_while};
-use crate::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, retry_while};
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::security_group as model;
+use crate::model::kinds::security_group::{
+    Peer, Rule, RuleChanges, diff_rules, rules_of, sort_rules,
+};
+use crate::model::{Desired, KindModel, Observed, Props, s};
 
 pub struct SecurityGroup;
 
-static RULE: &[Prop] = &[
-    req(
-        "protocol",
-        Ty::Enum(&["tcp", "udp", "icmp", "all", "-1"]),
-        Update::InPlace,
-        "tcp, udp, icmp, or all (also written -1).",
-    ),
-    opt(
-        "from_port",
-        Ty::Int {
-            min: -1,
-            max: 65535,
-        },
-        Update::InPlace,
-        "First port (ICMP: type). Omitted: all ports (0; ICMP -1).",
-    ),
-    opt(
-        "to_port",
-        Ty::Int {
-            min: -1,
-            max: 65535,
-        },
-        Update::InPlace,
-        "Last port (ICMP: code). Omitted: from_port for tcp/udp (65535 when from_port is omitted too), -1 for ICMP.",
-    ),
-    opt(
-        "cidr",
-        Ty::Cidr,
-        Update::InPlace,
-        "Peer IPv4 CIDR. Exactly one of cidr and source_security_group.",
-    ),
-    opt(
-        "source_security_group",
-        Ty::Ref {
-            kinds: &["security_group"],
-            attr: "id",
-            literal: true,
-        },
-        Update::InPlace,
-        "Peer security group (logical id, or an sg-… id).",
-    ),
-    opt(
-        "description",
-        Ty::Str,
-        Update::InPlace,
-        "Rule description (changed in place).",
-    ),
-];
-
-static SCHEMA: Schema = Schema {
-    kind: "security_group",
-    doc: "A VPC security group: stateful firewall rules for network interfaces (MSK, Lambda, pipes).",
-    props: &[
-        req(
-            "vpc",
-            Ty::Ref {
-                kinds: &["vpc"],
-                attr: "id",
-                literal: true,
-            },
-            Update::Replace,
-            "The VPC (logical id, or a vpc-… id).",
-        ),
-        dflt(
-            "group_name",
-            Ty::Str,
-            Update::Replace,
-            "\"$name\"",
-            "Group name, unique in the VPC. Default: <stack>-<logical id>.",
-        ),
-        req(
-            "description",
-            Ty::Str,
-            Update::Replace,
-            "Group description. EC2 cannot change it: a new value replaces the group.",
-        ),
-        dflt(
-            "ingress",
-            Ty::List(&Ty::Object(RULE)),
-            Update::InPlace,
-            "[]",
-            "Inbound rules.",
-        ),
-        opt(
-            "egress",
-            Ty::List(&Ty::Object(RULE)),
-            Update::InPlace,
-            "Outbound rules. Omitted: not managed (AWS's default allows all). Set: exactly these (the default is revoked unless declared).",
-        ),
-    ],
-    attrs: &["id"],
-    taggable: true,
-};
-
-/// The other side of a rule.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Peer {
-    Cidr(String),
-    /// A security group id, or `self` for the group the rule belongs to.
-    Group(String),
-    /// Not declarable in the stack file; read so that an out-of-band rule shows and is revoked.
-    Ipv6(String),
-    PrefixList(String),
-}
-
-/// One flat rule: one protocol/port range and one peer.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Rule {
-    /// `tcp`, `udp`, `icmp`, `all` or an IP protocol number.
-    pub protocol: String,
-    pub from_port: i64,
-    pub to_port: i64,
-    pub peer: Peer,
-    pub description: String,
-}
-
-/// The identity of a rule in EC2: everything but the description.
-type RuleKey = (String, i64, i64, Peer);
-
+/// The EC2 side of a model rule (an inherent impl here keeps the SDK out of the pure half).
 impl Rule {
-    pub fn key(&self) -> RuleKey {
-        (
-            self.protocol.clone(),
-            self.from_port,
-            self.to_port,
-            self.peer.clone(),
-        )
-    }
-
-    /// Canonical form of a rule written in the file or read from AWS.
-    pub fn new(
-        protocol: &str,
-        from: Option<i64>,
-        to: Option<i64>,
-        peer: Peer,
-        description: &str,
-    ) -> Rule {
-        let protocol = canonical_protocol(protocol);
-        let (from_port, to_port) = match protocol.as_str() {
-            "all" => (-1, -1),
-            "tcp" | "udp" => match (from, to) {
-                (None | Some(-1), None | Some(-1)) => (0, 65535),
-                (Some(f), None) => (f, f),
-                (None, Some(t)) => (0, t),
-                (Some(f), Some(t)) => (f, t),
-            },
-            _ => (from.unwrap_or(-1), to.unwrap_or(-1)),
-        };
-        let peer = match peer {
-            Peer::Cidr(c) => Peer::Cidr(canonical_cidr(&c)),
-            other => other,
-        };
-        Rule {
-            protocol,
-            from_port,
-            to_port,
-            peer,
-            description: description.to_string(),
-        }
-    }
-
-    pub fn from_value(v: &Value) -> Option<Rule> {
-        let get = |k: &str| v.get(k).and_then(Value::as_str);
-        let peer = if let Some(c) = get("cidr") {
-            Peer::Cidr(c.to_string())
-        } else if let Some(g) = get("source_security_group") {
-            Peer::Group(g.to_string())
-        } else if let Some(c) = get("ipv6_cidr") {
-            Peer::Ipv6(c.to_string())
-        } else {
-            Peer::PrefixList(get("prefix_list")?.to_string())
-        };
-        Some(Rule::new(
-            get("protocol").unwrap_or("all"),
-            v.get("from_port").and_then(Value::as_i64),
-            v.get("to_port").and_then(Value::as_i64),
-            peer,
-            get("description").unwrap_or_default(),
-        ))
-    }
-
-    pub fn to_value(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("protocol".into(), json!(self.protocol));
-        m.insert("from_port".into(), json!(self.from_port));
-        m.insert("to_port".into(), json!(self.to_port));
-        let (k, v) = match &self.peer {
-            Peer::Cidr(c) => ("cidr", c),
-            Peer::Group(g) => ("source_security_group", g),
-            Peer::Ipv6(c) => ("ipv6_cidr", c),
-            Peer::PrefixList(p) => ("prefix_list", p),
-        };
-        m.insert(k.into(), json!(v));
-        if !self.description.is_empty() {
-            m.insert("description".into(), json!(self.description));
-        }
-        Value::Object(m)
-    }
-
     /// The EC2 permission for this one rule; `self` resolves to `group_id`.
     pub fn to_permission(&self, group_id: &str) -> IpPermission {
         let desc = (!self.description.is_empty()).then(|| self.description.clone());
@@ -267,16 +68,6 @@ impl Rule {
     }
 }
 
-fn canonical_protocol(p: &str) -> String {
-    match p.to_ascii_lowercase().as_str() {
-        "-1" | "all" => "all".into(),
-        "6" | "tcp" => "tcp".into(),
-        "17" | "udp" => "udp".into(),
-        "1" | "icmp" => "icmp".into(),
-        other => other.into(),
-    }
-}
-
 /// Flatten EC2 permissions to one rule per CIDR / peer group; the group's own id becomes `self`.
 pub fn flatten(perms: &[IpPermission], own_group_id: &str) -> Vec<Rule> {
     let mut out = Vec::new();
@@ -313,83 +104,6 @@ pub fn flatten(perms: &[IpPermission], own_group_id: &str) -> Vec<Rule> {
     sort_rules(out)
 }
 
-fn sort_rules(mut rules: Vec<Rule>) -> Vec<Rule> {
-    rules.sort();
-    rules.dedup_by(|a, b| a.key() == b.key());
-    rules
-}
-
-/// Rules of an `ingress`/`egress` value, canonical and sorted.
-pub fn rules_of(value: Option<&Value>) -> Vec<Rule> {
-    sort_rules(
-        value
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Rule::from_value)
-            .collect(),
-    )
-}
-
-/// What brings one direction's live rules to the desired ones.
-#[derive(Debug, Default, PartialEq)]
-pub struct RuleChanges {
-    pub authorize: Vec<Rule>,
-    pub revoke: Vec<Rule>,
-    /// Same rule, new description.
-    pub describe: Vec<Rule>,
-}
-
-pub fn diff_rules(desired: &[Rule], live: &[Rule]) -> RuleChanges {
-    let want: BTreeMap<RuleKey, &Rule> = desired.iter().map(|r| (r.key(), r)).collect();
-    let have: BTreeMap<RuleKey, &Rule> = live.iter().map(|r| (r.key(), r)).collect();
-    let mut out = RuleChanges::default();
-    for (k, r) in &want {
-        match have.get(k) {
-            None => out.authorize.push((*r).clone()),
-            Some(old) if old.description != r.description => out.describe.push((*r).clone()),
-            Some(_) => {}
-        }
-    }
-    out.revoke = have
-        .iter()
-        .filter(|(k, _)| !want.contains_key(*k))
-        .map(|(_, r)| (*r).clone())
-        .collect();
-    out
-}
-
-/// Checks the schema cannot express: exactly one peer per rule, ports in order.
-pub fn check_rules(prop: &str, value: Option<&Value>) -> Result<(), String> {
-    for (i, r) in value
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let peers = ["cidr", "source_security_group"]
-            .iter()
-            .filter(|k| r.get(**k).is_some())
-            .count();
-        if peers != 1 {
-            return Err(format!(
-                "{prop}[{i}]: set exactly one of `cidr` and `source_security_group` (found {peers}); \
-                 write one rule per peer"
-            ));
-        }
-        if let Some(rule) = Rule::from_value(r)
-            && matches!(rule.protocol.as_str(), "tcp" | "udp")
-            && rule.from_port > rule.to_port
-        {
-            return Err(format!(
-                "{prop}[{i}]: from_port {} is greater than to_port {}",
-                rule.from_port, rule.to_port
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Direction {
     Ingress,
@@ -397,23 +111,9 @@ enum Direction {
 }
 
 #[async_trait]
-impl Kind for SecurityGroup {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
-    }
-
-    fn normalize(&self, prop: &str, value: &Value) -> Value {
-        match prop {
-            "ingress" | "egress" => {
-                Value::Array(rules_of(Some(value)).iter().map(Rule::to_value).collect())
-            }
-            _ => value.clone(),
-        }
-    }
-
-    fn check(&self, props: &Props) -> Result<(), String> {
-        check_rules("ingress", props.get("ingress"))?;
-        check_rules("egress", props.get("egress"))
+impl KindApi for SecurityGroup {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::SecurityGroup
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
@@ -634,10 +334,6 @@ fn observe(id: String, g: &aws_sdk_ec2::types::SecurityGroup) -> Observed {
 mod tests {
     use super::*;
 
-    fn tcp(port: i64, cidr: &str, desc: &str) -> Rule {
-        Rule::new("tcp", Some(port), Some(port), Peer::Cidr(cidr.into()), desc)
-    }
-
     #[test]
     fn protocol_all_and_minus_one_are_the_same_rule_without_ports() {
         let a = Rule::from_value(&json!({"protocol": "all", "cidr": "0.0.0.0/0"})).unwrap();
@@ -649,17 +345,6 @@ mod tests {
         assert_eq!((a.from_port, a.to_port), (-1, -1));
         assert_eq!(a.to_permission("sg-1").ip_protocol(), Some("-1"));
         assert_eq!(a.to_permission("sg-1").from_port(), None);
-    }
-
-    #[test]
-    fn port_defaults() {
-        let r = |v: Value| Rule::from_value(&v).unwrap();
-        let one = r(json!({"protocol": "tcp", "from_port": 9098, "cidr": "10.0.0.0/8"}));
-        assert_eq!((one.from_port, one.to_port), (9098, 9098));
-        let all = r(json!({"protocol": "udp", "cidr": "10.0.0.0/8"}));
-        assert_eq!((all.from_port, all.to_port), (0, 65535));
-        let icmp = r(json!({"protocol": "icmp", "cidr": "10.0.0.0/8"}));
-        assert_eq!((icmp.from_port, icmp.to_port), (-1, -1));
     }
 
     #[test]
@@ -708,8 +393,8 @@ mod tests {
             {"protocol": "tcp", "from_port": 9098, "to_port": 9098, "cidr": "10.10.0.0/16", "description": "iam"},
         ]);
         let reversed = json!([desired[1].clone(), desired[0].clone()]);
-        let n = SecurityGroup.normalize("ingress", &desired);
-        assert_eq!(n, SecurityGroup.normalize("ingress", &reversed));
+        let n = model::SecurityGroup.normalize("ingress", &desired);
+        assert_eq!(n, model::SecurityGroup.normalize("ingress", &reversed));
         let live = IpPermission::builder()
             .ip_protocol("tcp")
             .from_port(9098)
@@ -738,24 +423,7 @@ mod tests {
                 .map(Rule::to_value)
                 .collect(),
         );
-        assert_eq!(n, SecurityGroup.normalize("ingress", &observed));
-    }
-
-    #[test]
-    fn diff_rules_separates_new_removed_and_described() {
-        let desired = vec![
-            tcp(9092, "10.10.0.0/16", "kafka"),
-            tcp(9098, "10.10.0.0/16", "iam"),
-        ];
-        let live = vec![
-            tcp(9098, "10.10.0.0/16", "old"),
-            tcp(22, "0.0.0.0/0", "ssh from console"),
-        ];
-        let d = diff_rules(&desired, &live);
-        assert_eq!(d.authorize, vec![tcp(9092, "10.10.0.0/16", "kafka")]);
-        assert_eq!(d.revoke, vec![tcp(22, "0.0.0.0/0", "ssh from console")]);
-        assert_eq!(d.describe, vec![tcp(9098, "10.10.0.0/16", "iam")]);
-        assert_eq!(diff_rules(&desired, &desired), RuleChanges::default());
+        assert_eq!(n, model::SecurityGroup.normalize("ingress", &observed));
     }
 
     #[test]
@@ -778,39 +446,5 @@ mod tests {
         let p = r.to_permission("sg-own");
         assert_eq!(p.user_id_group_pairs()[0].group_id(), Some("sg-own"));
         assert_eq!(p.user_id_group_pairs()[0].description(), None);
-    }
-
-    #[test]
-    fn check_rules_requires_exactly_one_peer_and_ordered_ports() {
-        let both = json!([{"protocol": "tcp", "from_port": 1, "cidr": "10.0.0.0/8", "source_security_group": "sg-1"}]);
-        assert!(
-            check_rules("ingress", Some(&both))
-                .unwrap_err()
-                .contains("ingress[0]")
-        );
-        let none = json!([{"protocol": "tcp", "from_port": 1}]);
-        assert!(check_rules("egress", Some(&none)).is_err());
-        let reversed =
-            json!([{"protocol": "tcp", "from_port": 10, "to_port": 5, "cidr": "10.0.0.0/8"}]);
-        assert!(
-            check_rules("ingress", Some(&reversed))
-                .unwrap_err()
-                .contains("greater")
-        );
-        let ok = json!([{"protocol": "tcp", "from_port": 9098, "cidr": "10.0.0.0/8"}]);
-        assert_eq!(check_rules("ingress", Some(&ok)), Ok(()));
-        assert_eq!(check_rules("egress", None), Ok(()));
-    }
-
-    #[test]
-    fn egress_is_unmanaged_unless_declared_and_description_replaces() {
-        let e = SCHEMA.prop("egress").unwrap();
-        assert_eq!((e.default, e.required), (None, false));
-        assert_eq!(SCHEMA.prop("ingress").unwrap().default, Some("[]"));
-        assert_eq!(SCHEMA.prop("description").unwrap().update, Update::Replace);
-        assert_eq!(
-            SCHEMA.prop("group_name").unwrap().default,
-            Some("\"$name\"")
-        );
     }
 }

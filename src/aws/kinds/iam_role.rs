@@ -1,0 +1,446 @@
+//! `iam_role` on AWS: CreateRole with tags, PutRolePolicy / AttachRolePolicy for the inline
+//! and managed policies, UpdateRole and UpdateAssumeRolePolicy in place, TagRole/UntagRole;
+//! delete detaches and deletes every live policy first, as IAM requires.
+//!
+//! Identity: IAM's tag-based search does not cover roles (the Resource Groups Tagging API skips
+//! them), so roles are created under the path `/mskctl/<stack>/` and one `ListRoles(PathPrefix)`
+//! finds all of a stack's roles; the logical id still comes from the `mskctl:id` tag.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use aws_sdk_iam::types::{Role, Tag};
+use serde_json::{Map, Value, json};
+
+use crate::aws::kinds::KindApi;
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::kinds::iam_role as model;
+use crate::model::kinds::iam_role::{
+    POLICY_VERSION, normalize_policy, policy_value, trust_document, trust_services,
+};
+use crate::model::{
+    Desired, KindModel, Observed, Props, TAG_ID, i, s, strs, tag_changes, tags_of, tags_value,
+};
+
+pub struct IamRole;
+
+/// The path that marks a stack's roles.
+fn stack_path(stack: &str) -> String {
+    format!("/mskctl/{stack}/")
+}
+
+/// Inline policies from the desired props: name → compact JSON text.
+fn desired_policies(props: &Props) -> BTreeMap<String, Value> {
+    match props.get("policies") {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn iam_tag(key: &str, value: &str) -> Result<Tag, CallError> {
+    Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .map_err(|e| CallError::state("CreateRole", e.to_string()))
+}
+
+/// Live tags as sorted pairs.
+fn tag_pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
+    tags.iter().map(|t| (t.key(), t.value())).collect()
+}
+
+fn is_not_found(err: &CallError) -> bool {
+    err.code_is("NoSuchEntity")
+}
+
+impl IamRole {
+    /// The role's inline policies (name → document) and attached managed policy ARNs.
+    async fn policies_of(
+        cx: &Ctx,
+        role: &str,
+    ) -> Result<(Map<String, Value>, Vec<String>), CallError> {
+        let inline = async {
+            let mut names = Vec::new();
+            let mut pages = cx
+                .aws
+                .iam
+                .list_role_policies()
+                .role_name(role)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                names.extend(page.call("ListRolePolicies")?.policy_names);
+            }
+            let mut docs = Map::new();
+            for name in names {
+                let out = cx
+                    .aws
+                    .iam
+                    .get_role_policy()
+                    .role_name(role)
+                    .policy_name(&name)
+                    .send()
+                    .await;
+                let out = out.call("GetRolePolicy")?;
+                docs.insert(name, policy_value(&Value::String(out.policy_document)));
+            }
+            Ok::<_, CallError>(docs)
+        };
+        let attached = async {
+            let mut arns = Vec::new();
+            let mut pages = cx
+                .aws
+                .iam
+                .list_attached_role_policies()
+                .role_name(role)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.call("ListAttachedRolePolicies")?;
+                arns.extend(
+                    page.attached_policies
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| p.policy_arn),
+                );
+            }
+            arns.sort();
+            Ok::<_, CallError>(arns)
+        };
+        tokio::try_join!(inline, attached)
+    }
+
+    /// Build the observed state of one role from its description, tags and policies.
+    async fn observe(
+        cx: &Ctx,
+        id: String,
+        role: &Role,
+        tags: &[Tag],
+    ) -> Result<Observed, CallError> {
+        let (inline, managed) = Self::policies_of(cx, role.role_name()).await?;
+        let trust = role
+            .assume_role_policy_document()
+            .map(|d| trust_services(&Value::String(d.to_string())))
+            .unwrap_or_default();
+        let mut props = Props::new();
+        props.insert("name".into(), json!(role.role_name()));
+        props.insert(
+            "description".into(),
+            json!(role.description().unwrap_or_default()),
+        );
+        props.insert("trust".into(), json!(trust));
+        props.insert("managed_policy_arns".into(), json!(managed));
+        props.insert("policies".into(), Value::Object(inline));
+        props.insert(
+            "max_session_duration".into(),
+            json!(role.max_session_duration().unwrap_or(3600)),
+        );
+        props.insert("tags".into(), tags_value(tag_pairs(tags)));
+        let attrs = BTreeMap::from([
+            ("arn".to_string(), role.arn().to_string()),
+            ("name".to_string(), role.role_name().to_string()),
+        ]);
+        Ok(Observed {
+            id,
+            physical_id: role.role_name().to_string(),
+            props,
+            attrs,
+        })
+    }
+
+    /// Re-read one role by name (GetRole returns its tags).
+    async fn read_one(cx: &Ctx, id: &str, name: &str) -> Result<Observed, CallError> {
+        let out = cx
+            .aws
+            .iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .call("GetRole")?;
+        let role = out
+            .role
+            .ok_or_else(|| CallError::state("GetRole", format!("role {name} not returned")))?;
+        Self::observe(cx, id.to_string(), &role, role.tags()).await
+    }
+
+    async fn put_policy(cx: &Ctx, role: &str, name: &str, doc: &Value) -> Result<(), CallError> {
+        // Written with `Version` (AWS would otherwise read it as the 2008 language, which
+        // `normalize_policy` does not assume).
+        let text = match policy_value(doc) {
+            Value::Object(mut m) => {
+                m.entry("Version")
+                    .or_insert_with(|| Value::String(POLICY_VERSION.into()));
+                Value::Object(m).to_string()
+            }
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        cx.aws
+            .iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .policy_document(text)
+            .send()
+            .await
+            .call("PutRolePolicy")?;
+        Ok(())
+    }
+
+    async fn attach(cx: &Ctx, role: &str, arn: &str) -> Result<(), CallError> {
+        cx.aws
+            .iam
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(arn)
+            .send()
+            .await
+            .call("AttachRolePolicy")?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KindApi for IamRole {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::IamRole
+    }
+
+    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
+        let path = stack_path(&cx.stack);
+        let mut roles = Vec::new();
+        let mut pages = cx
+            .aws
+            .iam
+            .list_roles()
+            .path_prefix(&path)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            roles.extend(
+                page.call("ListRoles")?
+                    .roles
+                    .into_iter()
+                    .filter(|r| r.path() == path),
+            );
+        }
+        let mut found = Vec::new();
+        for role in roles {
+            let tags = cx
+                .aws
+                .iam
+                .list_role_tags()
+                .role_name(role.role_name())
+                .send()
+                .await;
+            let tags = match tags.call("ListRoleTags") {
+                Ok(out) => out.tags,
+                Err(e) if is_not_found(&e) => continue, // deleted since ListRoles
+                Err(e) => return Err(e),
+            };
+            let Some(id) = tags
+                .iter()
+                .find(|t| t.key() == TAG_ID)
+                .map(|t| t.value().to_string())
+            else {
+                continue;
+            };
+            match Self::observe(cx, id, &role, &tags).await {
+                Ok(obs) => found.push(obs),
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    async fn create(&self, cx: &Ctx, d: &Desired) -> Result<Observed, CallError> {
+        let name = s(&d.props, "name").unwrap_or(&d.id).to_string();
+        let trust = trust_document(&strs(&d.props, "trust"));
+        let mut call = cx
+            .aws
+            .iam
+            .create_role()
+            .role_name(&name)
+            .path(stack_path(&cx.stack))
+            .assume_role_policy_document(trust.to_string())
+            .set_description(s(&d.props, "description").map(String::from))
+            .set_max_session_duration(i(&d.props, "max_session_duration").map(|v| v as i32));
+        for (k, v) in tags_of(&d.props) {
+            call = call.tags(iam_tag(&k, &v)?);
+        }
+        call.send().await.call("CreateRole")?;
+        for (policy, doc) in desired_policies(&d.props) {
+            Self::put_policy(cx, &name, &policy, &doc).await?;
+        }
+        for arn in strs(&d.props, "managed_policy_arns") {
+            Self::attach(cx, &name, &arn).await?;
+        }
+        Self::read_one(cx, &d.id, &name).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Ctx,
+        d: &Desired,
+        o: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
+        let role = o.physical_id.as_str();
+        let has = |p: &str| changed.iter().any(|c| c == p);
+        if has("description") || has("max_session_duration") {
+            cx.aws
+                .iam
+                .update_role()
+                .role_name(role)
+                .set_description(s(&d.props, "description").map(String::from))
+                .set_max_session_duration(i(&d.props, "max_session_duration").map(|v| v as i32))
+                .send()
+                .await
+                .call("UpdateRole")?;
+        }
+        if has("trust") {
+            let doc = trust_document(&strs(&d.props, "trust"));
+            cx.aws
+                .iam
+                .update_assume_role_policy()
+                .role_name(role)
+                .policy_document(doc.to_string())
+                .send()
+                .await
+                .call("UpdateAssumeRolePolicy")?;
+        }
+        if has("managed_policy_arns") {
+            let want: BTreeSet<String> =
+                strs(&d.props, "managed_policy_arns").into_iter().collect();
+            let have: BTreeSet<String> =
+                strs(&o.props, "managed_policy_arns").into_iter().collect();
+            for arn in want.difference(&have) {
+                Self::attach(cx, role, arn).await?;
+            }
+            for arn in have.difference(&want) {
+                let out = cx
+                    .aws
+                    .iam
+                    .detach_role_policy()
+                    .role_name(role)
+                    .policy_arn(arn)
+                    .send()
+                    .await;
+                match out.call("DetachRolePolicy") {
+                    Err(e) if !is_not_found(&e) => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        if has("policies") {
+            let want = desired_policies(&d.props);
+            let have = match o.props.get("policies") {
+                Some(Value::Object(m)) => m.clone(),
+                _ => Map::new(),
+            };
+            for (name, doc) in &want {
+                let same = have.get(name).map(|h| normalize_policy(&policy_value(h)))
+                    == Some(normalize_policy(&policy_value(doc)));
+                if !same {
+                    Self::put_policy(cx, role, name, doc).await?;
+                }
+            }
+            for name in have.keys().filter(|n| !want.contains_key(*n)) {
+                let out = cx
+                    .aws
+                    .iam
+                    .delete_role_policy()
+                    .role_name(role)
+                    .policy_name(name)
+                    .send()
+                    .await;
+                match out.call("DeleteRolePolicy") {
+                    Err(e) if !is_not_found(&e) => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        if has("tags") {
+            let (changed, removed) = tag_changes(&d.props, &o.props);
+            let mut set = Vec::new();
+            for (k, v) in &changed {
+                set.push(iam_tag(k, v)?);
+            }
+            if !set.is_empty() {
+                cx.aws
+                    .iam
+                    .tag_role()
+                    .role_name(role)
+                    .set_tags(Some(set))
+                    .send()
+                    .await
+                    .call("TagRole")?;
+            }
+            if !removed.is_empty() {
+                cx.aws
+                    .iam
+                    .untag_role()
+                    .role_name(role)
+                    .set_tag_keys(Some(removed))
+                    .send()
+                    .await
+                    .call("UntagRole")?;
+            }
+        }
+        Self::read_one(cx, &d.id, role).await
+    }
+
+    async fn delete(&self, cx: &Ctx, o: &Observed) -> Result<(), CallError> {
+        let role = o.physical_id.as_str();
+        // A role cannot be deleted while policies are attached or embedded: list them live
+        // rather than trusting the plan's snapshot.
+        let (inline, managed) = match Self::policies_of(cx, role).await {
+            Ok(p) => p,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for arn in managed {
+            let out = cx
+                .aws
+                .iam
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(&arn)
+                .send()
+                .await;
+            match out.call("DetachRolePolicy") {
+                Err(e) if !is_not_found(&e) => return Err(e),
+                _ => {}
+            }
+        }
+        for name in inline.keys() {
+            let out = cx
+                .aws
+                .iam
+                .delete_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await;
+            match out.call("DeleteRolePolicy") {
+                Err(e) if !is_not_found(&e) => return Err(e),
+                _ => {}
+            }
+        }
+        match cx
+            .aws
+            .iam
+            .delete_role()
+            .role_name(role)
+            .send()
+            .await
+            .call("DeleteRole")
+        {
+            Err(e) if !is_not_found(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}

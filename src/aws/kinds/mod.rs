@@ -1,0 +1,178 @@
+//! The AWS half of every resource kind: bulk read of the stack's live resources, create,
+//! update, delete and settle, through the AWS SDK. One file per kind, implementing
+//! [`KindApi`]; the pure half (schema, normalisation, rules) is `crate::model::kinds`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::aws::{CallError, CallResult, Ctx};
+use crate::model::{Desired, KindModel, Observed, TAG_STACK};
+
+mod ec2;
+pub mod eip;
+pub mod event_source_mapping;
+pub mod iam_role;
+pub mod internet_gateway;
+pub mod lambda_function;
+pub mod msk_serverless_cluster;
+pub mod nat_gateway;
+pub mod pipe;
+pub mod route_table;
+pub mod security_group;
+pub mod sqs_queue;
+pub mod subnet;
+pub mod vpc;
+
+#[async_trait]
+pub trait KindApi: Send + Sync {
+    /// The pure half of this kind.
+    fn model(&self) -> &'static dyn KindModel;
+
+    /// Every live resource of this kind owned by `cx.stack`, in as few calls as the API allows
+    /// (tag filters, batch describes). Resources being deleted count as gone.
+    async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError>;
+
+    /// Create the resource with ownership tags set in the create call where the API allows,
+    /// wait until it is usable, and return its live state.
+    async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError>;
+
+    /// Change `changed` properties (top-level names) in place; return the new live state.
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError>;
+
+    /// Delete and wait until it is gone. Deleting something already gone is success.
+    async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError>;
+
+    /// Wait until a settling resource is ready, failing with AWS's reason if it ends badly,
+    /// so a re-run after an interruption only goes green once the resource really works.
+    async fn settle(&self, _cx: &Ctx, observed: &Observed) -> Result<Observed, CallError> {
+        Ok(observed.clone())
+    }
+}
+
+/// Every kind's AWS half, in the order docs list them.
+pub fn registry() -> Vec<&'static dyn KindApi> {
+    vec![
+        &vpc::Vpc,
+        &subnet::Subnet,
+        &internet_gateway::InternetGateway,
+        &eip::Eip,
+        &nat_gateway::NatGateway,
+        &route_table::RouteTable,
+        &security_group::SecurityGroup,
+        &msk_serverless_cluster::MskServerlessCluster,
+        &iam_role::IamRole,
+        &sqs_queue::SqsQueue,
+        &lambda_function::LambdaFunction,
+        &pipe::Pipe,
+        &event_source_mapping::EventSourceMapping,
+    ]
+}
+
+/// ARNs and tags of the stack's resources of one type (`sqs`, `lambda:function`,
+/// `kafka:cluster`), from the Resource Groups Tagging API. All types come from one lookup per
+/// command run (one call per page), shared by the kinds that AWS indexes there.
+///
+/// The index is eventually consistent: a resource created seconds ago may be missing. Kinds
+/// that use it must make create safe to repeat (names are unique per account, and a create
+/// that finds its own tagged resource adopts it).
+pub async fn tagged_resources(
+    cx: &Ctx,
+    resource_type: &str,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, CallError> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let all = cx
+        .tagged
+        .get_or_try_init(|| async {
+            let mut found = Vec::new();
+            let filter = TagFilter::builder()
+                .key(TAG_STACK)
+                .values(&cx.stack)
+                .build();
+            let mut pages = cx
+                .aws
+                .tagging
+                .get_resources()
+                .tag_filters(filter)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for mapping in page
+                    .call("GetResources")?
+                    .resource_tag_mapping_list
+                    .unwrap_or_default()
+                {
+                    let Some(arn) = mapping.resource_arn else {
+                        continue;
+                    };
+                    let tags = mapping
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key, t.value))
+                        .collect();
+                    found.push((arn, tags));
+                }
+            }
+            Ok::<_, CallError>(found)
+        })
+        .await?;
+    Ok(all
+        .iter()
+        .filter(|(arn, _)| arn_has_type(arn, resource_type))
+        .cloned()
+        .collect())
+}
+
+/// Whether `arn` (`arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`) names a resource of `resource_type`
+/// (`SERVICE` or `SERVICE:RESOURCE-TYPE`).
+fn arn_has_type(arn: &str, resource_type: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let (Some(service), Some(resource)) = (parts.get(2), parts.get(5)) else {
+        return false;
+    };
+    match resource_type.split_once(':') {
+        None => *service == resource_type,
+        Some((svc, kind)) => {
+            *service == svc
+                && (resource.starts_with(&format!("{kind}:"))
+                    || resource.starts_with(&format!("{kind}/")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arn_has_type;
+
+    #[test]
+    fn arn_types_match_service_and_resource_kind() {
+        assert!(arn_has_type(
+            "arn:aws:sqs:ap-northeast-1:123456789012:dlq",
+            "sqs"
+        ));
+        assert!(arn_has_type(
+            "arn:aws:lambda:ap-northeast-1:123456789012:function:f",
+            "lambda:function"
+        ));
+        assert!(!arn_has_type(
+            "arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:u",
+            "lambda:function"
+        ));
+        assert!(arn_has_type(
+            "arn:aws:kafka:ap-northeast-1:123456789012:cluster/c/u-s1",
+            "kafka:cluster"
+        ));
+        assert!(!arn_has_type(
+            "arn:aws:ec2:ap-northeast-1:123456789012:natgateway/nat-1",
+            "kafka:cluster"
+        ));
+        assert!(!arn_has_type("not-an-arn", "sqs"));
+    }
+}

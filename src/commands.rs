@@ -567,3 +567,94 @@ fn type_name(ty: &Ty) -> String {
         Ty::Path => "path".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Failure, OpKind};
+    use crate::stack::{Expr, OutputSpec, Part};
+
+    fn failure(id: &str, message: &str) -> Failure {
+        Failure {
+            id: id.into(),
+            op: OpKind::Create,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_the_outcome() {
+        let plan = Plan::default();
+        let done = Outcome {
+            done: 2,
+            ..Outcome::default()
+        };
+        assert_eq!(report_outcome("Apply", &plan, &done), EXIT_OK);
+        let failed = Outcome {
+            failures: vec![failure("vpc", "boom")],
+            ..Outcome::default()
+        };
+        assert_eq!(report_outcome("Apply", &plan, &failed), EXIT_ERROR);
+        let skipped = Outcome {
+            skipped: vec![failure("subnet", "skipped")],
+            ..Outcome::default()
+        };
+        assert_eq!(report_outcome("Apply", &plan, &skipped), EXIT_ERROR);
+        let interrupted = Outcome {
+            failures: vec![failure("vpc", "boom")],
+            interrupted: vec![failure("nat", "not started")],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            report_outcome("Apply", &plan, &interrupted),
+            EXIT_INTERRUPTED
+        );
+    }
+
+    #[test]
+    fn outputs_of_missing_resources_are_reported_missing_not_as_placeholders() {
+        let mut stack = Stack {
+            name: "s".into(),
+            region: None,
+            tags: BTreeMap::new(),
+            params: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            path: PathBuf::from("s.yaml"),
+        };
+        let out = |id: &str| OutputSpec {
+            value: Expr::Str(vec![
+                Part::Lit("id=".into()),
+                Part::Ref {
+                    id: id.into(),
+                    attr: "id".into(),
+                },
+            ]),
+            description: None,
+        };
+        stack.outputs.insert("here".into(), out("vpc"));
+        stack.outputs.insert("gone".into(), out("queue"));
+        let attrs = BTreeMap::from([(
+            "vpc".to_string(),
+            BTreeMap::from([("id".to_string(), "vpc-1".to_string())]),
+        )]);
+        let facts = Facts {
+            region: "r".into(),
+            account_id: "1".into(),
+        };
+        let resolved = resolve_outputs(&stack, &attrs, &facts);
+        assert_eq!(resolved["here"].as_deref(), Some("id=vpc-1"));
+        assert_eq!(resolved["gone"], None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_saved_plan_is_refused_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        std::fs::write(&path, "{\"changes\": []}").unwrap();
+        let err = read_saved(&path).unwrap_err();
+        assert!(format!("{err}").contains("is not a saved mskctl plan"), "{err}");
+        let missing = read_saved(&dir.path().join("nope.json")).unwrap_err();
+        assert!(format!("{missing}").contains("cannot read the plan file"));
+    }
+}

@@ -103,6 +103,20 @@ impl Emulator {
         assert!(status.success(), "control call {path} failed");
     }
 
+    /// `GET /_emulator/faults`: the faults in force, with each throttle's `remaining` count.
+    pub fn faults(&self) -> serde_json::Value {
+        let out = Command::new(emulator_python())
+            .args([
+                "-c",
+                "import sys,urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1]).read().decode())",
+                &format!("{}/_emulator/faults", self.url),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET /_emulator/faults failed");
+        serde_json::from_slice(&out.stdout).expect("the fault snapshot is JSON")
+    }
+
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)

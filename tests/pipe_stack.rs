@@ -278,6 +278,12 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .code(0);
 
     // Batch size changes in place; the topic forces a replacement with an offsets warning.
+    let before_batch = pipes
+        .describe_pipe()
+        .name("msk-pipe-to-processor")
+        .send()
+        .await
+        .unwrap();
     edit(&file, "batch_size: 10", "batch_size: 25");
     let batch = em
         .run(&["plan", "-f", &file, "--detailed-exitcode"])
@@ -301,7 +307,14 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .and_then(|s| s.managed_streaming_kafka_parameters())
         .unwrap();
     assert_eq!(msk.batch_size(), Some(25));
+    // In place: the same pipe (same ARN, same creation time), not a new one with the same name.
+    assert_eq!(
+        (pipe.arn(), pipe.creation_time()),
+        (before_batch.arn(), before_batch.creation_time()),
+        "an in-place update must keep the pipe"
+    );
     let old_arn = pipe.arn().unwrap().to_string();
+    let old_created = *pipe.creation_time().unwrap();
     edit(&file, "default: test-topic", "default: orders");
     let topic = em
         .run(&["plan", "-f", &file, "--detailed-exitcode"])
@@ -336,7 +349,25 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .unwrap();
     assert_eq!(msk.topic_name(), "orders");
     assert_eq!(pipe.current_state().map(|s| s.as_str()), Some("RUNNING"));
-    let _ = old_arn;
+    // A replacement is a new pipe: a pipe's ARN is made of its name, so the ARN that outputs
+    // and policies refer to stays the same, but the pipe was created again.
+    assert_eq!(
+        pipe.arn(),
+        Some(old_arn.as_str()),
+        "the replacement pipe keeps the name-derived ARN"
+    );
+    let created = *pipe.creation_time().unwrap();
+    assert!(
+        created > old_created,
+        "the topic change must replace the pipe, but it is the same pipe: created {old_created:?} before, {created:?} after"
+    );
+    let listed = pipes.list_pipes().send().await.unwrap();
+    let names: Vec<Option<&str>> = listed.pipes().iter().map(|p| p.name()).collect();
+    assert_eq!(
+        names,
+        [Some("msk-pipe-to-processor")],
+        "exactly one pipe after the replacement"
+    );
 
     // Outputs from live state, as JSON.
     let outputs = em.run(&["outputs", "-f", &file, "--json"]).ok();
@@ -420,22 +451,57 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
 
 #[test]
 fn pipe_that_fails_to_start_fails_the_apply_with_its_reason() {
+    const REASON: &str = "Connection error: the pipe cannot reach the cluster";
     let em = Emulator::start();
     let dir = StackDir::new();
     let file = seed_copy(&dir);
     em.control(
         "/_emulator/faults",
-        r#"{"pipes": [{"name": "msk-pipe-to-processor", "state": "CREATE_FAILED", "stateReason": "Connection error: the pipe cannot reach the cluster"}]}"#,
+        &serde_json::json!({"pipes": [{
+            "name": "msk-pipe-to-processor",
+            "state": "CREATE_FAILED",
+            "stateReason": REASON,
+        }]})
+        .to_string(),
     );
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).code(1);
+
+    // The summary names the pipe by its logical id, the state AWS left it in and AWS's own
+    // StateReason, on one line.
+    let failure = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("- pipe ("))
+        .unwrap_or_else(|| panic!("no failure line for the `pipe` resource:\n{}", out.all()));
     assert!(
-        out.all().contains("cannot reach the cluster"),
-        "{}",
+        failure.contains("CREATE_FAILED") && failure.contains(REASON),
+        "the failure line must give the pipe's state and AWS's reason {REASON:?}: {failure:?}\n{}",
         out.all()
     );
+    // Nothing depends on the pipe: every other planned creation went through.
+    let planned: usize = out
+        .stdout
+        .split_once("Plan: ")
+        .and_then(|(_, rest)| rest.split_once(" to add"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no plan summary:\n{}", out.all()));
+    let summary = format!(
+        "1 operation(s) failed, 0 skipped, {} succeeded",
+        planned - 1
+    );
     assert!(
-        out.stderr.contains("pipe"),
-        "the failure must name the resource:\n{}",
+        out.stderr.contains(&summary),
+        "expected {summary:?}: only the pipe failed, the rest of the stack was created:\n{}",
+        out.all()
+    );
+    // The progress line for the pipe reports it too.
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("pipe: FAILED creating")
+                && l.contains("CREATE_FAILED")
+                && l.contains(REASON)),
+        "no progress line reports the pipe's failure:\n{}",
         out.all()
     );
 }

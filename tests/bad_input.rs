@@ -8,9 +8,30 @@ use std::net::TcpListener;
 
 use common::{StackDir, mskctl_at};
 
-/// Run `mskctl <command> -f stack.yaml` on `content`, assert exit 1, no AWS connection,
-/// no panic, and that the message points at `line:col` and contains `needle`.
-fn rejects(command: &[&str], content: &str, line_col: &str, needle: &str) {
+/// Run `mskctl <command> -f stack.yaml` on `content` and assert: exit 1, no panic, no AWS
+/// connection, and a diagnostic whose headline starts with `<path of stack.yaml>:<at>:` (full
+/// line and column) and contains `message`; with `help`, that diagnostic's `help:` text contains it.
+/// Empty expectations are refused: they would match any output.
+#[track_caller]
+fn rejects(command: &[&str], content: &str, at: &str, message: &str, help: Option<&str>) {
+    assert!(
+        !message.trim().is_empty(),
+        "rejects() needs the message fragment mskctl prints"
+    );
+    assert!(
+        help.is_none_or(|h| !h.trim().is_empty()),
+        "rejects() needs a non-empty help fragment (or None)"
+    );
+    let (line, col) = at
+        .split_once(':')
+        .unwrap_or_else(|| panic!("location {at:?} must be LINE:COL"));
+    assert!(
+        [line, col]
+            .iter()
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        "location {at:?} must be LINE:COL"
+    );
+
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -27,14 +48,73 @@ fn rejects(command: &[&str], content: &str, line_col: &str, needle: &str) {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
-        stderr.contains(&format!("stack.yaml:{line_col}")),
-        "expected location stack.yaml:{line_col} in:\n{stderr}"
-    );
-    assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
-    assert!(
         listener.accept().is_err(),
         "mskctl connected to AWS for invalid input:\n{stderr}"
     );
+
+    let diagnostics = diagnostics(&stderr);
+    let prefix = format!("{file}:{at}: ");
+    let found = diagnostics
+        .iter()
+        .find(|d| d.headline.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no diagnostic starting with {prefix:?} in:\n{stderr}"));
+    assert!(
+        found.headline.contains(message),
+        "expected {message:?} in the diagnostic at {at}: {:?}\n{stderr}",
+        found.headline
+    );
+    if let Some(help) = help {
+        assert!(
+            found.help.contains(help),
+            "expected help {help:?} in the diagnostic at {at}: {:?}\n{stderr}",
+            found.help
+        );
+    }
+}
+
+/// One diagnostic as printed on stderr: its headline (the `×` line and its `│`
+/// continuations) and its `help:` text, each with the line wrapping undone.
+struct Diagnostic {
+    headline: String,
+    help: String,
+}
+
+fn diagnostics(stderr: &str) -> Vec<Diagnostic> {
+    let mut all: Vec<Diagnostic> = Vec::new();
+    let mut in_headline = false;
+    let mut in_help = false;
+    for line in stderr.lines() {
+        let trimmed = line.trim_start();
+        if let Some(text) = trimmed.strip_prefix("× ") {
+            all.push(Diagnostic {
+                headline: text.trim().to_string(),
+                help: String::new(),
+            });
+            (in_headline, in_help) = (true, false);
+            continue;
+        }
+        let Some(current) = all.last_mut() else {
+            continue;
+        };
+        if in_headline {
+            if let Some(more) = trimmed.strip_prefix("│ ") {
+                current.headline.push(' ');
+                current.headline.push_str(more.trim());
+                continue;
+            }
+            in_headline = false;
+        }
+        if let Some(text) = trimmed.strip_prefix("help: ") {
+            current.help = text.trim().to_string();
+            in_help = true;
+        } else if in_help && line.starts_with("        ") && !trimmed.is_empty() {
+            current.help.push(' ');
+            current.help.push_str(trimmed.trim());
+        } else {
+            in_help = false;
+        }
+    }
+    all
 }
 
 const HEAD: &str = "stack: demo\nregion: ap-northeast-1\nresources:\n";
@@ -42,7 +122,13 @@ const HEAD: &str = "stack: demo\nregion: ap-northeast-1\nresources:\n";
 #[test]
 fn malformed_yaml_is_rejected_with_location() {
     let content = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_block: [10.0.0.0/16\n");
-    rejects(&["plan"], &content, "7:", "");
+    rejects(
+        &["plan"],
+        &content,
+        "7:1",
+        "invalid YAML: while parsing a flow sequence, expected ',' or ']'",
+        Some("check the indentation and quoting around this point"),
+    );
 }
 
 #[test]
@@ -50,25 +136,49 @@ fn duplicate_key_is_rejected() {
     let content = format!(
         "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    cidr_block: 10.1.0.0/16\n"
     );
-    rejects(&["plan"], &content, "7:5", "duplicate");
+    rejects(
+        &["plan"],
+        &content,
+        "7:5",
+        "duplicate key `cidr_block`; it is already defined on line 6",
+        Some("keep one of them"),
+    );
 }
 
 #[test]
 fn unknown_property_is_rejected_with_suggestion() {
     let content = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_blok: 10.0.0.0/16\n");
-    rejects(&["apply", "--auto-approve"], &content, "6:5", "cidr_block");
+    rejects(
+        &["apply", "--auto-approve"],
+        &content,
+        "6:5",
+        "unknown key `cidr_blok` in resource `vpc` (vpc)",
+        Some("did you mean `cidr_block`?"),
+    );
 }
 
 #[test]
 fn unknown_top_level_key_is_rejected() {
     let content = "stack: demo\nregoin: ap-northeast-1\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n";
-    rejects(&["plan"], content, "2:1", "region");
+    rejects(
+        &["plan"],
+        content,
+        "2:1",
+        "unknown key `regoin` at the top level",
+        Some("did you mean `region`?"),
+    );
 }
 
 #[test]
 fn unknown_type_is_rejected_with_suggestion() {
     let content = format!("{HEAD}  net:\n    type: subnett\n");
-    rejects(&["destroy", "--auto-approve"], &content, "5:11", "subnet");
+    rejects(
+        &["destroy", "--auto-approve"],
+        &content,
+        "5:11",
+        "unknown resource type `subnett`",
+        Some("did you mean `subnet`?"),
+    );
 }
 
 #[test]
@@ -76,7 +186,13 @@ fn dangling_reference_is_rejected() {
     let content = format!(
         "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n  sub:\n    type: subnet\n    vpc: vcp\n    cidr_block: 10.0.0.0/24\n    availability_zone: ap-northeast-1a\n"
     );
-    rejects(&["plan"], &content, "9:10", "vpc");
+    rejects(
+        &["plan"],
+        &content,
+        "9:10",
+        "unknown resource `vcp`",
+        Some("did you mean `vpc`?"),
+    );
 }
 
 #[test]
@@ -84,7 +200,13 @@ fn dangling_interpolation_is_rejected() {
     let content = format!(
         "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\noutputs:\n  id:\n    value: \"${{vcp.id}}\"\n"
     );
-    rejects(&["plan"], &content, "9:", "vpc");
+    rejects(
+        &["plan"],
+        &content,
+        "9:13",
+        "`${vcp.id}` refers to an unknown resource `vcp`",
+        Some("did you mean `vpc`?"),
+    );
 }
 
 #[test]
@@ -92,20 +214,38 @@ fn wrong_value_type_is_rejected() {
     let content = format!(
         "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    enable_dns_support: maybe\n"
     );
-    rejects(&["plan"], &content, "7:25", "bool");
+    rejects(
+        &["plan"],
+        &content,
+        "7:25",
+        "`enable_dns_support` must be `true` or `false`, but it is the string \"maybe\"",
+        Some("YAML 1.2 booleans are `true` and `false`"),
+    );
 }
 
 #[test]
 fn invalid_cidr_is_rejected() {
     let content = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.1/16\n");
-    rejects(&["plan"], &content, "6:17", "10.0.0.0/16");
+    rejects(
+        &["plan"],
+        &content,
+        "6:17",
+        "CIDR 10.0.0.1/16 has host bits set; AWS expects the network address 10.0.0.0/16",
+        Some("use `10.0.0.0/16`"),
+    );
 }
 
 #[test]
 fn out_of_range_value_is_rejected() {
     let content =
         format!("{HEAD}  q:\n    type: sqs_queue\n    message_retention_seconds: 99999999\n");
-    rejects(&["plan"], &content, "6:32", "1209600");
+    rejects(
+        &["plan"],
+        &content,
+        "6:32",
+        "`message_retention_seconds` must be between 60 and 1209600, but it is 99999999",
+        Some("use a whole number from 60 to 1209600"),
+    );
 }
 
 #[test]
@@ -113,7 +253,13 @@ fn dependency_cycle_is_rejected() {
     let content = format!(
         "{HEAD}  a:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n    depends_on: [b]\n  b:\n    type: vpc\n    cidr_block: 10.1.0.0/16\n    depends_on: [a]\n"
     );
-    rejects(&["apply", "--auto-approve"], &content, "", "cycle");
+    rejects(
+        &["apply", "--auto-approve"],
+        &content,
+        "7:18",
+        "dependency cycle: a → b → a",
+        Some("remove one of these references or `depends_on` entries"),
+    );
 }
 
 #[test]
@@ -127,7 +273,10 @@ fn missing_stack_file_is_an_error_not_a_panic() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("/nonexistent/stack.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/stack.yaml: cannot read the stack file"),
+        "{stderr}"
+    );
     assert!(listener.accept().is_err());
 }
 
@@ -155,7 +304,8 @@ fn cross_property_rules_are_reported_with_location_before_aws() {
         &["apply", "--auto-approve"],
         &content,
         "7:3",
-        "from_port 9098 is greater than to_port 9092",
+        "resource `sg` (security_group): ingress[0]: from_port 9098 is greater than to_port 9092",
+        None,
     );
 }
 
@@ -164,5 +314,30 @@ fn rules_across_resources_are_reported_before_aws() {
     let content = format!(
         "{HEAD}  vpc:\n    type: vpc\n    cidr_block: 10.0.0.0/16\n  sub:\n    type: subnet\n    vpc: vpc\n    cidr_block: 10.9.0.0/24\n    availability_zone: ap-northeast-1a\n"
     );
-    rejects(&["plan"], &content, "7:3", "InvalidSubnet.Range");
+    rejects(
+        &["plan"],
+        &content,
+        "7:3",
+        "resource `sub` (subnet): `cidr_block` 10.9.0.0/24 is not inside the VPC's 10.0.0.0/16; AWS rejects such a subnet (InvalidSubnet.Range)",
+        None,
+    );
+}
+
+/// Guards the helper itself: an empty fragment or a partial location would match any output.
+#[test]
+#[should_panic(expected = "rejects() needs the message fragment mskctl prints")]
+fn rejects_refuses_an_empty_message() {
+    rejects(&["plan"], HEAD, "1:1", "", None);
+}
+
+#[test]
+#[should_panic(expected = "rejects() needs a non-empty help fragment")]
+fn rejects_refuses_an_empty_help() {
+    rejects(&["plan"], HEAD, "1:1", "x", Some(" "));
+}
+
+#[test]
+#[should_panic(expected = "must be LINE:COL")]
+fn rejects_refuses_a_partial_location() {
+    rejects(&["plan"], HEAD, "7:", "x", None);
 }

@@ -153,21 +153,40 @@ async fn throttled_calls_are_retried_and_create_exactly_once() {
         "/_emulator/faults",
         r#"{"throttle": [{"action": "DescribeVpcs", "count": 2}, {"action": "CreateVpc", "count": 2}]}"#,
     );
-    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+
+    // Every injected throttle was answered to mskctl (checked before this test's own SDK
+    // calls, which would otherwise consume what is left): its reads and its create each met
+    // two throttling errors and were retried through them.
+    let faults = em.faults();
+    for action in ["DescribeVpcs", "CreateVpc"] {
+        assert_eq!(
+            faults["throttle"][action]["remaining"],
+            serde_json::json!(0),
+            "mskctl never met all the {action} throttles: {faults}\n{}",
+            out.all()
+        );
+    }
+
+    // The twice-throttled create made exactly one VPC, the one in the file.
     let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
     let f = Filter::builder()
         .name("tag:mskctl:stack")
         .values("throttled")
         .build();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(f)
+        .send()
+        .await
+        .unwrap()
+        .vpcs
+        .unwrap_or_default();
+    let cidrs: Vec<Option<&str>> = vpcs.iter().map(|v| v.cidr_block()).collect();
     assert_eq!(
-        ec2.describe_vpcs()
-            .filters(f)
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-            .len(),
-        1
+        cidrs,
+        [Some("10.30.0.0/16")],
+        "expected exactly one VPC after the throttled apply"
     );
     em.run(&["plan", "-f", &file, "--detailed-exitcode"])
         .code(0);

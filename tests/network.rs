@@ -4,8 +4,10 @@
 
 mod common;
 
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, VpcAttributeName};
-use common::{Emulator, StackDir};
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, Filter, IpPermission, IpRange, Tag, VpcAttributeName,
+};
+use common::{Emulator, Run, StackDir, step};
 
 const STACK: &str = r#"
 stack: nettest
@@ -76,15 +78,128 @@ fn owned(stack: &str) -> Filter {
         .build()
 }
 
+/// One emulator and one stack file, shared by the steps of the scenario below (they build on
+/// each other's live state), with an EC2 client to check that state directly.
+struct Scenario {
+    em: Emulator,
+    dir: StackDir,
+    file: String,
+    ec2: aws_sdk_ec2::Client,
+}
+
+/// Ids of what the first apply created, as later steps need them.
+struct Network {
+    vpc_id: String,
+    sg_id: String,
+    public_subnet_id: String,
+}
+
+impl Scenario {
+    async fn new() -> Scenario {
+        let em = Emulator::start();
+        let dir = StackDir::new();
+        let file = dir.write("stack.yaml", STACK);
+        let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
+        Scenario { em, dir, file, ec2 }
+    }
+
+    fn apply(&self) -> Run {
+        self.em
+            .run(&["apply", "-f", &self.file, "--auto-approve"])
+            .ok()
+    }
+
+    /// `plan --detailed-exitcode`, asserting its exit code (0: no changes, 2: changes).
+    #[track_caller]
+    fn plan(&self, code: i32) -> Run {
+        self.em
+            .run(&["plan", "-f", &self.file, "--detailed-exitcode"])
+            .code(code)
+    }
+
+    /// The stack's VPCs, by id.
+    async fn vpc_ids(&self) -> Vec<String> {
+        self.ec2
+            .describe_vpcs()
+            .filters(owned("nettest"))
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .iter()
+            .filter_map(|v| v.vpc_id().map(String::from))
+            .collect()
+    }
+
+    /// `(enableDnsSupport, enableDnsHostnames)` of the VPC, read attribute by attribute.
+    async fn vpc_dns(&self, vpc_id: &str) -> (Option<bool>, Option<bool>) {
+        let read = |name: VpcAttributeName| {
+            self.ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(name)
+                .send()
+        };
+        let support = read(VpcAttributeName::EnableDnsSupport).await.unwrap();
+        let hostnames = read(VpcAttributeName::EnableDnsHostnames).await.unwrap();
+        (
+            support.enable_dns_support().and_then(|v| v.value()),
+            hostnames.enable_dns_hostnames().and_then(|v| v.value()),
+        )
+    }
+
+    async fn vpc_tag(&self, vpc_id: &str, key: &str) -> Option<String> {
+        let vpcs = self
+            .ec2
+            .describe_vpcs()
+            .vpc_ids(vpc_id)
+            .send()
+            .await
+            .unwrap();
+        vpcs.vpcs()[0]
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(String::from)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn network_lifecycle_apply_drift_repair_remove_destroy() {
-    let em = Emulator::start();
-    let dir = StackDir::new();
-    let file = dir.write("stack.yaml", STACK);
-    let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
+    let ctx = Scenario::new().await;
+    let net = step(
+        "apply creates the network",
+        step_apply_creates_the_network(&ctx),
+    )
+    .await;
+    step("a second plan is empty", async { ctx.plan(0) }).await;
+    step(
+        "out-of-band drift is planned",
+        step_drift_is_planned(&ctx, &net),
+    )
+    .await;
+    step(
+        "apply repairs the drift in place",
+        step_apply_repairs_drift_in_place(&ctx, &net),
+    )
+    .await;
+    step(
+        "removing the security group from the file deletes only it",
+        step_removal_from_the_file_deletes_only_it(&ctx),
+    )
+    .await;
+    step(
+        "destroy removes everything the stack owns",
+        step_destroy_removes_everything(&ctx),
+    )
+    .await;
+}
 
+async fn step_apply_creates_the_network(ctx: &Scenario) -> Network {
+    let ec2 = &ctx.ec2;
     // Apply creates everything and prints outputs.
-    let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    let out = ctx.apply();
     assert!(
         out.stdout
             .contains("Plan: 10 to add, 0 to change, 0 to replace, 0 to destroy."),
@@ -106,7 +221,7 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .unwrap()
         .vpcs
         .unwrap();
-    assert_eq!(vpcs.len(), 1);
+    assert_eq!(vpcs.len(), 1, "VPCs: {vpcs:?}");
     let vpc = &vpcs[0];
     let vpc_id = vpc.vpc_id().unwrap().to_string();
     assert_eq!(vpc.cidr_block(), Some("10.10.0.0/16"));
@@ -119,29 +234,10 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
     };
     assert_eq!(tag("mskctl:id").as_deref(), Some("vpc"));
     assert_eq!(tag("project").as_deref(), Some("msk-demo"));
-    assert!(tag("Name").is_some());
-    let attr = |name: VpcAttributeName| {
-        let ec2 = ec2.clone();
-        let vpc_id = vpc_id.clone();
-        async move {
-            let a = ec2
-                .describe_vpc_attribute()
-                .vpc_id(vpc_id)
-                .attribute(name)
-                .send()
-                .await
-                .unwrap();
-            (
-                a.enable_dns_support().and_then(|v| v.value()),
-                a.enable_dns_hostnames().and_then(|v| v.value()),
-            )
-        }
-    };
-    assert_eq!(attr(VpcAttributeName::EnableDnsSupport).await.0, Some(true));
-    assert_eq!(
-        attr(VpcAttributeName::EnableDnsHostnames).await.1,
-        Some(true)
-    );
+    assert!(tag("Name").is_some(), "no Name tag: {:?}", vpc.tags());
+    let (dns_support, dns_hostnames) = ctx.vpc_dns(&vpc_id).await;
+    assert_eq!(dns_support, Some(true));
+    assert_eq!(dns_hostnames, Some(true));
 
     let subnets = ec2
         .describe_subnets()
@@ -183,7 +279,7 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .unwrap()
         .internet_gateways
         .unwrap();
-    assert_eq!(igws.len(), 1);
+    assert_eq!(igws.len(), 1, "internet gateways: {igws:?}");
     assert_eq!(igws[0].attachments()[0].vpc_id(), Some(vpc_id.as_str()));
 
     let nats = ec2
@@ -194,7 +290,7 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .unwrap()
         .nat_gateways
         .unwrap();
-    assert_eq!(nats.len(), 1);
+    assert_eq!(nats.len(), 1, "NAT gateways: {nats:?}");
     assert_eq!(nats[0].subnet_id(), public_subnet.subnet_id());
     assert_eq!(nats[0].state().map(|s| s.as_str()), Some("available"));
 
@@ -206,7 +302,7 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .unwrap()
         .route_tables
         .unwrap();
-    assert_eq!(tables.len(), 2);
+    assert_eq!(tables.len(), 2, "route tables: {tables:?}");
     let default_route_targets: Vec<String> = tables
         .iter()
         .flat_map(|t| t.routes())
@@ -218,8 +314,14 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
                 .to_string()
         })
         .collect();
-    assert!(default_route_targets.contains(&igws[0].internet_gateway_id().unwrap().to_string()));
-    assert!(default_route_targets.contains(&nats[0].nat_gateway_id().unwrap().to_string()));
+    assert!(
+        default_route_targets.contains(&igws[0].internet_gateway_id().unwrap().to_string()),
+        "no default route to the internet gateway: {default_route_targets:?}"
+    );
+    assert!(
+        default_route_targets.contains(&nats[0].nat_gateway_id().unwrap().to_string()),
+        "no default route to the NAT gateway: {default_route_targets:?}"
+    );
     let associations: usize = tables
         .iter()
         .map(|t| {
@@ -239,7 +341,7 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .unwrap()
         .security_groups
         .unwrap();
-    assert_eq!(sgs.len(), 1);
+    assert_eq!(sgs.len(), 1, "security groups: {sgs:?}");
     let sg_id = sgs[0].group_id().unwrap().to_string();
     let mut ports: Vec<(i32, String)> = sgs[0]
         .ip_permissions()
@@ -256,23 +358,24 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         vec![(9092, "10.10.0.0/16".into()), (9098, "10.10.0.0/16".into())]
     );
 
-    // A second plan is empty.
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(0);
+    Network {
+        vpc_id,
+        sg_id,
+        public_subnet_id: public_subnet.subnet_id().unwrap().to_string(),
+    }
+}
 
-    // Drift out of band: DNS hostnames off, a rule revoked, public IPs off, a tag edited.
+/// Drift out of band: DNS hostnames off, a rule revoked, public IPs off, a tag edited.
+async fn step_drift_is_planned(ctx: &Scenario, net: &Network) {
+    let ec2 = &ctx.ec2;
     ec2.modify_vpc_attribute()
-        .vpc_id(&vpc_id)
-        .enable_dns_hostnames(
-            aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                .value(false)
-                .build(),
-        )
+        .vpc_id(&net.vpc_id)
+        .enable_dns_hostnames(AttributeBooleanValue::builder().value(false).build())
         .send()
         .await
         .unwrap();
     ec2.revoke_security_group_ingress()
-        .group_id(&sg_id)
+        .group_id(&net.sg_id)
         .ip_permissions(
             IpPermission::builder()
                 .ip_protocol("tcp")
@@ -285,30 +388,19 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .await
         .unwrap();
     ec2.modify_subnet_attribute()
-        .subnet_id(public_subnet.subnet_id().unwrap())
-        .map_public_ip_on_launch(
-            aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                .value(false)
-                .build(),
-        )
+        .subnet_id(&net.public_subnet_id)
+        .map_public_ip_on_launch(AttributeBooleanValue::builder().value(false).build())
         .send()
         .await
         .unwrap();
     ec2.create_tags()
-        .resources(&vpc_id)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("project")
-                .value("hand-edited")
-                .build(),
-        )
+        .resources(&net.vpc_id)
+        .tags(Tag::builder().key("project").value("hand-edited").build())
         .send()
         .await
         .unwrap();
 
-    let drift = em
-        .run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(2);
+    let drift = ctx.plan(2);
     for needle in [
         "enable_dns_hostnames",
         "map_public_ip_on_launch",
@@ -322,16 +414,26 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
             drift.all()
         );
     }
+}
 
-    // Apply repairs the drift in place (same VPC, same group).
-    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+/// Apply repairs the drift in place: the same VPC, group and subnet, with their settings back.
+async fn step_apply_repairs_drift_in_place(ctx: &Scenario, net: &Network) {
+    let ec2 = &ctx.ec2;
+    ctx.apply();
     assert_eq!(
-        attr(VpcAttributeName::EnableDnsHostnames).await.1,
-        Some(true)
+        ctx.vpc_ids().await,
+        [net.vpc_id.as_str()],
+        "the repair must keep the one VPC"
+    );
+    assert_eq!(ctx.vpc_dns(&net.vpc_id).await.1, Some(true));
+    assert_eq!(
+        ctx.vpc_tag(&net.vpc_id, "project").await.as_deref(),
+        Some("msk-demo"),
+        "the hand-edited tag was not repaired"
     );
     let sg = ec2
         .describe_security_groups()
-        .group_ids(&sg_id)
+        .group_ids(&net.sg_id)
         .send()
         .await
         .unwrap()
@@ -345,19 +447,20 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
     );
     let subnet = ec2
         .describe_subnets()
-        .subnet_ids(public_subnet.subnet_id().unwrap())
+        .subnet_ids(&net.public_subnet_id)
         .send()
         .await
         .unwrap();
     assert_eq!(subnet.subnets()[0].map_public_ip_on_launch(), Some(true));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(0);
+    ctx.plan(0);
+}
 
-    // Removing the security group from the file deletes it, and only it.
+/// Removing the security group from the file deletes it, and only it.
+async fn step_removal_from_the_file_deletes_only_it(ctx: &Scenario) {
     let without_sg = STACK.split("  kafka_sg:").next().unwrap().to_string()
         + "outputs:\n  vpc_id: {value: \"${vpc.id}\", description: ID of the VPC}\n";
-    dir.write("stack.yaml", &without_sg);
-    let removal = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    ctx.dir.write("stack.yaml", &without_sg);
+    let removal = ctx.apply();
     assert!(
         removal
             .stdout
@@ -365,7 +468,8 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         "{}",
         removal.all()
     );
-    let sgs = ec2
+    let sgs = ctx
+        .ec2
         .describe_security_groups()
         .filters(owned("nettest"))
         .send()
@@ -373,64 +477,54 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
         .unwrap()
         .security_groups
         .unwrap();
-    assert!(sgs.is_empty());
-    assert_eq!(
-        ec2.describe_vpcs()
-            .filters(owned("nettest"))
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-            .len(),
-        1
-    );
+    assert!(sgs.is_empty(), "security groups left: {sgs:?}");
+    assert_eq!(ctx.vpc_ids().await.len(), 1, "the VPC must stay");
+}
 
-    // Destroy removes everything the stack owns, even with a different working directory.
-    em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
+/// Destroy removes everything the stack owns.
+async fn step_destroy_removes_everything(ctx: &Scenario) {
+    let ec2 = &ctx.ec2;
+    ctx.em
+        .run(&["destroy", "-f", &ctx.file, "--auto-approve"])
+        .ok();
+    let vpcs = ctx.vpc_ids().await;
+    assert!(vpcs.is_empty(), "VPCs left: {vpcs:?}");
+    let subnets = ec2
+        .describe_subnets()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap();
+    assert!(subnets.subnets().is_empty(), "subnets left: {subnets:?}");
+    let igws = ec2
+        .describe_internet_gateways()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap();
     assert!(
-        ec2.describe_vpcs()
-            .filters(owned("nettest"))
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-            .is_empty()
+        igws.internet_gateways().is_empty(),
+        "internet gateways left: {igws:?}"
     );
+    let tables = ec2
+        .describe_route_tables()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap();
     assert!(
-        ec2.describe_subnets()
-            .filters(owned("nettest"))
-            .send()
-            .await
-            .unwrap()
-            .subnets()
-            .is_empty()
+        tables.route_tables().is_empty(),
+        "route tables left: {tables:?}"
     );
+    let addresses = ec2
+        .describe_addresses()
+        .filters(owned("nettest"))
+        .send()
+        .await
+        .unwrap();
     assert!(
-        ec2.describe_internet_gateways()
-            .filters(owned("nettest"))
-            .send()
-            .await
-            .unwrap()
-            .internet_gateways()
-            .is_empty()
-    );
-    assert!(
-        ec2.describe_route_tables()
-            .filters(owned("nettest"))
-            .send()
-            .await
-            .unwrap()
-            .route_tables()
-            .is_empty()
-    );
-    assert!(
-        ec2.describe_addresses()
-            .filters(owned("nettest"))
-            .send()
-            .await
-            .unwrap()
-            .addresses()
-            .is_empty()
+        addresses.addresses().is_empty(),
+        "Elastic IPs left: {addresses:?}"
     );
     let nats = ec2
         .describe_nat_gateways()
@@ -441,10 +535,11 @@ async fn network_lifecycle_apply_drift_repair_remove_destroy() {
     assert!(
         nats.nat_gateways()
             .iter()
-            .all(|n| n.state().map(|s| s.as_str()) == Some("deleted"))
+            .all(|n| n.state().map(|s| s.as_str()) == Some("deleted")),
+        "NAT gateways not deleted: {nats:?}"
     );
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(2);
+    // Nothing is left, so the file plans to create everything again.
+    ctx.plan(2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

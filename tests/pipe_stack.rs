@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{Emulator, StackDir, repo_path};
+use aws_sdk_sqs::types::QueueAttributeName;
+use common::{Emulator, Run, StackDir, repo_path, step};
 
 /// Copy the seed stack and its handler into a temp dir so tests can edit them.
 fn seed_copy(dir: &StackDir) -> String {
@@ -18,19 +19,149 @@ fn edit(path: &str, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
+/// One emulator and one copy of the seed stack, shared by the steps of the scenario below
+/// (they build on each other's live state), with SDK clients to check that state directly.
+struct Scenario {
+    em: Emulator,
+    dir: StackDir,
+    file: String,
+    conf: aws_config::SdkConfig,
+    lambda: aws_sdk_lambda::Client,
+    sqs: aws_sdk_sqs::Client,
+    iam: aws_sdk_iam::Client,
+    pipes: aws_sdk_pipes::Client,
+    kafka: aws_sdk_kafka::Client,
+}
+
+/// What the first apply created, as later steps need it.
+struct Seeded {
+    cluster_arn: String,
+    queue_url: String,
+    function_arn: String,
+}
+
+/// The identity of the live pipe: its ARN (derived from its name, on AWS as here) and its
+/// creation time, which tells a pipe updated in place from a new one.
+#[derive(Debug, PartialEq)]
+struct PipeIdentity {
+    arn: String,
+    created: aws_smithy_types::DateTime,
+}
+
+impl Scenario {
+    async fn new() -> Scenario {
+        let em = Emulator::start();
+        let dir = StackDir::new();
+        let file = seed_copy(&dir);
+        let conf = em.sdk().await;
+        Scenario {
+            lambda: aws_sdk_lambda::Client::new(&conf),
+            sqs: aws_sdk_sqs::Client::new(&conf),
+            iam: aws_sdk_iam::Client::new(&conf),
+            pipes: aws_sdk_pipes::Client::new(&conf),
+            kafka: aws_sdk_kafka::Client::new(&conf),
+            em,
+            dir,
+            file,
+            conf,
+        }
+    }
+
+    fn apply(&self) -> Run {
+        self.em
+            .run(&["apply", "-f", &self.file, "--auto-approve"])
+            .ok()
+    }
+
+    /// `plan --detailed-exitcode`, asserting its exit code (0: no changes, 2: changes).
+    #[track_caller]
+    fn plan(&self, code: i32) -> Run {
+        self.em
+            .run(&["plan", "-f", &self.file, "--detailed-exitcode"])
+            .code(code)
+    }
+
+    async fn pipe(&self) -> aws_sdk_pipes::operation::describe_pipe::DescribePipeOutput {
+        self.pipes
+            .describe_pipe()
+            .name("msk-pipe-to-processor")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn pipe_identity(&self) -> PipeIdentity {
+        let pipe = self.pipe().await;
+        PipeIdentity {
+            arn: pipe.arn().expect("the pipe has an ARN").to_string(),
+            created: *pipe.creation_time().expect("the pipe has a creation time"),
+        }
+    }
+
+    async fn queue_retention(&self, queue_url: &str) -> String {
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&QueueAttributeName::MessageRetentionPeriod]
+            .clone()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
-    let em = Emulator::start();
-    let dir = StackDir::new();
-    let file = seed_copy(&dir);
-    let conf = em.sdk().await;
-    let lambda = aws_sdk_lambda::Client::new(&conf);
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    let iam = aws_sdk_iam::Client::new(&conf);
-    let pipes = aws_sdk_pipes::Client::new(&conf);
-    let kafka = aws_sdk_kafka::Client::new(&conf);
+    let ctx = Scenario::new().await;
+    let seeded = step(
+        "apply creates the whole stack",
+        step_apply_creates_the_stack(&ctx),
+    )
+    .await;
+    step("a second plan is empty", async { ctx.plan(0) }).await;
+    step(
+        "a handler edit is one in-place code update",
+        step_handler_edit_updates_code_in_place(&ctx),
+    )
+    .await;
+    step(
+        "out-of-band drift is planned and repaired",
+        step_drift_is_planned_and_repaired(&ctx, &seeded),
+    )
+    .await;
+    let before = step(
+        "batch size updates the pipe in place",
+        step_batch_size_updates_the_pipe_in_place(&ctx),
+    )
+    .await;
+    step(
+        "a new topic replaces the pipe",
+        step_topic_replaces_the_pipe(&ctx, &before),
+    )
+    .await;
+    step(
+        "outputs come from live state",
+        step_outputs_come_from_live_state(&ctx, &seeded),
+    )
+    .await;
+    step(
+        "destroy leaves nothing tagged with the stack",
+        step_destroy_leaves_nothing(&ctx),
+    )
+    .await;
+}
 
-    let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+async fn step_apply_creates_the_stack(ctx: &Scenario) -> Seeded {
+    let Scenario {
+        lambda,
+        sqs,
+        iam,
+        kafka,
+        ..
+    } = ctx;
+    let out = ctx.apply();
     assert!(out.stdout.contains("Apply complete"), "{}", out.all());
     assert!(
         out.stdout.contains("bootstrap_brokers") && out.stdout.contains(":9098"),
@@ -46,7 +177,7 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .unwrap()
         .cluster_info_list
         .unwrap();
-    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters.len(), 1, "clusters: {clusters:?}");
     let cluster = &clusters[0];
     assert_eq!(cluster.state().map(|s| s.as_str()), Some("ACTIVE"));
     let serverless = cluster.serverless().unwrap();
@@ -72,17 +203,17 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .attribute_names(QueueAttributeName::All)
         .send()
         .await
         .unwrap()
         .attributes
         .unwrap();
     assert_eq!(
-        attrs[&aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod],
+        attrs[&QueueAttributeName::MessageRetentionPeriod],
         "1209600"
     );
-    let queue_arn = attrs[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let queue_arn = attrs[&QueueAttributeName::QueueArn].clone();
 
     // The function, setting for setting.
     let f = lambda
@@ -166,15 +297,11 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .send()
         .await
         .unwrap();
-    assert!(percent_decode(invoke_policy.policy_document()).contains(&function_arn));
+    let doc = percent_decode(invoke_policy.policy_document());
+    assert!(doc.contains(&function_arn), "{doc}");
 
     // The pipe: cluster → function, test-topic, LATEST, batch 10, fire and forget, running.
-    let pipe = pipes
-        .describe_pipe()
-        .name("msk-pipe-to-processor")
-        .send()
-        .await
-        .unwrap();
+    let pipe = ctx.pipe().await;
     assert_eq!(pipe.source(), Some(cluster_arn.as_str()));
     assert_eq!(pipe.target(), Some(function_arn.as_str()));
     assert_eq!(pipe.current_state().map(|s| s.as_str()), Some("RUNNING"));
@@ -191,19 +318,20 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .and_then(|l| l.invocation_type());
     assert_eq!(invocation.map(|i| i.as_str()), Some("FIRE_AND_FORGET"));
 
-    // A second plan is empty.
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(0);
+    Seeded {
+        cluster_arn,
+        queue_url,
+        function_arn,
+    }
+}
 
-    // Editing the handler plans exactly one in-place code update.
+async fn step_handler_edit_updates_code_in_place(ctx: &Scenario) {
     edit(
-        &dir.path("functions/msk_processor/msk_processor.py"),
+        &ctx.dir.path("functions/msk_processor/msk_processor.py"),
         "import",
         "# edited\nimport",
     );
-    let code = em
-        .run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(2);
+    let code = ctx.plan(2);
     assert!(
         code.stdout
             .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
@@ -215,10 +343,14 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         "{}",
         code.all()
     );
-    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(0);
+    ctx.apply();
+    ctx.plan(0);
+}
 
+async fn step_drift_is_planned_and_repaired(ctx: &Scenario, seeded: &Seeded) {
+    let Scenario {
+        lambda, sqs, iam, ..
+    } = ctx;
     // Out-of-band drift of a Lambda setting, a queue attribute and an inline policy.
     lambda
         .update_function_configuration()
@@ -228,11 +360,8 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .await
         .unwrap();
     sqs.set_queue_attributes()
-        .queue_url(&queue_url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
-            "60",
-        )
+        .queue_url(&seeded.queue_url)
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "60")
         .send()
         .await
         .unwrap();
@@ -243,9 +372,7 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .send()
         .await
         .unwrap();
-    let drift = em
-        .run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(2);
+    let drift = ctx.plan(2);
     for needle in [
         "timeout",
         "message_retention_seconds",
@@ -258,7 +385,9 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
             drift.all()
         );
     }
-    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+
+    // Apply puts all three back.
+    ctx.apply();
     let f = lambda
         .get_function_configuration()
         .function_name("msk-pipe-processor")
@@ -266,6 +395,11 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .await
         .unwrap();
     assert_eq!(f.timeout(), Some(300));
+    assert_eq!(
+        ctx.queue_retention(&seeded.queue_url).await,
+        "1209600",
+        "the queue's retention was not repaired"
+    );
     let policy = iam
         .get_role_policy()
         .role_name("msk-pipe-pipe")
@@ -273,15 +407,16 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .send()
         .await
         .unwrap();
-    assert!(percent_decode(policy.policy_document()).contains(&function_arn));
-    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(0);
+    let doc = percent_decode(policy.policy_document());
+    assert!(doc.contains(&seeded.function_arn), "{doc}");
+    ctx.plan(0);
+}
 
-    // Batch size changes in place; the topic forces a replacement with an offsets warning.
-    edit(&file, "batch_size: 10", "batch_size: 25");
-    let batch = em
-        .run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(2);
+/// Returns the pipe's identity after the in-place update, for the replacement step.
+async fn step_batch_size_updates_the_pipe_in_place(ctx: &Scenario) -> PipeIdentity {
+    let before = ctx.pipe_identity().await;
+    edit(&ctx.file, "batch_size: 10", "batch_size: 25");
+    let batch = ctx.plan(2);
     assert!(
         batch
             .stdout
@@ -289,23 +424,26 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         "{}",
         batch.all()
     );
-    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    let pipe = pipes
-        .describe_pipe()
-        .name("msk-pipe-to-processor")
-        .send()
-        .await
-        .unwrap();
+    ctx.apply();
+    let pipe = ctx.pipe().await;
     let msk = pipe
         .source_parameters()
         .and_then(|s| s.managed_streaming_kafka_parameters())
         .unwrap();
     assert_eq!(msk.batch_size(), Some(25));
-    let old_arn = pipe.arn().unwrap().to_string();
-    edit(&file, "default: test-topic", "default: orders");
-    let topic = em
-        .run(&["plan", "-f", &file, "--detailed-exitcode"])
-        .code(2);
+    assert_eq!(pipe.current_state().map(|s| s.as_str()), Some("RUNNING"));
+    // In place: the same pipe, not a new one with the same name.
+    let after = ctx.pipe_identity().await;
+    assert_eq!(
+        after, before,
+        "an in-place update must keep the pipe (same ARN, same creation time)"
+    );
+    after
+}
+
+async fn step_topic_replaces_the_pipe(ctx: &Scenario, before: &PipeIdentity) {
+    edit(&ctx.file, "default: test-topic", "default: orders");
+    let topic = ctx.plan(2);
     assert!(
         topic
             .stdout
@@ -323,70 +461,84 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         "the offsets warning must suggest pinning:\n{}",
         topic.all()
     );
-    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
-    let pipe = pipes
-        .describe_pipe()
-        .name("msk-pipe-to-processor")
-        .send()
-        .await
-        .unwrap();
+    ctx.apply();
+    let pipe = ctx.pipe().await;
     let msk = pipe
         .source_parameters()
         .and_then(|s| s.managed_streaming_kafka_parameters())
         .unwrap();
     assert_eq!(msk.topic_name(), "orders");
     assert_eq!(pipe.current_state().map(|s| s.as_str()), Some("RUNNING"));
-    let _ = old_arn;
+    // A replacement is a new pipe: a pipe's ARN is made of its name, so the ARN that
+    // outputs and policies refer to stays the same, but the pipe was created again.
+    let after = ctx.pipe_identity().await;
+    assert_eq!(
+        after.arn, before.arn,
+        "the replacement pipe keeps the name-derived ARN"
+    );
+    assert!(
+        after.created > before.created,
+        "the topic change must replace the pipe, but it is the same pipe: created {:?} before, {:?} after",
+        before.created,
+        after.created
+    );
+    let listed = ctx.pipes.list_pipes().send().await.unwrap();
+    let names: Vec<Option<&str>> = listed.pipes().iter().map(|p| p.name()).collect();
+    assert_eq!(
+        names,
+        [Some("msk-pipe-to-processor")],
+        "exactly one pipe after the replacement"
+    );
+}
 
-    // Outputs from live state, as JSON.
-    let outputs = em.run(&["outputs", "-f", &file, "--json"]).ok();
+async fn step_outputs_come_from_live_state(ctx: &Scenario, seeded: &Seeded) {
+    let outputs = ctx.em.run(&["outputs", "-f", &ctx.file, "--json"]).ok();
     let json: serde_json::Value = serde_json::from_str(&outputs.stdout).unwrap();
     assert_eq!(
         json["cluster_arn"],
-        serde_json::Value::String(cluster_arn.clone())
+        serde_json::Value::String(seeded.cluster_arn.clone())
     );
     assert_eq!(
         json["processor_arn"],
-        serde_json::Value::String(function_arn.clone())
+        serde_json::Value::String(seeded.function_arn.clone())
     );
+}
 
-    // Destroy leaves nothing tagged with the stack.
-    em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
+async fn step_destroy_leaves_nothing(ctx: &Scenario) {
+    let Scenario {
+        lambda,
+        sqs,
+        iam,
+        pipes,
+        kafka,
+        conf,
+        ..
+    } = ctx;
+    ctx.em
+        .run(&["destroy", "-f", &ctx.file, "--auto-approve"])
+        .ok();
+    let clusters = kafka.list_clusters_v2().send().await.unwrap();
     assert!(
-        kafka
-            .list_clusters_v2()
-            .send()
-            .await
-            .unwrap()
-            .cluster_info_list()
-            .is_empty()
+        clusters.cluster_info_list().is_empty(),
+        "clusters left: {clusters:?}"
     );
-    assert!(pipes.list_pipes().send().await.unwrap().pipes().is_empty());
+    let left = pipes.list_pipes().send().await.unwrap();
+    assert!(left.pipes().is_empty(), "pipes left: {left:?}");
+    let functions = lambda.list_functions().send().await.unwrap();
     assert!(
-        lambda
-            .list_functions()
-            .send()
-            .await
-            .unwrap()
-            .functions()
-            .is_empty()
+        functions.functions().is_empty(),
+        "functions left: {functions:?}"
     );
-    assert!(
-        sqs.list_queues()
-            .send()
-            .await
-            .unwrap()
-            .queue_urls()
-            .is_empty()
-    );
+    let queues = sqs.list_queues().send().await.unwrap();
+    assert!(queues.queue_urls().is_empty(), "queues left: {queues:?}");
     let roles = iam
         .list_roles()
         .path_prefix("/mskctl/")
         .send()
         .await
         .unwrap();
-    assert!(roles.roles().is_empty());
-    let tagging = aws_sdk_resourcegroupstagging::Client::new(&conf);
+    assert!(roles.roles().is_empty(), "roles left: {roles:?}");
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(conf);
     let left = tagging
         .get_resources()
         .tag_filters(
@@ -399,7 +551,7 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
         .await
         .unwrap();
     // A deleted NAT gateway stays visible (state `deleted`) for about an hour, on AWS as here.
-    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let ec2 = aws_sdk_ec2::Client::new(conf);
     for r in left.resource_tag_mapping_list() {
         let arn = r.resource_arn().unwrap();
         let nat_id = arn.rsplit_once("natgateway/").map(|(_, id)| id);
@@ -420,22 +572,57 @@ async fn seed_stack_applies_replans_clean_tracks_drift_and_destroys() {
 
 #[test]
 fn pipe_that_fails_to_start_fails_the_apply_with_its_reason() {
+    const REASON: &str = "Connection error: the pipe cannot reach the cluster";
     let em = Emulator::start();
     let dir = StackDir::new();
     let file = seed_copy(&dir);
     em.control(
         "/_emulator/faults",
-        r#"{"pipes": [{"name": "msk-pipe-to-processor", "state": "CREATE_FAILED", "stateReason": "Connection error: the pipe cannot reach the cluster"}]}"#,
+        &serde_json::json!({"pipes": [{
+            "name": "msk-pipe-to-processor",
+            "state": "CREATE_FAILED",
+            "stateReason": REASON,
+        }]})
+        .to_string(),
     );
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).code(1);
+
+    // The summary names the pipe by its logical id, the state AWS left it in and AWS's own
+    // StateReason, on one line.
+    let failure = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("- pipe ("))
+        .unwrap_or_else(|| panic!("no failure line for the `pipe` resource:\n{}", out.all()));
     assert!(
-        out.all().contains("cannot reach the cluster"),
-        "{}",
+        failure.contains("CREATE_FAILED") && failure.contains(REASON),
+        "the failure line must give the pipe's state and AWS's reason {REASON:?}: {failure:?}\n{}",
         out.all()
     );
+    // Nothing depends on the pipe: every other planned creation went through.
+    let planned: usize = out
+        .stdout
+        .split_once("Plan: ")
+        .and_then(|(_, rest)| rest.split_once(" to add"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no plan summary:\n{}", out.all()));
+    let summary = format!(
+        "1 operation(s) failed, 0 skipped, {} succeeded",
+        planned - 1
+    );
     assert!(
-        out.stderr.contains("pipe"),
-        "the failure must name the resource:\n{}",
+        out.stderr.contains(&summary),
+        "expected {summary:?}: only the pipe failed, the rest of the stack was created:\n{}",
+        out.all()
+    );
+    // The progress line for the pipe reports it too.
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("pipe: FAILED creating")
+                && l.contains("CREATE_FAILED")
+                && l.contains(REASON)),
+        "no progress line reports the pipe's failure:\n{}",
         out.all()
     );
 }

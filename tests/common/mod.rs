@@ -2,9 +2,13 @@
 //! `mskctl` binary pointed at it, and SDK clients to check live state directly.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::io::{BufRead, BufReader};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, Command, Output, Stdio};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub struct Emulator {
@@ -101,6 +105,20 @@ impl Emulator {
             .status()
             .unwrap();
         assert!(status.success(), "control call {path} failed");
+    }
+
+    /// `GET /_emulator/faults`: the faults in force, with each throttle's `remaining` count.
+    pub fn faults(&self) -> serde_json::Value {
+        let out = Command::new(emulator_python())
+            .args([
+                "-c",
+                "import sys,urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1]).read().decode())",
+                &format!("{}/_emulator/faults", self.url),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET /_emulator/faults failed");
+        serde_json::from_slice(&out.stdout).expect("the fault snapshot is JSON")
     }
 
     pub async fn sdk(&self) -> aws_config::SdkConfig {
@@ -235,4 +253,38 @@ pub fn repo_path(rel: &str) -> String {
         .join(rel)
         .to_string_lossy()
         .into_owned()
+}
+
+/// Run one named step of a scenario test. A panic inside it (a failed assertion) is raised
+/// again with the step's name in front, so a failure says which phase of the scenario broke;
+/// the original panic, with its file and line, is printed just before.
+pub async fn step<T>(name: &str, body: impl Future<Output = T>) -> T {
+    eprintln!("--- step: {name}");
+    match (CatchUnwind(Box::pin(body))).await {
+        Ok(value) => value,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(panic without a message)");
+            panic!("step `{name}` failed: {message}");
+        }
+    }
+}
+
+/// Polls a future, turning a panic during a poll into an `Err` with the panic's payload.
+struct CatchUnwind<'a, T>(Pin<Box<dyn Future<Output = T> + 'a>>);
+
+impl<T> Future for CatchUnwind<'_, T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
 }

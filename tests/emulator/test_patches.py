@@ -69,6 +69,15 @@ def control(path: str, payload: object = None) -> dict:
         return json.load(resp)
 
 
+def faults() -> dict:
+    with urllib.request.urlopen(f"{endpoint}/_emulator/faults") as resp:
+        return json.load(resp)
+
+
+def remaining_throttles() -> dict[str, int]:
+    return {action: fault["remaining"] for action, fault in faults()["throttle"].items()}
+
+
 def wait_for(read, want, timeout: float = 5.0):
     """Polls read() until it returns want; returns the sequence of values seen."""
     seen = []
@@ -439,6 +448,9 @@ class FaultTest(EmulatorTest):
 
     def test_fault_throttle_then_retry_succeeds(self) -> None:
         control("faults", {"throttle": [{"action": "DescribeVpcs", "count": 1}, {"action": "ListFunctions", "count": 2}]})
+        self.assertEqual(remaining_throttles(), {"DescribeVpcs": 1, "ListFunctions": 2})
+        client("ec2").describe_subnets()  # another action leaves the counts alone
+        self.assertEqual(remaining_throttles(), {"DescribeVpcs": 1, "ListFunctions": 2})
         ec2 = client("ec2", retries={"mode": "standard", "max_attempts": 3})
         raw = []
         ec2.meta.events.register("needs-retry.ec2.DescribeVpcs", lambda response, **_: raw.append(
@@ -447,8 +459,12 @@ class FaultTest(EmulatorTest):
         self.assertEqual(raw, [(400, "RequestLimitExceeded"), (200, None)])
         lam = client("lambda", retries={"mode": "standard", "max_attempts": 3})
         self.assertEqual(lam.list_functions()["ResponseMetadata"]["RetryAttempts"], 2)
+        self.assertEqual(remaining_throttles(), {"DescribeVpcs": 0, "ListFunctions": 0})
         control("faults", {"throttle": [{"action": "ListFunctions", "count": 5}]})
         self.assertEqual(error_code(lam.list_functions), "TooManyRequestsException")
+        # `remaining` counts down once per throttling error answered: the first attempt and
+        # botocore's 3 retries (max_attempts counts retries) took 4 of the 5.
+        self.assertEqual(remaining_throttles(), {"DescribeVpcs": 0, "ListFunctions": 1})
 
     def test_fault_delay_knob(self) -> None:
         snapshot = control("faults", {"delays": {"msk_create": 0.05}})

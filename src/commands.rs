@@ -286,12 +286,14 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
     if let Some(saved) = &saved {
         let moved = saved.stale(&saved_plan(&s, &plan, &saved.salt));
         if !moved.is_empty() {
+            // One line per moved input, unwrapped, so CI logs can be searched.
             let path = args.plan_file.as_deref().unwrap_or(Path::new("")).display();
-            return Err(miette!(
-                help = "run `mskctl plan --out FILE` again, review it, and apply the new file",
-                "the saved plan {path} is stale; nothing was changed:\n  - {}",
-                moved.join("\n  - ")
-            ));
+            eprintln!("Error: the saved plan {path} is stale; nothing was changed:");
+            for m in &moved {
+                eprintln!("  - {m}");
+            }
+            eprintln!("Run `mskctl plan --out FILE` again, review it, and apply the new file.");
+            return Ok(EXIT_ERROR);
         }
         println!(
             "The saved plan {} still matches the stack file, code and live state.\n",
@@ -653,7 +655,10 @@ mod tests {
         let path = dir.path().join("p.json");
         std::fs::write(&path, "{\"changes\": []}").unwrap();
         let err = read_saved(&path).unwrap_err();
-        assert!(format!("{err}").contains("is not a saved mskctl plan"), "{err}");
+        assert!(
+            format!("{err}").contains("is not a saved mskctl plan"),
+            "{err}"
+        );
         let missing = read_saved(&dir.path().join("nope.json")).unwrap_err();
         assert!(format!("{missing}").contains("cannot read the plan file"));
     }

@@ -21,6 +21,7 @@ fn main() {
     restore_sigpipe();
     let cli = cli::Cli::parse();
     init_logging();
+    init_diagnostics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,6 +68,17 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Errors in a log (stderr not a terminal) are not wrapped: one message, one line, so CI logs
+/// can be searched for it.
+fn init_diagnostics() {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        let _ = miette::set_hook(Box::new(|_| {
+            Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+        }));
+    }
 }
 
 /// `mskctl plan | head` must end quietly like any Unix tool, not panic on a closed pipe: Rust

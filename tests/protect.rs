@@ -52,7 +52,10 @@ async fn protected_resources_are_neither_replaced_nor_deleted() {
     assert_eq!(vpc_cidrs(&em).await, before, "nothing changed");
 
     // Removing it from the file, or destroying the stack, is refused as well.
-    dir.write("stack.yaml", "stack: guarded\nresources:\n  other:\n    type: vpc\n    cidr_block: 10.51.0.0/16\n");
+    dir.write(
+        "stack.yaml",
+        "stack: guarded\nresources:\n  other:\n    type: vpc\n    cidr_block: 10.51.0.0/16\n",
+    );
     let out = em.run(&["apply", "-f", &file, "--auto-approve"]).code(1);
     assert!(out.stderr.contains("would delete it"), "{}", out.all());
     let out = em.run(&["destroy", "-f", &file, "--auto-approve"]).code(1);
@@ -60,7 +63,10 @@ async fn protected_resources_are_neither_replaced_nor_deleted() {
     assert_eq!(vpc_cidrs(&em).await, before, "nothing deleted");
 
     // Unprotect (an in-place tag change), then destroy works.
-    dir.write("stack.yaml", &STACK.replace("protect: true", "protect: false"));
+    dir.write(
+        "stack.yaml",
+        &STACK.replace("protect: true", "protect: false"),
+    );
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
     assert!(vpc_cidrs(&em).await.is_empty());

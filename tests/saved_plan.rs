@@ -133,7 +133,7 @@ async fn a_plan_is_refused_when_the_stack_file_changed() {
             std::fs::write(file, text.replace("10.40.0.0/16", "10.41.0.0/16")).unwrap();
         },
         &[],
-        "changed since the plan was made",
+        "stack.yaml changed since the plan was made",
     )
     .await;
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -88,12 +87,7 @@ impl Clients {
                     .with_max_attempts(6)
                     .with_initial_backoff(Duration::from_millis(200)),
             )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .build(),
-            );
+            .timeout_config(crate::aws_diagnosis::timeout_config());
         if let Some(profile) = &target.profile {
             loader = loader.profile_name(profile);
         }
@@ -121,6 +115,7 @@ impl Clients {
                 $krate::Client::from_conf(
                     $krate::config::Builder::from(&conf)
                         .interceptor(calls.clone())
+                        .interceptor(crate::aws_diagnosis::NameTheEndpoint)
                         .build(),
                 )
             };
@@ -219,9 +214,10 @@ where
                             .unwrap_or_else(|| e.to_string()),
                     )
                 }
-                SdkError::TimeoutError(_) => {
-                    (Some("Timeout".into()), "the request timed out".into())
-                }
+                SdkError::TimeoutError(_) => (
+                    Some("Timeout".into()),
+                    crate::aws_diagnosis::timeout_message(std::error::Error::source(&err)),
+                ),
                 other => (None, error_chain(other)),
             };
             CallError {

@@ -90,13 +90,10 @@ async fn session(target: &Target, args: &StackArgs, need: Need) -> Result<Sessio
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
         .map_err(|e| miette!("{e}"))?;
-    let account_id = aws.account_id().await.map_err(|e| {
-        miette!(
-            help =
-                "check your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and AWS_ENDPOINT_URL",
-            "cannot identify the AWS account: {e}"
-        )
-    })?;
+    let account_id = aws
+        .account_id()
+        .await
+        .map_err(crate::aws_diagnosis::account_error)?;
     let facts = Facts {
         region: aws.region.clone(),
         account_id,

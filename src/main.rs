@@ -2,6 +2,7 @@
 //! result to an exit code (0 ok, 1 error, 2 changes present with `plan --detailed-exitcode`).
 
 mod aws;
+mod aws_diagnosis;
 mod cli;
 mod commands;
 mod engine;

@@ -236,3 +236,13 @@ pub fn repo_path(rel: &str) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// `text` with the line wrapping of error reports undone (continuation lines start with `│`
+/// or spaces), so a test can look for a phrase wherever the report broke it.
+pub fn flat(text: &str) -> String {
+    text.lines()
+        .map(|l| l.trim().trim_start_matches('│').trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -58,6 +58,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Parameter Store, for the stack lock (`crate::lock`).
+    pub ssm: aws_sdk_ssm::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub kafka: aws_sdk_kafka::Client,
     pub pipes: aws_sdk_pipes::Client,
@@ -124,6 +126,7 @@ impl Clients {
             ec2: client!(aws_sdk_ec2),
             iam: client!(aws_sdk_iam),
             sqs: client!(aws_sdk_sqs),
+            ssm: client!(aws_sdk_ssm),
             lambda: client!(aws_sdk_lambda),
             kafka: client!(aws_sdk_kafka),
             pipes: client!(aws_sdk_pipes),

@@ -10,8 +10,9 @@ use miette::{IntoDiagnostic, Result, miette};
 use tokio::task::JoinSet;
 
 use crate::aws::{Clients, Target};
-use crate::cli::{ApplyArgs, Cli, Command, OutputsArgs, PlanArgs, StackArgs};
+use crate::cli::{ApplyArgs, Cli, Command, OutputsArgs, PlanArgs, StackArgs, UnlockArgs};
 use crate::engine::{self, Event, Outcome, Reporter};
+use crate::guard::RunGuard;
 use crate::plan::{self, Action, Facts, Live, Plan, render};
 use crate::resources::{self, Ctx};
 use crate::schema::{Prop, Ty, Update};
@@ -21,19 +22,22 @@ use crate::ui::LineReporter;
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_CHANGES: i32 = 2;
+/// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
-pub async fn run(cli: Cli) -> Result<i32> {
+pub async fn run(cli: Cli, guard: Arc<RunGuard>) -> Result<i32> {
     let target = Target {
         region: cli.region.clone(),
         profile: cli.profile.clone(),
     };
     match cli.command {
         Command::Validate(args) => validate(&args),
-        Command::Plan(args) => plan_cmd(&target, &args).await,
-        Command::Apply(args) => apply_cmd(&target, &args).await,
-        Command::Destroy(args) => destroy_cmd(&target, &args).await,
-        Command::Outputs(args) => outputs_cmd(&target, &args).await,
+        Command::Plan(args) => plan_cmd(&target, &args, &guard).await,
+        Command::Apply(args) => apply_cmd(&target, &args, &guard).await,
+        Command::Destroy(args) => destroy_cmd(&target, &args, &guard).await,
+        Command::Outputs(args) => outputs_cmd(&target, &args, &guard).await,
         Command::Kinds(args) => kinds_cmd(args.kind.as_deref()),
+        Command::Unlock(args) => unlock_cmd(&target, &args).await,
     }
 }
 
@@ -85,7 +89,12 @@ struct Session {
     reporter: Arc<dyn Reporter>,
 }
 
-async fn session(target: &Target, args: &StackArgs, need: Need) -> Result<Session> {
+async fn session(
+    target: &Target,
+    args: &StackArgs,
+    need: Need,
+    guard: &RunGuard,
+) -> Result<Session> {
     let stack = load(args, need)?;
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
@@ -94,11 +103,13 @@ async fn session(target: &Target, args: &StackArgs, need: Need) -> Result<Sessio
         .account_id()
         .await
         .map_err(crate::aws_diagnosis::account_error)?;
+    // apply and destroy: take the stack lock before reading live state.
+    guard.lock_stack(&aws, &stack.name).await?;
     let facts = Facts {
         region: aws.region.clone(),
         account_id,
     };
-    let reporter: Arc<dyn Reporter> = Arc::new(LineReporter::new());
+    let reporter: Arc<dyn Reporter> = guard.track(Arc::new(LineReporter::new()));
     let progress_reporter = reporter.clone();
     let cx = Arc::new(Ctx::new(
         aws.clone(),
@@ -154,9 +165,9 @@ fn make_plan(s: &Session) -> Result<Plan> {
     plan::plan(&s.stack, &s.live, &resources::kind, &s.facts).map_err(|e| miette!("{e}"))
 }
 
-async fn plan_cmd(target: &Target, args: &PlanArgs) -> Result<i32> {
+async fn plan_cmd(target: &Target, args: &PlanArgs, guard: &RunGuard) -> Result<i32> {
     let started = Instant::now();
-    let s = session(target, &args.stack, Need::Everything).await?;
+    let s = session(target, &args.stack, Need::Everything, guard).await?;
     let plan = make_plan(&s)?;
     if args.json {
         println!(
@@ -209,8 +220,8 @@ fn confirm(question: &str, auto_approve: bool) -> Result<bool> {
         .into_diagnostic()
 }
 
-async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
-    let s = session(target, &args.stack, Need::Everything).await?;
+async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Result<i32> {
+    let s = session(target, &args.stack, Need::Everything, guard).await?;
     let plan = make_plan(&s)?;
     print!("{}", render::render(&plan, &s.stack.name, &s.cx.region));
     if plan.has_changes() {
@@ -238,8 +249,8 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
     Ok(code)
 }
 
-async fn destroy_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
-    let s = session(target, &args.stack, Need::StackOnly).await?;
+async fn destroy_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Result<i32> {
+    let s = session(target, &args.stack, Need::StackOnly, guard).await?;
     let plan = plan::destroy_plan(&s.live);
     if !plan.has_changes() {
         println!(
@@ -377,8 +388,8 @@ fn print_outputs(
     }
 }
 
-async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
-    let s = session(target, &args.stack, Need::StackOnly).await?;
+async fn outputs_cmd(target: &Target, args: &OutputsArgs, guard: &RunGuard) -> Result<i32> {
+    let s = session(target, &args.stack, Need::StackOnly, guard).await?;
     let attrs: BTreeMap<String, BTreeMap<String, String>> = s
         .live
         .iter()
@@ -398,6 +409,65 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)
+}
+
+/// `mskctl unlock`: break a lock left by a run that can no longer release it (killed, its
+/// machine gone). Shows the holder first; asks on a terminal, needs `--force` without one.
+async fn unlock_cmd(target: &Target, args: &UnlockArgs) -> Result<i32> {
+    use crate::lock::Break;
+    let stack = load(&args.stack, Need::StackOnly)?;
+    let aws = Clients::connect(target, stack.region.as_deref())
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    let name = crate::lock::parameter_name(&stack.name);
+    let Some(holder) = crate::lock::holder(&aws.ssm, &stack.name)
+        .await
+        .map_err(|e| miette!("cannot read the stack lock {name}: {e}"))?
+    else {
+        println!("Stack `{}` is not locked in {}.", stack.name, aws.region);
+        return Ok(EXIT_OK);
+    };
+    println!(
+        "Stack `{}` in {} is locked by {} (SSM parameter {name}).",
+        stack.name,
+        aws.region,
+        holder.describe()
+    );
+    if !args.force {
+        if !std::io::stdin().is_terminal() {
+            return Err(miette!(
+                help = "pass --force once you are sure that run is no longer running",
+                "refusing to break the lock without confirmation: stdin is not a terminal"
+            ));
+        }
+        let question = "Break this lock? Only do this if that run is no longer running";
+        if !dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .into_diagnostic()?
+        {
+            println!("Lock left in place.");
+            return Ok(EXIT_ERROR);
+        }
+    }
+    match crate::lock::break_lock(&aws.ssm, &stack.name, &holder)
+        .await
+        .map_err(|e| miette!("cannot break the stack lock {name}: {e}"))?
+    {
+        Break::Broken => {
+            println!("Lock broken: the next apply or destroy reads live state and continues.");
+            Ok(EXIT_OK)
+        }
+        Break::AlreadyFree => {
+            println!("The lock was released meanwhile; nothing to break.");
+            Ok(EXIT_OK)
+        }
+        Break::ChangedHands(now) => Err(miette!(
+            "the lock changed hands meanwhile and was left in place: now held by {}",
+            now.describe()
+        )),
+    }
 }
 
 /// `mskctl kinds [KIND]`: the schemas, as a quick reference next to docs/stack-file.md.

@@ -1,6 +1,7 @@
 //! Command-line interface types (clap). Behaviour lives in `commands`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -39,6 +40,8 @@ pub enum Command {
     Outputs(OutputsArgs),
     /// List the resource kinds, or show the properties of one kind
     Kinds(KindsArgs),
+    /// Break the stack lock left by an apply or destroy that was killed (shows who held it)
+    Unlock(UnlockArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -99,6 +102,9 @@ pub struct ApplyArgs {
     /// Maximum number of resources changed at the same time
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +119,32 @@ pub struct DestroyArgs {
     /// Maximum number of resources changed at the same time
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Lock and time budget of a run that changes AWS (apply, destroy).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// When another run holds the stack lock, wait up to DURATION for it (e.g. 30s, 5m);
+    /// 0 fails at once
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// Stop after DURATION in total (e.g. 20m): release the lock and exit 1; a re-run resumes
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Break the lock without asking (required when stdin is not a terminal)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +161,18 @@ pub struct OutputsArgs {
 pub struct KindsArgs {
     /// A kind, e.g. `subnet`; without it, all kinds are listed
     pub kind: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("expected a duration such as 30s, 5m or 1h30m, got `{s}` ({e})"))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than 0 (leave the flag out for no limit)".into()),
+        d => Ok(d),
+    }
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

@@ -12,8 +12,11 @@ use miette::{IntoDiagnostic, Result, miette};
 use crate::aws::kinds as aws_kinds;
 use crate::aws::provider::AwsProvider;
 use crate::aws::{Clients, Ctx, Target};
-use crate::cli::{ApplyArgs, Cli, Command, DestroyArgs, OutputsArgs, PlanArgs, StackArgs};
+use crate::cli::{
+    ApplyArgs, Cli, Command, DestroyArgs, OutputsArgs, PlanArgs, StackArgs, UnlockArgs,
+};
 use crate::engine::{self, Event, Outcome, Reporter};
+use crate::guard::RunGuard;
 use crate::model::{self, Artifacts, Catalog, Facts, Val};
 use crate::package;
 use crate::plan::saved::{self, SavedPlan, Sources};
@@ -25,20 +28,22 @@ use crate::ui::LineReporter;
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_CHANGES: i32 = 2;
+/// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: i32 = 130;
 
-pub async fn run(cli: Cli) -> Result<i32> {
+pub async fn run(cli: Cli, guard: Arc<RunGuard>) -> Result<i32> {
     let target = Target {
         region: cli.region.clone(),
         profile: cli.profile.clone(),
     };
     match cli.command {
         Command::Validate(args) => validate(&args),
-        Command::Plan(args) => plan_cmd(&target, &args).await,
-        Command::Apply(args) => apply_cmd(&target, &args).await,
-        Command::Destroy(args) => destroy_cmd(&target, &args).await,
-        Command::Outputs(args) => outputs_cmd(&target, &args).await,
+        Command::Plan(args) => plan_cmd(&target, &args, &guard).await,
+        Command::Apply(args) => apply_cmd(&target, &args, &guard).await,
+        Command::Destroy(args) => destroy_cmd(&target, &args, &guard).await,
+        Command::Outputs(args) => outputs_cmd(&target, &args, &guard).await,
         Command::Kinds(args) => kinds_cmd(args.kind.as_deref()),
+        Command::Unlock(args) => unlock_cmd(&target, &args).await,
     }
 }
 
@@ -117,23 +122,22 @@ struct Session {
     reporter: Arc<dyn Reporter>,
 }
 
-async fn session(target: &Target, loaded: Loaded) -> Result<Session> {
+async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Session> {
     let stack = &loaded.stack;
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
         .map_err(|e| miette!("{e}"))?;
-    let account_id = aws.account_id().await.map_err(|e| {
-        miette!(
-            help =
-                "check your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and AWS_ENDPOINT_URL",
-            "cannot identify the AWS account: {e}"
-        )
-    })?;
+    let account_id = aws
+        .account_id()
+        .await
+        .map_err(crate::aws::diagnosis::account_error)?;
+    // apply and destroy: take the stack lock before reading live state.
+    guard.lock_stack(&aws, &stack.name).await?;
     let facts = Facts {
         region: aws.region.clone(),
         account_id,
     };
-    let reporter: Arc<dyn Reporter> = Arc::new(LineReporter::new());
+    let reporter: Arc<dyn Reporter> = guard.track(Arc::new(LineReporter::new()));
     let progress_reporter = reporter.clone();
     let cx = Arc::new(Ctx::new(
         aws.clone(),
@@ -182,10 +186,10 @@ fn saved_plan(s: &Session, plan: &Plan, salt: &str) -> SavedPlan {
     )
 }
 
-async fn plan_cmd(target: &Target, args: &PlanArgs) -> Result<i32> {
+async fn plan_cmd(target: &Target, args: &PlanArgs, guard: &RunGuard) -> Result<i32> {
     let started = Instant::now();
     let loaded = load(&args.stack.file, &args.stack.vars, Need::Everything)?;
-    let s = session(target, loaded).await?;
+    let s = session(target, loaded, guard).await?;
     let plan = make_plan(&s)?;
     let name = &s.loaded.stack.name;
     if args.json {
@@ -273,14 +277,14 @@ fn read_saved(path: &Path) -> Result<SavedPlan> {
     Ok(saved)
 }
 
-async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
+async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Result<i32> {
     let saved = args.plan_file.as_deref().map(read_saved).transpose()?;
     let file = match &saved {
         Some(saved) => PathBuf::from(&saved.stack_file),
         None => args.stack.file.clone(),
     };
     let loaded = load(&file, &args.stack.vars, Need::Everything)?;
-    let s = session(target, loaded).await?;
+    let s = session(target, loaded, guard).await?;
     let plan = make_plan(&s)?;
     let name = s.loaded.stack.name.clone();
     if let Some(saved) = &saved {
@@ -317,24 +321,21 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Run `plan` with the engine, stopping early on Ctrl-C.
+/// Run `plan` with the engine. Interrupts and `--timeout` are handled by the run guard, which
+/// drops this future (abandoning operations in flight) and names what was still running.
 async fn execute(s: &Session, plan: &Plan, parallelism: u16) -> Outcome {
     let settings = engine::Settings {
         parallelism: parallelism as usize,
         facts: s.facts.clone(),
         artifacts: s.loaded.artifacts.clone(),
     };
-    let stop = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    let stop = std::future::pending::<()>();
     engine::run(plan, s.provider.clone(), settings, s.reporter.clone(), stop).await
 }
 
-async fn destroy_cmd(target: &Target, args: &DestroyArgs) -> Result<i32> {
+async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> Result<i32> {
     let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
-    let s = session(target, loaded).await?;
+    let s = session(target, loaded, guard).await?;
     let name = s.loaded.stack.name.clone();
     let plan = plan::destroy_plan(&s.live, plan::file_deps(&s.loaded.stack))
         .map_err(|e| miette!("{e}"))?;
@@ -466,9 +467,9 @@ fn print_outputs(
     }
 }
 
-async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
+async fn outputs_cmd(target: &Target, args: &OutputsArgs, guard: &RunGuard) -> Result<i32> {
     let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
-    let s = session(target, loaded).await?;
+    let s = session(target, loaded, guard).await?;
     let attrs: BTreeMap<String, BTreeMap<String, String>> = s
         .live
         .iter()
@@ -488,6 +489,66 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs) -> Result<i32> {
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)
+}
+
+/// `mskctl unlock`: break a lock left by a run that can no longer release it (killed, its
+/// machine gone). Shows the holder first; asks on a terminal, needs `--force` without one.
+async fn unlock_cmd(target: &Target, args: &UnlockArgs) -> Result<i32> {
+    use crate::aws::lock::Break;
+    let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
+    let stack = &loaded.stack;
+    let aws = Clients::connect(target, stack.region.as_deref())
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    let name = crate::aws::lock::parameter_name(&stack.name);
+    let Some(holder) = crate::aws::lock::holder(&aws.ssm, &stack.name)
+        .await
+        .map_err(|e| miette!("cannot read the stack lock {name}: {e}"))?
+    else {
+        println!("Stack `{}` is not locked in {}.", stack.name, aws.region);
+        return Ok(EXIT_OK);
+    };
+    println!(
+        "Stack `{}` in {} is locked by {} (SSM parameter {name}).",
+        stack.name,
+        aws.region,
+        holder.describe()
+    );
+    if !args.force {
+        if !std::io::stdin().is_terminal() {
+            return Err(miette!(
+                help = "pass --force once you are sure that run is no longer running",
+                "refusing to break the lock without confirmation: stdin is not a terminal"
+            ));
+        }
+        let question = "Break this lock? Only do this if that run is no longer running";
+        if !dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .into_diagnostic()?
+        {
+            println!("Lock left in place.");
+            return Ok(EXIT_ERROR);
+        }
+    }
+    match crate::aws::lock::break_lock(&aws.ssm, &stack.name, &holder)
+        .await
+        .map_err(|e| miette!("cannot break the stack lock {name}: {e}"))?
+    {
+        Break::Broken => {
+            println!("Lock broken: the next apply or destroy reads live state and continues.");
+            Ok(EXIT_OK)
+        }
+        Break::AlreadyFree => {
+            println!("The lock was released meanwhile; nothing to break.");
+            Ok(EXIT_OK)
+        }
+        Break::ChangedHands(now) => Err(miette!(
+            "the lock changed hands meanwhile and was left in place: now held by {}",
+            now.describe()
+        )),
+    }
 }
 
 /// `mskctl kinds [KIND]`: the schemas, as a quick reference next to docs/stack-file.md.

@@ -1,14 +1,16 @@
 //! mskctl: thin binary. Parses the command line, sets up logging and the runtime, maps the
-//! result to an exit code (0 ok, 1 error, 2 changes present with `plan --detailed-exitcode`).
+//! result to an exit code: 0 ok, 1 any error (usage errors included), 2 changes present with
+//! `plan --detailed-exitcode`, 130 interrupted (SIGINT/SIGTERM; see `guard`).
 
 // Layers, lowest first; a module imports only from layers below it (tests/layers.rs checks):
 // stack (the file) → model (pure kinds, values) → graph → plan → engine → package → aws
-// (SDK, kinds' AWS halves) → commands / ui / cli.
+// (SDK, kinds' AWS halves, stack lock) → guard / commands / ui / cli.
 mod aws;
 mod cli;
 mod commands;
 mod engine;
 mod graph;
+mod guard;
 mod model;
 mod package;
 mod plan;
@@ -19,7 +21,7 @@ use clap::Parser;
 
 fn main() {
     restore_sigpipe();
-    let cli = cli::Cli::parse();
+    let cli = parse_args();
     init_logging();
     init_diagnostics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -32,7 +34,9 @@ fn main() {
             std::process::exit(commands::EXIT_ERROR);
         }
     };
-    let code = match runtime.block_on(commands::run(cli)) {
+    let guard = std::sync::Arc::new(guard::RunGuard::for_command(&cli));
+    let command = commands::run(cli, guard.clone());
+    let code = match runtime.block_on(guard.supervise(command)) {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{report:?}");
@@ -40,6 +44,19 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Usage errors exit 1 like every other error (clap's own code, 2, would read as "changes
+/// present" to a CI job using `plan --detailed-exitcode`); `--help` and `--version` exit 0.
+fn parse_args() -> cli::Cli {
+    cli::Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() {
+            commands::EXIT_ERROR
+        } else {
+            commands::EXIT_OK
+        })
+    })
 }
 
 /// Logs go to stderr, filtered by `MSKCTL_LOG` (e.g. `MSKCTL_LOG=mskctl=debug`). The SDK's

@@ -314,6 +314,8 @@ async fn interrupted_create_rerun_leaves_exactly_one_mapping() {
         seen.join("\n")
     );
 
+    // SIGKILL left the stack lock behind: break it, as a person would.
+    em.run(&["unlock", "-f", &file, "--force"]).ok();
     em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     let lambda = aws_sdk_lambda::Client::new(&em.sdk().await);
     let all = mappings(&lambda).await;

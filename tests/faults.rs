@@ -71,7 +71,8 @@ async fn apply_killed_midway_then_rerun_converges_without_duplicates() {
             .is_empty()
     );
 
-    // Re-run: converges, one of everything.
+    // Re-run: converges, one of everything. SIGKILL left the stack lock behind: break it first.
+    em.run(&["unlock", "-f", &file, "--force"]).ok();
     let rerun = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
     assert!(
         rerun.stdout.contains("1 to add") || rerun.stdout.contains("2 to add"),

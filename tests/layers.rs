@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     &["package"],
     &["aws"],
-    &["commands", "ui", "cli", "main"],
+    &["guard", "commands", "ui", "cli", "main"],
 ];
 
 const PURE: &[&str] = &["stack", "model", "graph", "plan"];

@@ -3,7 +3,9 @@
 //! benchmark, [`CallError`] (the one error type kinds return), and [`Ctx`], what every AWS
 //! call of a run shares. `retry` paces waits; `kinds` holds the AWS half of each kind.
 
+pub mod diagnosis;
 pub mod kinds;
+pub mod lock;
 pub mod provider;
 pub mod retry;
 
@@ -14,7 +16,6 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -64,6 +65,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Parameter Store, for the stack lock (`lock`).
+    pub ssm: aws_sdk_ssm::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub kafka: aws_sdk_kafka::Client,
     pub pipes: aws_sdk_pipes::Client,
@@ -93,12 +96,7 @@ impl Clients {
                     .with_max_attempts(6)
                     .with_initial_backoff(Duration::from_millis(200)),
             )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .build(),
-            );
+            .timeout_config(crate::aws::diagnosis::timeout_config());
         if let Some(profile) = &target.profile {
             loader = loader.profile_name(profile);
         }
@@ -126,6 +124,7 @@ impl Clients {
                 $krate::Client::from_conf(
                     $krate::config::Builder::from(&conf)
                         .interceptor(calls.clone())
+                        .interceptor(crate::aws::diagnosis::NameTheEndpoint)
                         .build(),
                 )
             };
@@ -134,6 +133,7 @@ impl Clients {
             ec2: client!(aws_sdk_ec2),
             iam: client!(aws_sdk_iam),
             sqs: client!(aws_sdk_sqs),
+            ssm: client!(aws_sdk_ssm),
             lambda: client!(aws_sdk_lambda),
             kafka: client!(aws_sdk_kafka),
             pipes: client!(aws_sdk_pipes),
@@ -254,9 +254,10 @@ where
                             .unwrap_or_else(|| e.to_string()),
                     )
                 }
-                SdkError::TimeoutError(_) => {
-                    (Some("Timeout".into()), "the request timed out".into())
-                }
+                SdkError::TimeoutError(_) => (
+                    Some("Timeout".into()),
+                    crate::aws::diagnosis::timeout_message(std::error::Error::source(&err)),
+                ),
                 other => (None, error_chain(other)),
             };
             CallError {

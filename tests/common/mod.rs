@@ -288,3 +288,103 @@ impl<T> Future for CatchUnwind<'_, T> {
         }
     }
 }
+
+/// A mskctl process running in the background, its stdout read line by line as it comes (for
+/// tests that race, signal or time it).
+pub struct Running {
+    pub child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stdout: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    /// Start `cmd` (e.g. `em.mskctl().args([...])`) with stdout and stderr captured.
+    pub fn spawn(cmd: &mut Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mskctl");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut err, &mut text);
+            text
+        });
+        Running {
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Wait until a stdout line satisfies `at`; false if the process ended or `timeout` passed.
+    pub fn wait_for_line(&mut self, timeout: Duration, at: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = at(&line);
+                    self.stdout.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Send `signal` (e.g. `libc::SIGINT`) to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
+    /// True once the process has exited (without collecting its output).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Wait for the process to end and collect everything it printed.
+    pub fn finish(mut self) -> Run {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv() {
+            self.stdout.push(line);
+        }
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.join("\n"),
+            stderr,
+        }
+    }
+}
+
+/// `text` with the line wrapping of error reports undone (continuation lines start with `│`
+/// or spaces), so a test can look for a phrase wherever the report broke it.
+pub fn flat(text: &str) -> String {
+    text.lines()
+        .map(|l| l.trim().trim_start_matches('│').trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -476,6 +476,70 @@ class FaultTest(EmulatorTest):
         self.assertEqual(control("reset-faults")["delays"]["msk_create"], float(DELAYS["EMULATOR_MSK_CREATE_SECONDS"]))
 
 
+class SsmLockTest(EmulatorTest):
+    """What mskctl's stack lock relies on: Parameter Store as a create-if-absent primitive."""
+
+    def test_ssm_put_without_overwrite_is_create_if_absent(self) -> None:
+        ssm = client("ssm")
+        name = "/mskctl/lock-test/lock"
+        self.assertEqual(ssm.put_parameter(Name=name, Value='{"run_id": "a"}', Type="String", Overwrite=False)["Version"], 1)
+        self.assertEqual(error_code(lambda: ssm.put_parameter(
+            Name=name, Value='{"run_id": "b"}', Type="String", Overwrite=False)), "ParameterAlreadyExists")
+        self.assertEqual(ssm.get_parameter(Name=name)["Parameter"]["Value"], '{"run_id": "a"}')
+        # SSM is regional: the same name in another region is another lock.
+        other = boto3.client("ssm", endpoint_url=endpoint, region_name="eu-west-1",
+                             aws_access_key_id="test", aws_secret_access_key="test")
+        self.assertEqual(error_code(lambda: other.get_parameter(Name=name)), "ParameterNotFound")
+        ssm.delete_parameter(Name=name)
+        self.assertEqual(error_code(lambda: ssm.get_parameter(Name=name)), "ParameterNotFound")
+        self.assertEqual(error_code(lambda: ssm.delete_parameter(Name=name)), "ParameterNotFound")
+        self.assertEqual(ssm.put_parameter(Name=name, Value='{"run_id": "c"}', Type="String", Overwrite=False)["Version"], 1)
+        ssm.delete_parameter(Name=name)
+
+    def test_ssm_concurrent_creates_have_exactly_one_winner(self) -> None:
+        # The race is in moto's backend, so it is provoked in-process, where the thread
+        # switch interval can be shrunk: without the patch, most runs see two winners.
+        import sys
+        import threading
+
+        from moto.ssm.exceptions import ParameterAlreadyExists
+        from moto.ssm.models import ssm_backends
+
+        sys.path.insert(0, str(HERE))
+        from patches import ssm as ssm_patch
+
+        ssm_patch.patch_put_parameter_atomic()
+        backend = ssm_backends["123456789012"][REGION]
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            winners_per_round = []
+            for round_ in range(200):
+                wins: list[int] = []
+                start = threading.Barrier(8)
+
+                def create(name: str = f"/race/{round_}") -> None:
+                    start.wait()
+                    try:
+                        backend.put_parameter(
+                            name=name, description=None, value="x", parameter_type="String",
+                            allowed_pattern=None, keyid=None, overwrite=False, tags=[],
+                            data_type="text", tier=None, policies=None)
+                        wins.append(1)
+                    except ParameterAlreadyExists:
+                        pass
+
+                threads = [threading.Thread(target=create) for _ in range(8)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                winners_per_round.append(len(wins))
+        finally:
+            sys.setswitchinterval(interval)
+        self.assertEqual(set(winners_per_round), {1})
+
+
 class AcceptanceFlowTest(EmulatorTest):
     """The non-patched parts of mskctl's stack, end to end through boto3."""
 

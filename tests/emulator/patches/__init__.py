@@ -5,7 +5,7 @@ them in order. tests/emulator/README.md lists them with the moto gap each one
 closes and the test in test_patches.py that proves it.
 """
 
-from . import ec2, faults, kafka, lambda_esm, lambda_functions, pipes
+from . import ec2, faults, kafka, lambda_esm, lambda_functions, pipes, ssm
 
 PATCHES = [
     kafka.patch_creation_time_rfc3339,
@@ -21,6 +21,7 @@ PATCHES = [
     ec2.patch_network_interfaces_block_deletion,
     ec2.patch_security_group_rules,
     pipes.patch_pipe_lifecycle,
+    ssm.patch_put_parameter_atomic,
     faults.patch_throttling,
 ]
 

@@ -38,7 +38,10 @@ impl Reporter for LineReporter {
             }
             Event::Failed { id, op, error } => format!("{id}: FAILED {}: {error}", op.verb().0),
             Event::Skipped { id, op, because } => {
-                format!("{id}: skipped {} because `{because}` failed", op.verb().0)
+                format!(
+                    "{id}: skipped {} because `{because}` did not complete",
+                    op.verb().0
+                )
             }
         };
         let mut out = std::io::stdout().lock();

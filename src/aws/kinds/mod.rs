@@ -75,20 +75,21 @@ pub fn registry() -> Vec<&'static dyn KindApi> {
     ]
 }
 
-/// ARNs and tags of the stack's resources of one type (`sqs`, `lambda:function`,
-/// `kafka:cluster`), from the Resource Groups Tagging API. All types come from one lookup per
-/// command run (one call per page), shared by the kinds that AWS indexes there.
+/// ARNs and tags of the stack's resources of one type (`sqs`, `lambda:function`), from the
+/// Resource Groups Tagging API. All types come from one lookup per bulk read (one call per
+/// page), shared by the kinds that AWS indexes there.
 ///
-/// The index is eventually consistent: a resource created seconds ago may be missing. Kinds
-/// that use it must make create safe to repeat (names are unique per account, and a create
-/// that finds its own tagged resource adopts it).
+/// The index is eventually consistent: it lists a resource created seconds ago late, and a
+/// deleted one (with its tags) for a while. It is never the sole evidence: kinds that use it
+/// also look up the names the stack file gives ([`Ctx::names_of`]) and confirm every hit with
+/// the service's own read, which is current.
 pub async fn tagged_resources(
     cx: &Ctx,
     resource_type: &str,
 ) -> Result<Vec<(String, BTreeMap<String, String>)>, CallError> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
-    let all = cx
-        .tagged
+    let cell = cx.tagged();
+    let all = cell
         .get_or_try_init(|| async {
             let mut found = Vec::new();
             let filter = TagFilter::builder()
@@ -149,7 +150,25 @@ fn arn_has_type(arn: &str, resource_type: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::arn_has_type;
+    use super::{arn_has_type, registry};
+
+    /// Every kind has both halves, and each AWS half points at its own pure half.
+    #[test]
+    fn every_kind_in_the_catalog_has_its_aws_half() {
+        let catalog: Vec<&str> = crate::model::kinds::catalog()
+            .schemas()
+            .iter()
+            .map(|s| s.kind)
+            .collect();
+        let aws: Vec<&str> = registry().iter().map(|k| k.model().schema().kind).collect();
+        assert_eq!(aws, catalog);
+        for k in registry() {
+            let model = crate::model::kinds::catalog()
+                .get(k.model().schema().kind)
+                .unwrap();
+            assert!(std::ptr::eq(model.schema(), k.model().schema()));
+        }
+    }
 
     #[test]
     fn arn_types_match_service_and_resource_kind() {

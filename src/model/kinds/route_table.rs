@@ -236,12 +236,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_nat_target_stays_under_nat_gateway() {
-        let v = json!([{"destination": "0.0.0.0/0", "nat_gateway": "\u{0}(known after apply)"}]);
-        assert_eq!(RouteTable.normalize("routes", &v), v);
-    }
-
-    #[test]
     fn normalize_sorts_subnets() {
         assert_eq!(
             RouteTable.normalize("subnets", &json!(["subnet-b", "subnet-a"])),

@@ -755,3 +755,90 @@ async fn duplicate_copies_are_planned_for_deletion_and_removed() {
     em.run(&["plan", "-f", &file, "--detailed-exitcode"])
         .code(0);
 }
+
+/// Moving a subnet from one route table's `subnets` to another's in one apply: both tables
+/// update, the subnet ends associated with the new table only, and the next plan is empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn subnet_moves_between_route_tables_in_one_apply() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let stack = |one: &str, two: &str| {
+        format!(
+            "stack: rtmove\nresources:\n  vpc: {{type: vpc, cidr_block: 10.60.0.0/16}}\n  \
+             a: {{type: subnet, vpc: vpc, cidr_block: 10.60.1.0/24, availability_zone: \"${{aws.region}}a\"}}\n  \
+             b: {{type: subnet, vpc: vpc, cidr_block: 10.60.2.0/24, availability_zone: \"${{aws.region}}a\"}}\n  \
+             one: {{type: route_table, vpc: vpc, subnets: [{one}]}}\n  \
+             two: {{type: route_table, vpc: vpc, subnets: [{two}]}}\n"
+        )
+    };
+    let file = dir.write("s.yaml", &stack("a, b", ""));
+    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
+    let tables = ec2
+        .describe_route_tables()
+        .filters(owned("rtmove"))
+        .send()
+        .await
+        .unwrap();
+    let table_of = |id: &str| {
+        tables
+            .route_tables()
+            .iter()
+            .find(|t| {
+                t.tags()
+                    .iter()
+                    .any(|g| g.key() == Some("mskctl:id") && g.value() == Some(id))
+            })
+            .and_then(|t| t.route_table_id())
+            .unwrap()
+            .to_string()
+    };
+    let (one, two) = (table_of("one"), table_of("two"));
+    let subnet_b = ec2
+        .describe_subnets()
+        .filters(owned("rtmove"))
+        .filters(
+            Filter::builder()
+                .name("cidr-block")
+                .values("10.60.2.0/24")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_string();
+
+    dir.write("s.yaml", &stack("a", "b"));
+    let apply = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    assert!(
+        apply.stdout.contains("0 to add, 2 to change"),
+        "{}",
+        apply.all()
+    );
+    let holders: Vec<String> = ec2
+        .describe_route_tables()
+        .filters(
+            Filter::builder()
+                .name("association.subnet-id")
+                .values(&subnet_b)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .route_tables()
+        .iter()
+        .filter_map(|t| t.route_table_id().map(String::from))
+        .collect();
+    assert_eq!(
+        holders,
+        vec![two.clone()],
+        "subnet b must belong to `two` ({two}) only, not `one` ({one})"
+    );
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
+    em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
+}

@@ -2,7 +2,8 @@
 //!
 //! The SDK already retries throttling and transient network errors. What remains are AWS
 //! behaviours that need time rather than a fix: IAM propagation, `DependencyViolation` while
-//! network interfaces drain, `QueueDeletedRecently`. Everything else fails at once.
+//! network interfaces drain, `QueueDeletedRecently`, EC2 ids not yet visible right after their
+//! create. Everything else fails at once.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -54,6 +55,27 @@ pub const QUEUE_DELETED_RECENTLY: Transient = Transient {
     messages: &[],
     why: "SQS does not allow reusing a queue name for 60 seconds after deletion",
     budget: Duration::from_secs(90),
+};
+
+/// EC2 is eventually consistent: for a moment after a create, other calls naming the new id
+/// (describe by id, modify, attach, associate, tag, a create that references it) answer
+/// `NotFound` ("Eventual consistency in the Amazon EC2 API"). Only for calls that follow a
+/// create: deletes keep reading NotFound as "already gone".
+pub const EC2_NOT_YET_VISIBLE: Transient = Transient {
+    codes: &[
+        "InvalidVpcID.NotFound",
+        "InvalidSubnetID.NotFound",
+        "InvalidGroup.NotFound",
+        "InvalidGroupId.NotFound",
+        "InvalidInternetGatewayID.NotFound",
+        "InvalidRouteTableID.NotFound",
+        "InvalidAllocationID.NotFound",
+        "NatGatewayNotFound",
+        "InvalidNatGatewayID.NotFound",
+    ],
+    messages: &[],
+    why: "EC2 is eventually consistent and an id created moments ago is not visible to every call yet",
+    budget: Duration::from_secs(30),
 };
 
 /// Lambda rejects a change while a previous update of the same function is in progress.
@@ -204,6 +226,26 @@ mod tests {
     fn dependency_violation_matches_by_code() {
         assert!(DEPENDENCY_VIOLATION.matches(&err("DependencyViolation", "has dependencies")));
         assert!(!DEPENDENCY_VIOLATION.matches(&err("InvalidVpcID.NotFound", "gone")));
+    }
+
+    #[test]
+    fn ec2_not_yet_visible_matches_the_network_kinds_not_found_codes() {
+        for code in [
+            "InvalidVpcID.NotFound",
+            "InvalidSubnetID.NotFound",
+            "InvalidGroup.NotFound",
+            "InvalidInternetGatewayID.NotFound",
+            "InvalidRouteTableID.NotFound",
+            "InvalidAllocationID.NotFound",
+            "NatGatewayNotFound",
+        ] {
+            assert!(
+                EC2_NOT_YET_VISIBLE.matches(&err(code, "does not exist")),
+                "{code}"
+            );
+        }
+        assert!(!EC2_NOT_YET_VISIBLE.matches(&err("DependencyViolation", "in use")));
+        assert!(!EC2_NOT_YET_VISIBLE.matches(&err("InvalidParameterValue", "bad cidr")));
     }
 
     #[test]

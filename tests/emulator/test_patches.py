@@ -29,6 +29,9 @@ DELAYS = {
     "EMULATOR_MSK_DELETE_SECONDS": "0.4",
     "EMULATOR_ESM_SECONDS": "0.4",
     "EMULATOR_PIPE_SECONDS": "0.4",
+    # Off for the module (other tests create and use ids at once); the test of the
+    # behaviour turns it on through the control endpoint.
+    "EMULATOR_EC2_CONSISTENCY_SECONDS": "0",
 }
 PANDAS_LAYER = "arn:aws:lambda:ap-northeast-1:336392948345:layer:AWSSDKPandas-Python311:22"
 launcher: subprocess.Popen | None = None
@@ -366,6 +369,45 @@ class Ec2Test(EmulatorTest):
         rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroupRules"]
         ingress = {r.get("Description") for r in rules if not r["IsEgress"]}
         self.assertEqual(ingress, {"self", "vpc"})
+
+
+    def test_fresh_ec2_ids_are_not_found_for_a_moment(self) -> None:
+        control("faults", {"delays": {"ec2_consistency": 1.0}})
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.5.0.0/16")["Vpc"]["VpcId"]
+        tag = [{"Key": "k", "Value": "v"}]
+        self.assertEqual(error_code(lambda: ec2.describe_vpcs(VpcIds=[vpc])), "InvalidVpcID.NotFound")
+        self.assertEqual(error_code(lambda: ec2.create_tags(Resources=[vpc], Tags=tag)), "InvalidVpcID.NotFound")
+        self.assertEqual(error_code(lambda: ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})),
+                         "InvalidVpcID.NotFound")
+        self.assertEqual(error_code(lambda: ec2.create_subnet(VpcId=vpc, CidrBlock="10.5.1.0/24")),
+                         "InvalidVpcID.NotFound")
+        # A filter naming the fresh id is no error.
+        ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+        time.sleep(1.05)
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.5.1.0/24")["Subnet"]["SubnetId"]
+        sg = ec2.create_security_group(GroupName="fresh", Description="fresh", VpcId=vpc)["GroupId"]
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        for call, code in [
+            (lambda: ec2.describe_subnets(SubnetIds=[subnet]), "InvalidSubnetID.NotFound"),
+            (lambda: ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]),
+             "InvalidGroup.NotFound"),
+            (lambda: ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc), "InvalidInternetGatewayID.NotFound"),
+            (lambda: ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet), "InvalidRouteTableID.NotFound"),
+            (lambda: ec2.describe_addresses(AllocationIds=[eip]), "InvalidAllocationID.NotFound"),
+        ]:
+            self.assertEqual(error_code(call), code)
+        time.sleep(1.05)
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet)
+        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+        self.assertEqual(error_code(lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])), "NatGatewayNotFound")
+        # Deletes are not delayed: mskctl reads their NotFound as "already gone".
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        self.assertEqual(ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["VpcId"], vpc)
 
 
 class PipeTest(EmulatorTest):

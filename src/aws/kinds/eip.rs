@@ -10,7 +10,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{Transient, retry_while};
+use crate::aws::retry::{EC2_NOT_YET_VISIBLE, Transient, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::eip as model;
 use crate::model::{Desired, KindModel, Observed, Props};
@@ -108,14 +108,16 @@ impl KindApi for Eip {
 }
 
 async fn reread(cx: &Ctx, id: &str, alloc: &str) -> Result<Observed, CallError> {
-    let out = cx
-        .aws
-        .ec2
-        .describe_addresses()
-        .allocation_ids(alloc)
-        .send()
-        .await
-        .call("DescribeAddresses")?;
+    let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .describe_addresses()
+            .allocation_ids(alloc)
+            .send()
+            .await
+            .call("DescribeAddresses")
+    })
+    .await?;
     let a = out
         .addresses()
         .first()

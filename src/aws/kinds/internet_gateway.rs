@@ -10,7 +10,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, Transient, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::internet_gateway as model;
 use crate::model::{Desired, KindModel, Observed, Props, s};
@@ -62,7 +62,7 @@ impl KindApi for InternetGateway {
             .unwrap_or_default()
             .to_string();
         if let Some(vpc) = s(p, "vpc") {
-            attach(cx, &igw_id, vpc).await?;
+            attach(cx, &desired.id, &igw_id, vpc).await?;
         }
         reread(cx, &desired.id, &igw_id).await
     }
@@ -80,7 +80,7 @@ impl KindApi for InternetGateway {
                 detach(cx, &observed.id, igw_id, old).await?;
             }
             if let Some(new) = s(&desired.props, "vpc") {
-                attach(cx, igw_id, new).await?;
+                attach(cx, &desired.id, igw_id, new).await?;
             }
         }
         if changed.iter().any(|c| c == "tags") {
@@ -110,15 +110,19 @@ impl KindApi for InternetGateway {
     }
 }
 
-async fn attach(cx: &Ctx, igw_id: &str, vpc_id: &str) -> Result<(), CallError> {
-    cx.aws
-        .ec2
-        .attach_internet_gateway()
-        .internet_gateway_id(igw_id)
-        .vpc_id(vpc_id)
-        .send()
-        .await
-        .call("AttachInternetGateway")?;
+/// Attach; the gateway and the VPC may both have been created moments ago.
+async fn attach(cx: &Ctx, id: &str, igw_id: &str, vpc_id: &str) -> Result<(), CallError> {
+    retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .attach_internet_gateway()
+            .internet_gateway_id(igw_id)
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .call("AttachInternetGateway")
+    })
+    .await?;
     Ok(())
 }
 
@@ -143,14 +147,16 @@ async fn detach(cx: &Ctx, id: &str, igw_id: &str, vpc_id: &str) -> Result<(), Ca
 }
 
 async fn reread(cx: &Ctx, id: &str, igw_id: &str) -> Result<Observed, CallError> {
-    let out = cx
-        .aws
-        .ec2
-        .describe_internet_gateways()
-        .internet_gateway_ids(igw_id)
-        .send()
-        .await
-        .call("DescribeInternetGateways")?;
+    let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(igw_id)
+            .send()
+            .await
+            .call("DescribeInternetGateways")
+    })
+    .await?;
     let g = out
         .internet_gateways()
         .first()

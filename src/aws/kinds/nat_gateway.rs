@@ -14,7 +14,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{Poll, wait_for};
+use crate::aws::retry::{EC2_NOT_YET_VISIBLE, Poll, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::nat_gateway as model;
 use crate::model::{Desired, KindModel, Observed, Props, s};
@@ -53,14 +53,14 @@ impl KindApi for NatGateway {
         let p = &desired.props;
         let connectivity = s(p, "connectivity_type").unwrap_or("public");
         let mut token = client_token(&cx.stack, &desired.id, p, "");
-        let mut nat = self.request(cx, p, &token).await?;
+        let mut nat = self.request(cx, &desired.id, p, &token).await?;
         // A token reused within its lifetime returns the gateway it created first. If that one
         // is already failed or deleted (e.g. the resource was destroyed and declared again),
         // ask for a fresh gateway with a token salted by the stale one's id.
         if !counts_as_live(nat.state()) {
             let stale = nat.nat_gateway_id().unwrap_or_default().to_string();
             token = client_token(&cx.stack, &desired.id, p, &stale);
-            nat = self.request(cx, p, &token).await?;
+            nat = self.request(cx, &desired.id, p, &token).await?;
         }
         let nat_id = nat.nat_gateway_id().unwrap_or_default().to_string();
         wait_available(cx, &desired.id, &nat_id, connectivity).await
@@ -118,26 +118,31 @@ impl KindApi for NatGateway {
 }
 
 impl NatGateway {
+    /// CreateNatGateway; its subnet and address may have been created moments ago, and the
+    /// client token makes the retry safe.
     async fn request(
         &self,
         cx: &Ctx,
+        id: &str,
         p: &Props,
         token: &str,
     ) -> Result<aws_sdk_ec2::types::NatGateway, CallError> {
-        let out = cx
-            .aws
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(s(p, "subnet").unwrap_or_default())
-            .set_allocation_id(s(p, "eip").map(String::from))
-            .connectivity_type(ConnectivityType::from(
-                s(p, "connectivity_type").unwrap_or("public"),
-            ))
-            .client_token(token)
-            .tag_specifications(tag_spec(ResourceType::Natgateway, p))
-            .send()
-            .await
-            .call("CreateNatGateway")?;
+        let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+            cx.aws
+                .ec2
+                .create_nat_gateway()
+                .subnet_id(s(p, "subnet").unwrap_or_default())
+                .set_allocation_id(s(p, "eip").map(String::from))
+                .connectivity_type(ConnectivityType::from(
+                    s(p, "connectivity_type").unwrap_or("public"),
+                ))
+                .client_token(token)
+                .tag_specifications(tag_spec(ResourceType::Natgateway, p))
+                .send()
+                .await
+                .call("CreateNatGateway")
+        })
+        .await?;
         out.nat_gateway()
             .cloned()
             .ok_or_else(|| missing("CreateNatGateway", "NAT gateway", "(new)"))
@@ -226,10 +231,21 @@ async fn describe_one(
 }
 
 async fn reread(cx: &Ctx, id: &str, nat_id: &str) -> Result<Observed, CallError> {
-    let g = describe_one(cx, nat_id)
-        .await?
+    let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .describe_nat_gateways()
+            .nat_gateway_ids(nat_id)
+            .send()
+            .await
+            .call("DescribeNatGateways")
+    })
+    .await?;
+    let g = out
+        .nat_gateways()
+        .first()
         .ok_or_else(|| missing("DescribeNatGateways", "NAT gateway", nat_id))?;
-    Ok(observe(id.to_string(), &g))
+    Ok(observe(id.to_string(), g))
 }
 
 fn observe(id: String, g: &aws_sdk_ec2::types::NatGateway) -> Observed {

@@ -14,7 +14,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, retry_while};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::route_table::{
     self as model, Route, Target, diff_routes, diff_subnets, routes_of,
@@ -47,25 +47,29 @@ impl KindApi for RouteTable {
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
         let p = &desired.props;
-        let out = cx
-            .aws
-            .ec2
-            .create_route_table()
-            .vpc_id(s(p, "vpc").unwrap_or_default())
-            .tag_specifications(tag_spec(ResourceType::RouteTable, p))
-            .send()
-            .await
-            .call("CreateRouteTable")?;
+        let id = &desired.id;
+        // The VPC may have been created moments ago: retry while EC2 does not know it yet.
+        let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+            cx.aws
+                .ec2
+                .create_route_table()
+                .vpc_id(s(p, "vpc").unwrap_or_default())
+                .tag_specifications(tag_spec(ResourceType::RouteTable, p))
+                .send()
+                .await
+                .call("CreateRouteTable")
+        })
+        .await?;
         let rtb = out
             .route_table()
             .and_then(|t| t.route_table_id())
             .unwrap_or_default()
             .to_string();
         for route in routes_of(p.get("routes")) {
-            put_route(cx, &rtb, &route, false).await?;
+            put_route(cx, id, &rtb, &route, false).await?;
         }
         for subnet in strs(p, "subnets") {
-            associate(cx, &rtb, &subnet).await?;
+            associate(cx, id, &rtb, &subnet).await?;
         }
         reread(cx, &desired.id, &rtb).await
     }
@@ -97,10 +101,10 @@ impl KindApi for RouteTable {
                 gone_ok(r.map(|_| ()))?;
             }
             for route in &plan.replace {
-                put_route(cx, rtb, route, true).await?;
+                put_route(cx, &desired.id, rtb, route, true).await?;
             }
             for route in &plan.create {
-                put_route(cx, rtb, route, false).await?;
+                put_route(cx, &desired.id, rtb, route, false).await?;
             }
         }
         if changed.iter().any(|c| c == "subnets") {
@@ -115,7 +119,7 @@ impl KindApi for RouteTable {
                 }
             }
             for subnet in &add {
-                associate(cx, rtb, subnet).await?;
+                associate(cx, &desired.id, rtb, subnet).await?;
             }
         }
         if changed.iter().any(|c| c == "tags") {
@@ -149,43 +153,90 @@ impl KindApi for RouteTable {
     }
 }
 
-/// CreateRoute or ReplaceRoute for one route.
-async fn put_route(cx: &Ctx, rtb: &str, route: &Route, replace: bool) -> Result<(), CallError> {
+/// CreateRoute or ReplaceRoute for one route. The table and the gateway may have been
+/// created moments ago: retry while EC2 does not know them yet.
+async fn put_route(
+    cx: &Ctx,
+    id: &str,
+    rtb: &str,
+    route: &Route,
+    replace: bool,
+) -> Result<(), CallError> {
     let (gateway, nat) = match &route.target {
         Target::Gateway(g) => (Some(g.clone()), None),
         Target::Nat(n) => (None, Some(n.clone())),
     };
-    if replace {
-        cx.aws
-            .ec2
-            .replace_route()
-            .route_table_id(rtb)
-            .destination_cidr_block(&route.destination)
-            .set_gateway_id(gateway)
-            .set_nat_gateway_id(nat)
-            .send()
-            .await
-            .call("ReplaceRoute")?;
-    } else {
-        cx.aws
-            .ec2
-            .create_route()
-            .route_table_id(rtb)
-            .destination_cidr_block(&route.destination)
-            .set_gateway_id(gateway)
-            .set_nat_gateway_id(nat)
-            .send()
-            .await
-            .call("CreateRoute")?;
-    }
-    Ok(())
+    retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        if replace {
+            cx.aws
+                .ec2
+                .replace_route()
+                .route_table_id(rtb)
+                .destination_cidr_block(&route.destination)
+                .set_gateway_id(gateway.clone())
+                .set_nat_gateway_id(nat.clone())
+                .send()
+                .await
+                .call("ReplaceRoute")
+                .map(|_| ())
+        } else {
+            cx.aws
+                .ec2
+                .create_route()
+                .route_table_id(rtb)
+                .destination_cidr_block(&route.destination)
+                .set_gateway_id(gateway.clone())
+                .set_nat_gateway_id(nat.clone())
+                .send()
+                .await
+                .call("CreateRoute")
+                .map(|_| ())
+        }
+    })
+    .await
 }
+
+/// How often [`associate`] looks the subnet's association up again when it changed between
+/// the look-up and the call (another table of the stack releasing the subnet at that moment).
+const ASSOCIATE_ATTEMPTS: usize = 5;
 
 /// Associate a subnet. A subnet has at most one explicit association: if another table holds
 /// it (the subnet moved between tables in the file, or was re-associated by hand), move that
 /// association here with ReplaceRouteTableAssociation. Looking first rather than reacting to
 /// `Resource.AlreadyAssociated` also works where the error is not raised (the emulator).
-async fn associate(cx: &Ctx, rtb: &str, subnet: &str) -> Result<(), CallError> {
+///
+/// When a subnet moves between two tables of the stack, both tables update at once: the
+/// table losing the subnet may disassociate it between this look-up and the replace, which
+/// then fails with `InvalidAssociationID.NotFound` (and AssociateRouteTable with
+/// `Resource.AlreadyAssociated` when the other order happens). Either way the association
+/// changed under us, so look it up again; the losing table's own disassociate of the old
+/// association id then finds it gone (a replace gives a new id), which it treats as done.
+async fn associate(cx: &Ctx, id: &str, rtb: &str, subnet: &str) -> Result<(), CallError> {
+    let mut attempt = 1;
+    loop {
+        let result = associate_once(cx, id, rtb, subnet).await;
+        match result {
+            Err(e)
+                if attempt < ASSOCIATE_ATTEMPTS
+                    && (e.code_is("InvalidAssociationID.NotFound")
+                        || e.code_is("Resource.AlreadyAssociated")) =>
+            {
+                cx.progress(
+                    id,
+                    &format!(
+                        "{} returned {}: the association of {subnet} changed meanwhile, looking it up again",
+                        e.op,
+                        e.code.as_deref().unwrap_or("an error")
+                    ),
+                );
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn associate_once(cx: &Ctx, id: &str, rtb: &str, subnet: &str) -> Result<(), CallError> {
     let out = cx
         .aws
         .ec2
@@ -207,26 +258,32 @@ async fn associate(cx: &Ctx, rtb: &str, subnet: &str) -> Result<(), CallError> {
     match existing {
         Some((table, _)) if table == rtb => Ok(()),
         Some((_, assoc)) => {
-            cx.aws
-                .ec2
-                .replace_route_table_association()
-                .association_id(assoc)
-                .route_table_id(rtb)
-                .send()
-                .await
-                .call("ReplaceRouteTableAssociation")?;
-            Ok(())
+            retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+                cx.aws
+                    .ec2
+                    .replace_route_table_association()
+                    .association_id(&assoc)
+                    .route_table_id(rtb)
+                    .send()
+                    .await
+                    .call("ReplaceRouteTableAssociation")
+                    .map(|_| ())
+            })
+            .await
         }
         None => {
-            cx.aws
-                .ec2
-                .associate_route_table()
-                .route_table_id(rtb)
-                .subnet_id(subnet)
-                .send()
-                .await
-                .call("AssociateRouteTable")?;
-            Ok(())
+            retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+                cx.aws
+                    .ec2
+                    .associate_route_table()
+                    .route_table_id(rtb)
+                    .subnet_id(subnet)
+                    .send()
+                    .await
+                    .call("AssociateRouteTable")
+                    .map(|_| ())
+            })
+            .await
         }
     }
 }
@@ -268,14 +325,16 @@ async fn associations(cx: &Ctx, rtb: &str) -> Result<BTreeMap<String, String>, C
 }
 
 async fn reread(cx: &Ctx, id: &str, rtb: &str) -> Result<Observed, CallError> {
-    let out = cx
-        .aws
-        .ec2
-        .describe_route_tables()
-        .route_table_ids(rtb)
-        .send()
-        .await
-        .call("DescribeRouteTables")?;
+    let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(rtb)
+            .send()
+            .await
+            .call("DescribeRouteTables")
+    })
+    .await?;
     let t = out
         .route_tables()
         .first()

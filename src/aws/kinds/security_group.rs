@@ -13,7 +13,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, retry_while};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::security_group as model;
 use crate::model::kinds::security_group::{
@@ -134,17 +134,20 @@ impl KindApi for SecurityGroup {
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
         let p = &desired.props;
-        let out = cx
-            .aws
-            .ec2
-            .create_security_group()
-            .vpc_id(s(p, "vpc").unwrap_or_default())
-            .group_name(s(p, "group_name").unwrap_or(&desired.id))
-            .description(s(p, "description").unwrap_or_default())
-            .tag_specifications(tag_spec(ResourceType::SecurityGroup, p))
-            .send()
-            .await
-            .call("CreateSecurityGroup")?;
+        // The VPC may have been created moments ago: retry while EC2 does not know it yet.
+        let out = retry_while(cx, &desired.id, &EC2_NOT_YET_VISIBLE, || async {
+            cx.aws
+                .ec2
+                .create_security_group()
+                .vpc_id(s(p, "vpc").unwrap_or_default())
+                .group_name(s(p, "group_name").unwrap_or(&desired.id))
+                .description(s(p, "description").unwrap_or_default())
+                .tag_specifications(tag_spec(ResourceType::SecurityGroup, p))
+                .send()
+                .await
+                .call("CreateSecurityGroup")
+        })
+        .await?;
         let group_id = out.group_id().unwrap_or_default().to_string();
         // Diff against the fresh group (which has AWS's default egress rule) rather than
         // assuming what a new group looks like.
@@ -171,7 +174,7 @@ impl KindApi for SecurityGroup {
                 continue;
             }
             let plan = diff_rules(&rules_of(p.get(prop)), &rules_of(observed.props.get(prop)));
-            apply_rules(cx, group_id, dir, &plan).await?;
+            apply_rules(cx, &desired.id, group_id, dir, &plan).await?;
         }
         if changed.iter().any(|c| c == "tags") {
             ec2::sync_tags(cx, group_id, p, &observed.props).await?;
@@ -199,9 +202,11 @@ impl KindApi for SecurityGroup {
 
 /// Authorize new rules first (so access is never narrower than both old and new), then
 /// revoke, then update descriptions. One call per rule keeps errors specific; a rule that is
-/// already there (authorize) or already gone (revoke) is not an error.
+/// already there (authorize) or already gone (revoke) is not an error. Authorizing and
+/// describing retry a NotFound of the group, or of a peer group, created moments ago.
 async fn apply_rules(
     cx: &Ctx,
+    id: &str,
     group_id: &str,
     dir: Direction,
     plan: &RuleChanges,
@@ -209,24 +214,27 @@ async fn apply_rules(
     let ec2 = &cx.aws.ec2;
     for rule in &plan.authorize {
         let perm = rule.to_permission(group_id);
-        let r = match dir {
-            Direction::Ingress => ec2
-                .authorize_security_group_ingress()
-                .group_id(group_id)
-                .ip_permissions(perm)
-                .send()
-                .await
-                .call("AuthorizeSecurityGroupIngress")
-                .map(|_| ()),
-            Direction::Egress => ec2
-                .authorize_security_group_egress()
-                .group_id(group_id)
-                .ip_permissions(perm)
-                .send()
-                .await
-                .call("AuthorizeSecurityGroupEgress")
-                .map(|_| ()),
-        };
+        let r = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+            match dir {
+                Direction::Ingress => ec2
+                    .authorize_security_group_ingress()
+                    .group_id(group_id)
+                    .ip_permissions(perm.clone())
+                    .send()
+                    .await
+                    .call("AuthorizeSecurityGroupIngress")
+                    .map(|_| ()),
+                Direction::Egress => ec2
+                    .authorize_security_group_egress()
+                    .group_id(group_id)
+                    .ip_permissions(perm.clone())
+                    .send()
+                    .await
+                    .call("AuthorizeSecurityGroupEgress")
+                    .map(|_| ()),
+            }
+        })
+        .await;
         match r {
             Err(e) if e.code_is("InvalidPermission.Duplicate") => {}
             other => other?,
@@ -259,37 +267,42 @@ async fn apply_rules(
     }
     for rule in &plan.describe {
         let perm = rule.to_permission(group_id);
-        match dir {
-            Direction::Ingress => {
-                ec2.update_security_group_rule_descriptions_ingress()
+        retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+            match dir {
+                Direction::Ingress => ec2
+                    .update_security_group_rule_descriptions_ingress()
                     .group_id(group_id)
-                    .ip_permissions(perm)
+                    .ip_permissions(perm.clone())
                     .send()
                     .await
-                    .call("UpdateSecurityGroupRuleDescriptionsIngress")?;
-            }
-            Direction::Egress => {
-                ec2.update_security_group_rule_descriptions_egress()
+                    .call("UpdateSecurityGroupRuleDescriptionsIngress")
+                    .map(|_| ()),
+                Direction::Egress => ec2
+                    .update_security_group_rule_descriptions_egress()
                     .group_id(group_id)
-                    .ip_permissions(perm)
+                    .ip_permissions(perm.clone())
                     .send()
                     .await
-                    .call("UpdateSecurityGroupRuleDescriptionsEgress")?;
+                    .call("UpdateSecurityGroupRuleDescriptionsEgress")
+                    .map(|_| ()),
             }
-        }
+        })
+        .await?;
     }
     Ok(())
 }
 
 async fn reread(cx: &Ctx, id: &str, group_id: &str) -> Result<Observed, CallError> {
-    let out = cx
-        .aws
-        .ec2
-        .describe_security_groups()
-        .group_ids(group_id)
-        .send()
-        .await
-        .call("DescribeSecurityGroups")?;
+    let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .describe_security_groups()
+            .group_ids(group_id)
+            .send()
+            .await
+            .call("DescribeSecurityGroups")
+    })
+    .await?;
     let g = out
         .security_groups()
         .first()

@@ -10,7 +10,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, Transient, retry_while};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, Transient, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::subnet as model;
 use crate::model::{Desired, KindModel, Observed, Props, b, s};
@@ -49,24 +49,27 @@ impl KindApi for Subnet {
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
         let p = &desired.props;
-        let out = cx
-            .aws
-            .ec2
-            .create_subnet()
-            .vpc_id(s(p, "vpc").unwrap_or_default())
-            .cidr_block(s(p, "cidr_block").unwrap_or_default())
-            .availability_zone(s(p, "availability_zone").unwrap_or_default())
-            .tag_specifications(tag_spec(ResourceType::Subnet, p))
-            .send()
-            .await
-            .call("CreateSubnet")?;
+        // The VPC may have been created moments ago: retry while EC2 does not know it yet.
+        let out = retry_while(cx, &desired.id, &EC2_NOT_YET_VISIBLE, || async {
+            cx.aws
+                .ec2
+                .create_subnet()
+                .vpc_id(s(p, "vpc").unwrap_or_default())
+                .cidr_block(s(p, "cidr_block").unwrap_or_default())
+                .availability_zone(s(p, "availability_zone").unwrap_or_default())
+                .tag_specifications(tag_spec(ResourceType::Subnet, p))
+                .send()
+                .await
+                .call("CreateSubnet")
+        })
+        .await?;
         let subnet_id = out
             .subnet()
             .and_then(|sn| sn.subnet_id())
             .unwrap_or_default()
             .to_string();
         if b(p, "map_public_ip_on_launch").unwrap_or(false) {
-            set_public_ip(cx, &subnet_id, true).await?;
+            set_public_ip(cx, &desired.id, &subnet_id, true).await?;
         }
         reread(cx, &desired.id, &subnet_id).await
     }
@@ -83,6 +86,7 @@ impl KindApi for Subnet {
         if changed.iter().any(|c| c == "map_public_ip_on_launch") {
             set_public_ip(
                 cx,
+                &desired.id,
                 subnet_id,
                 b(p, "map_public_ip_on_launch").unwrap_or(false),
             )
@@ -180,14 +184,16 @@ fn describe_interfaces(enis: &[(String, String, String)]) -> String {
 }
 
 async fn reread(cx: &Ctx, id: &str, subnet_id: &str) -> Result<Observed, CallError> {
-    let out = cx
-        .aws
-        .ec2
-        .describe_subnets()
-        .subnet_ids(subnet_id)
-        .send()
-        .await
-        .call("DescribeSubnets")?;
+    let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .describe_subnets()
+            .subnet_ids(subnet_id)
+            .send()
+            .await
+            .call("DescribeSubnets")
+    })
+    .await?;
     let sn = out
         .subnets()
         .first()
@@ -223,15 +229,18 @@ fn observe(id: String, sn: &aws_sdk_ec2::types::Subnet) -> Observed {
     }
 }
 
-async fn set_public_ip(cx: &Ctx, subnet_id: &str, value: bool) -> Result<(), CallError> {
-    cx.aws
-        .ec2
-        .modify_subnet_attribute()
-        .subnet_id(subnet_id)
-        .map_public_ip_on_launch(AttributeBooleanValue::builder().value(value).build())
-        .send()
-        .await
-        .call("ModifySubnetAttribute")?;
+async fn set_public_ip(cx: &Ctx, id: &str, subnet_id: &str, value: bool) -> Result<(), CallError> {
+    retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        cx.aws
+            .ec2
+            .modify_subnet_attribute()
+            .subnet_id(subnet_id)
+            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(value).build())
+            .send()
+            .await
+            .call("ModifySubnetAttribute")
+    })
+    .await?;
     Ok(())
 }
 

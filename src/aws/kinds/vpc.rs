@@ -9,7 +9,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, retry_while};
+use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::vpc as model;
 use crate::model::{Desired, KindModel, Observed, Props, b, s};
@@ -58,11 +58,12 @@ impl KindApi for Vpc {
             .to_string();
         // CreateVpc returns `pending` for a moment; ModifyVpcAttribute works either way.
         // AWS's defaults are support=true, hostnames=false: only send what differs.
+        let id = &desired.id;
         if !b(p, "enable_dns_support").unwrap_or(true) {
-            set_dns(cx, &vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
+            set_dns(cx, id, &vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
         }
         if b(p, "enable_dns_hostnames").unwrap_or(false) {
-            set_dns(cx, &vpc_id, VpcAttributeName::EnableDnsHostnames, true).await?;
+            set_dns(cx, id, &vpc_id, VpcAttributeName::EnableDnsHostnames, true).await?;
         }
         self.reread(cx, &desired.id, &vpc_id).await
     }
@@ -81,12 +82,14 @@ impl KindApi for Vpc {
         // Hostnames need support: turn support on before hostnames, and hostnames off before support.
         let support_changed = changed.iter().any(|c| c == "enable_dns_support");
         let hostnames_changed = changed.iter().any(|c| c == "enable_dns_hostnames");
+        let id = &desired.id;
         if support_changed && want_support {
-            set_dns(cx, vpc_id, VpcAttributeName::EnableDnsSupport, true).await?;
+            set_dns(cx, id, vpc_id, VpcAttributeName::EnableDnsSupport, true).await?;
         }
         if hostnames_changed {
             set_dns(
                 cx,
+                id,
                 vpc_id,
                 VpcAttributeName::EnableDnsHostnames,
                 want_hostnames,
@@ -94,7 +97,7 @@ impl KindApi for Vpc {
             .await?;
         }
         if support_changed && !want_support {
-            set_dns(cx, vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
+            set_dns(cx, id, vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
         }
         if changed.iter().any(|c| c == "tags") {
             ec2::sync_tags(cx, vpc_id, p, &observed.props).await?;
@@ -123,14 +126,16 @@ impl KindApi for Vpc {
 impl Vpc {
     /// The live state of one VPC by id (after create/update).
     async fn reread(&self, cx: &Ctx, id: &str, vpc_id: &str) -> Result<Observed, CallError> {
-        let out = cx
-            .aws
-            .ec2
-            .describe_vpcs()
-            .vpc_ids(vpc_id)
-            .send()
-            .await
-            .call("DescribeVpcs")?;
+        let out = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+            cx.aws
+                .ec2
+                .describe_vpcs()
+                .vpc_ids(vpc_id)
+                .send()
+                .await
+                .call("DescribeVpcs")
+        })
+        .await?;
         let vpc = out
             .vpcs()
             .first()
@@ -146,7 +151,7 @@ async fn observe(
     vpc: &aws_sdk_ec2::types::Vpc,
 ) -> Result<Observed, CallError> {
     let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
-    let (dns_support, dns_hostnames) = dns_attributes(cx, &vpc_id).await?;
+    let (dns_support, dns_hostnames) = dns_attributes(cx, &id, &vpc_id).await?;
     let cidr = vpc.cidr_block().unwrap_or_default().to_string();
     let props: Props = [
         ("cidr_block".to_string(), json!(cidr)),
@@ -164,25 +169,24 @@ async fn observe(
 }
 
 /// (enableDnsSupport, enableDnsHostnames): DescribeVpcAttribute answers one attribute per call.
-async fn dns_attributes(cx: &Ctx, vpc_id: &str) -> Result<(bool, bool), CallError> {
-    let support = cx
-        .aws
-        .ec2
-        .describe_vpc_attribute()
-        .vpc_id(vpc_id)
-        .attribute(VpcAttributeName::EnableDnsSupport)
-        .send()
-        .await
-        .call("DescribeVpcAttribute")?;
-    let hostnames = cx
-        .aws
-        .ec2
-        .describe_vpc_attribute()
-        .vpc_id(vpc_id)
-        .attribute(VpcAttributeName::EnableDnsHostnames)
-        .send()
-        .await
-        .call("DescribeVpcAttribute")?;
+async fn dns_attributes(cx: &Ctx, id: &str, vpc_id: &str) -> Result<(bool, bool), CallError> {
+    let attribute = |name: VpcAttributeName| {
+        retry_while(cx, id, &EC2_NOT_YET_VISIBLE, move || {
+            let name = name.clone();
+            async move {
+                cx.aws
+                    .ec2
+                    .describe_vpc_attribute()
+                    .vpc_id(vpc_id)
+                    .attribute(name)
+                    .send()
+                    .await
+                    .call("DescribeVpcAttribute")
+            }
+        })
+    };
+    let support = attribute(VpcAttributeName::EnableDnsSupport).await?;
+    let hostnames = attribute(VpcAttributeName::EnableDnsHostnames).await?;
     Ok((
         support
             .enable_dns_support()
@@ -197,16 +201,20 @@ async fn dns_attributes(cx: &Ctx, vpc_id: &str) -> Result<(bool, bool), CallErro
 
 async fn set_dns(
     cx: &Ctx,
+    id: &str,
     vpc_id: &str,
     attr: VpcAttributeName,
     value: bool,
 ) -> Result<(), CallError> {
-    let v = AttributeBooleanValue::builder().value(value).build();
-    let req = cx.aws.ec2.modify_vpc_attribute().vpc_id(vpc_id);
-    let req = match attr {
-        VpcAttributeName::EnableDnsHostnames => req.enable_dns_hostnames(v),
-        _ => req.enable_dns_support(v),
-    };
-    req.send().await.call("ModifyVpcAttribute")?;
+    retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+        let v = AttributeBooleanValue::builder().value(value).build();
+        let req = cx.aws.ec2.modify_vpc_attribute().vpc_id(vpc_id);
+        let req = match attr {
+            VpcAttributeName::EnableDnsHostnames => req.enable_dns_hostnames(v),
+            _ => req.enable_dns_support(v),
+        };
+        req.send().await.call("ModifyVpcAttribute")
+    })
+    .await?;
     Ok(())
 }

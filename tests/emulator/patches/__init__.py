@@ -20,6 +20,7 @@ PATCHES = [
     ec2.patch_nat_gateway_delete_frees_address,
     ec2.patch_network_interfaces_block_deletion,
     ec2.patch_security_group_rules,
+    ec2.patch_eventual_consistency,
     pipes.patch_pipe_lifecycle,
     ssm.patch_put_parameter_atomic,
     faults.patch_throttling,

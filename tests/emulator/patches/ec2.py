@@ -1,12 +1,16 @@
 """EC2 patches: idempotent NAT gateways and complete security group rules."""
 
+import threading
+import time
 from typing import Any
 
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, BaseResponse
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.ec2.responses.nat_gateways import NatGateways
 from moto.ec2.responses.security_groups import SecurityGroups
+
+from . import lifecycle
 
 
 def patch_nat_gateway_client_token() -> None:
@@ -107,3 +111,95 @@ def patch_network_interfaces_block_deletion() -> None:
 
     SubnetBackend.delete_subnet = subnet_in_use
     SecurityGroupBackend.delete_security_group = group_in_use
+
+
+# Id prefix -> (error code, message) AWS answers for an id it does not know (yet).
+_NOT_FOUND = {
+    "vpc-": ("InvalidVpcID.NotFound", "The vpc ID '{}' does not exist"),
+    "subnet-": ("InvalidSubnetID.NotFound", "The subnet ID '{}' does not exist"),
+    "sg-": ("InvalidGroup.NotFound", "The security group '{}' does not exist"),
+    "igw-": ("InvalidInternetGatewayID.NotFound", "The internetGateway ID '{}' does not exist"),
+    "rtb-": ("InvalidRouteTableID.NotFound", "The routeTable ID '{}' does not exist"),
+    "eipalloc-": ("InvalidAllocationID.NotFound", "The allocation ID '{}' does not exist"),
+    "nat-": ("NatGatewayNotFound", "The Nat Gateway {} was not found"),
+}
+_fresh: dict[str, float] = {}  # id -> time.monotonic() of its create
+_fresh_lock = threading.Lock()
+
+
+def _remember(resource_id: str | None) -> None:
+    if resource_id:
+        with _fresh_lock:
+            _fresh[resource_id] = time.monotonic()
+
+
+def _not_yet_visible(resource_id: str) -> bool:
+    with _fresh_lock:
+        born = _fresh.get(resource_id)
+        if born is None:
+            return False
+        if time.monotonic() - born < lifecycle.delay("ec2_consistency"):
+            return True
+        del _fresh[resource_id]
+        return False
+
+
+def _ids_in_request(querystring: dict[str, Any]) -> list[str]:
+    # Filters that name a fresh id just match nothing on AWS, and tag values are not ids.
+    return [
+        value
+        for key, values in querystring.items()
+        if not key.startswith(("Filter.", "TagSpecification."))
+        for value in (values if isinstance(values, list) else [values])
+        if isinstance(value, str) and value.startswith(tuple(_NOT_FOUND))
+    ]
+
+
+def patch_eventual_consistency() -> None:
+    # AWS: "if you run a command to modify or describe the resource that you just created,
+    # its ID might not have propagated throughout the system, and you will get an error
+    # responding that the resource does not exist" (EC2 API, Eventual consistency). Moto
+    # knows every id at once. For `ec2_consistency` seconds after its create, an id in any
+    # request (describe by id, modify, attach, associate, CreateTags, a create that
+    # references it) is answered with AWS's Invalid...ID.NotFound code. Deletes and
+    # ReleaseAddress are left alone: mskctl treats their NotFound as "already gone".
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+    from moto.ec2.models.internet_gateways import InternetGatewayBackend
+    from moto.ec2.models.nat_gateways import NatGatewayBackend
+    from moto.ec2.models.route_tables import RouteBackend
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.ec2.models.subnets import SubnetBackend
+    from moto.ec2.models.vpcs import VPCBackend
+
+    def remembering(cls: Any, method: str, id_attr: str) -> None:
+        original = getattr(cls, method)
+
+        def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+            made = original(self, *args, **kwargs)
+            _remember(getattr(made, id_attr, None))
+            return made
+
+        setattr(cls, method, create)
+
+    remembering(VPCBackend, "create_vpc", "id")
+    remembering(SubnetBackend, "create_subnet", "id")
+    remembering(SecurityGroupBackend, "create_security_group", "id")
+    remembering(InternetGatewayBackend, "create_internet_gateway", "id")
+    remembering(RouteBackend, "create_route_table", "id")
+    remembering(ElasticAddressBackend, "allocate_address", "allocation_id")
+    remembering(NatGatewayBackend, "create_nat_gateway", "id")
+
+    original = BaseResponse.call_action
+
+    def call_action(self: BaseResponse) -> Any:
+        action = self._get_action() or ""
+        if self.service_name != "ec2" or action.startswith("Delete") or action == "ReleaseAddress":
+            return original(self)
+        fresh = next((i for i in _ids_in_request(self.querystring) if _not_yet_visible(i)), None)
+        if fresh is None:
+            return original(self)
+        code, message = next(v for k, v in _NOT_FOUND.items() if fresh.startswith(k))
+        status, headers, body = self.serialized(ActionResult(EC2ClientError(code, message.format(fresh))))
+        return status, headers, body
+
+    BaseResponse.call_action = call_action

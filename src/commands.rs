@@ -143,6 +143,7 @@ async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Se
         aws.clone(),
         stack.name.clone(),
         aws.region.clone(),
+        planned_names(stack, &facts),
         Arc::new(move |id: &str, message: &str| {
             progress_reporter.event(Event::Progress {
                 id: id.to_string(),
@@ -162,9 +163,60 @@ async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Se
     })
 }
 
+/// The AWS `name` of each of the stack's resources, by kind, as far as it is known before
+/// anything exists (a name built from another resource's attribute is left out). Kinds whose
+/// bulk read relies on the lagging tagging index look these names up directly.
+fn planned_names(stack: &Stack, facts: &Facts) -> BTreeMap<String, Vec<String>> {
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for spec in stack.resources.values() {
+        let props = model::wanted(spec, stack, &Artifacts::new(), &|_, _| None, facts);
+        if let Some(Val::Known(serde_json::Value::String(name))) = props.get("name") {
+            names
+                .entry(spec.schema.kind.to_string())
+                .or_default()
+                .push(name.clone());
+        }
+    }
+    names
+}
+
 fn make_plan(s: &Session) -> Result<Plan> {
     let l = &s.loaded;
     plan::plan(&l.stack, &s.live, &l.catalog, &s.facts, &l.artifacts).map_err(|e| miette!("{e}"))
+}
+
+/// Where the stack lives, for plan headers: region and account.
+fn place(s: &Session) -> String {
+    format!("{} (account {})", s.cx.region, s.facts.account_id)
+}
+
+/// IAM role names are global to the account while a deployment is regional: a role the plan
+/// creates under a name something else already holds (typically the same stack in another
+/// region) fails the plan before any change, saying who holds it.
+async fn check_role_names(s: &Session, plan: &Plan) -> Result<()> {
+    let mut taken = Vec::new();
+    for c in &plan.changes {
+        if c.kind != "iam_role" || !matches!(c.action, Action::Create | Action::Replace) {
+            continue;
+        }
+        let Some(name) = c.desired.as_ref().and_then(|d| model::s(d, "name")) else {
+            continue;
+        };
+        if c.observed().is_some_and(|o| o.physical_id == name) {
+            continue; // replaced under its own name: deleted first
+        }
+        let found = aws_kinds::iam_role::name_taken(&s.cx, &c.id, name)
+            .await
+            .map_err(|e| miette!("checking IAM role names: {e}"))?;
+        taken.extend(found);
+    }
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(miette!(
+        "IAM role names already taken; nothing was changed:\n  - {}",
+        taken.join("\n  - ")
+    ))
 }
 
 /// The saved-plan record of `plan` made in session `s`.
@@ -191,11 +243,12 @@ async fn plan_cmd(target: &Target, args: &PlanArgs, guard: &RunGuard) -> Result<
     let loaded = load(&args.stack.file, &args.stack.vars, Need::Everything)?;
     let s = session(target, loaded, guard).await?;
     let plan = make_plan(&s)?;
+    check_role_names(&s, &plan).await?;
     let name = &s.loaded.stack.name;
     if args.json {
         println!("{}", render::render_json(&plan, name, &s.cx.region));
     } else {
-        print!("{}", render::render(&plan, name, &s.cx.region));
+        print!("{}", render::render(&plan, name, &place(&s)));
     }
     if let Some(out) = &args.out {
         let saved = saved_plan(&s, &plan, &saved::new_salt());
@@ -286,6 +339,7 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
     let loaded = load(&file, &args.stack.vars, Need::Everything)?;
     let s = session(target, loaded, guard).await?;
     let plan = make_plan(&s)?;
+    check_role_names(&s, &plan).await?;
     let name = s.loaded.stack.name.clone();
     if let Some(saved) = &saved {
         let moved = saved.stale(&saved_plan(&s, &plan, &saved.salt));
@@ -304,7 +358,7 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
             args.plan_file.as_deref().unwrap_or(Path::new("")).display()
         );
     }
-    print!("{}", render::render(&plan, &name, &s.cx.region));
+    print!("{}", render::render(&plan, &name, &place(&s)));
     if plan.has_changes() && saved.is_none() {
         if !confirm(
             &format!("Apply these changes to stack `{name}`?"),
@@ -346,7 +400,7 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
         );
         return Ok(EXIT_OK);
     }
-    print!("{}", render::render(&plan, &name, &s.cx.region));
+    print!("{}", render::render(&plan, &name, &place(&s)));
     let question = format!("Destroy all {} resources of stack `{name}`?", s.live.len());
     if !confirm(&question, args.auto_approve)? {
         println!("Destroy cancelled; nothing was changed.");

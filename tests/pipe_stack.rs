@@ -538,6 +538,9 @@ async fn step_destroy_leaves_nothing(ctx: &Scenario) {
         .await
         .unwrap();
     assert!(roles.roles().is_empty(), "roles left: {roles:?}");
+    // The tagging index lists deleted resources for a while (the emulator's
+    // EMULATOR_TAGGING_LAG_SECONDS, 2 s): check it once it has caught up.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let tagging = aws_sdk_resourcegroupstagging::Client::new(conf);
     let left = tagging
         .get_resources()

@@ -76,20 +76,24 @@ pub struct Clients {
     pub region: String,
 }
 
-/// Where to connect: CLI flags override the environment and the profile's settings.
+/// Where to connect: CLI flags override the stack file and the environment/profile settings.
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     pub region: Option<String>,
     pub profile: Option<String>,
 }
 
+/// The region a run works in: `--region`, else the stack file's `region:` (so an ambient
+/// `AWS_REGION` or profile region never sends a stack somewhere else), else the standard
+/// chain's.
+fn chosen_region(flag: Option<&str>, file: Option<&str>) -> Option<String> {
+    flag.or(file).map(String::from)
+}
+
 impl Clients {
-    /// Build clients from the standard chain. `fallback_region` is the stack file's `region:`,
-    /// used when neither the flag nor the environment/profile sets one.
-    pub async fn connect(
-        target: &Target,
-        fallback_region: Option<&str>,
-    ) -> Result<Clients, String> {
+    /// Build clients from the standard chain. The region is `--region`, else `file_region`
+    /// (the stack file's `region:`), else the environment's or the profile's.
+    pub async fn connect(target: &Target, file_region: Option<&str>) -> Result<Clients, String> {
         let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
             .retry_config(
                 RetryConfig::standard()
@@ -100,22 +104,15 @@ impl Clients {
         if let Some(profile) = &target.profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(region) = &target.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
+        if let Some(region) = chosen_region(target.region.as_deref(), file_region) {
+            loader = loader.region(aws_config::Region::new(region));
         }
-        let mut conf = loader.load().await;
+        let conf = loader.load().await;
         if conf.region().is_none() {
-            match fallback_region {
-                Some(r) => {
-                    conf = conf
-                        .into_builder()
-                        .region(aws_config::Region::new(r.to_string()))
-                        .build()
-                }
-                None => {
-                    return Err("no AWS region: pass --region, set AWS_REGION, or put `region:` in the stack file".into());
-                }
-            }
+            return Err(
+                "no AWS region: pass --region, put `region:` in the stack file, or set AWS_REGION"
+                    .into(),
+            );
         }
         let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
         let calls = CallCounter::default();
@@ -159,25 +156,56 @@ impl Clients {
 /// Receives progress lines for a resource: `(logical id, message)`.
 pub type ProgressFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
+/// ARNs and tags from one Resource Groups Tagging API lookup.
+pub(crate) type TaggedIndex = Vec<(String, BTreeMap<String, String>)>;
+
 /// Access to AWS and to progress reporting for one command run.
 pub struct Ctx {
     pub aws: Clients,
     pub stack: String,
     pub region: String,
     progress: ProgressFn,
-    /// The stack's resources found by the Resource Groups Tagging API, fetched once per run.
-    pub(crate) tagged: tokio::sync::OnceCell<Vec<(String, BTreeMap<String, String>)>>,
+    /// AWS names the stack file gives its resources, by kind (`lambda_function` → function
+    /// names): kinds whose bulk read relies on the lagging tagging index also look these up
+    /// directly, so a resource created seconds ago is found.
+    names: BTreeMap<String, Vec<String>>,
+    /// The stack's resources found by the Resource Groups Tagging API, shared by the kinds of
+    /// one bulk read; [`Ctx::forget_tagged`] starts a fresh lookup for the next read.
+    tagged: Mutex<Arc<tokio::sync::OnceCell<TaggedIndex>>>,
 }
 
 impl Ctx {
-    pub fn new(aws: Clients, stack: String, region: String, progress: ProgressFn) -> Ctx {
+    pub fn new(
+        aws: Clients,
+        stack: String,
+        region: String,
+        names: BTreeMap<String, Vec<String>>,
+        progress: ProgressFn,
+    ) -> Ctx {
         Ctx {
             aws,
             stack,
             region,
             progress,
+            names,
             tagged: Default::default(),
         }
+    }
+
+    /// The AWS names the stack file gives its resources of `kind` (resolved before any
+    /// resource exists; names that depend on other resources are left out).
+    pub fn names_of(&self, kind: &str) -> &[String] {
+        self.names.get(kind).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The tagging lookup of the current bulk read.
+    pub(crate) fn tagged(&self) -> Arc<tokio::sync::OnceCell<TaggedIndex>> {
+        self.tagged.lock().unwrap().clone()
+    }
+
+    /// Drop the cached tagging lookup, so the next bulk read asks AWS again.
+    pub fn forget_tagged(&self) {
+        *self.tagged.lock().unwrap() = Default::default();
     }
 
     /// Report progress for a resource, e.g. "waiting for NAT gateway to be available (12s)".
@@ -278,4 +306,23 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chosen_region;
+
+    #[test]
+    fn the_flag_overrides_the_file_and_the_file_overrides_the_environment() {
+        assert_eq!(
+            chosen_region(Some("us-east-1"), Some("ap-northeast-1")).as_deref(),
+            Some("us-east-1")
+        );
+        assert_eq!(
+            chosen_region(None, Some("ap-northeast-1")).as_deref(),
+            Some("ap-northeast-1")
+        );
+        // Neither: the standard chain (AWS_REGION, the profile) decides.
+        assert_eq!(chosen_region(None, None), None);
+    }
 }

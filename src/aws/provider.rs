@@ -32,8 +32,10 @@ impl AwsProvider {
     }
 
     /// Every kind's live resources owned by the stack, all kinds concurrently, sorted by
-    /// logical id then physical id.
+    /// logical id then physical id. Each call reads afresh (destroy's final check must not see
+    /// the tagging answer of the first read).
     pub async fn read_live(&self) -> Result<Vec<Live>, String> {
+        self.cx.forget_tagged();
         let mut tasks = JoinSet::new();
         for &kind in &self.kinds {
             let cx = self.cx.clone();

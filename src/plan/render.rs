@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::{Action, AttrChange, Change, Plan};
 use crate::model::Val;
 
-pub fn render(plan: &Plan, stack: &str, region: &str) -> String {
+/// `place` says where the stack lives: its region, and the account when known
+/// (`ap-northeast-1 (account 123456789012)`).
+pub fn render(plan: &Plan, stack: &str, place: &str) -> String {
     let mut out = String::new();
     let changes: Vec<&Change> = plan
         .changes
@@ -19,14 +21,14 @@ pub fn render(plan: &Plan, stack: &str, region: &str) -> String {
     if changes.is_empty() {
         let _ = writeln!(
             out,
-            "No changes. Stack `{stack}` in {region} matches the file ({} resources up to date).",
+            "No changes. Stack `{stack}` in {place} matches the file ({} resources up to date).",
             plan.count(Action::NoOp)
         );
         return out;
     }
     let _ = writeln!(
         out,
-        "mskctl will perform these actions on stack `{stack}` in {region}:\n"
+        "mskctl will perform these actions on stack `{stack}` in {place}:\n"
     );
     for c in changes {
         render_change(&mut out, c);

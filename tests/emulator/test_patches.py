@@ -29,6 +29,7 @@ DELAYS = {
     "EMULATOR_MSK_DELETE_SECONDS": "0.4",
     "EMULATOR_ESM_SECONDS": "0.4",
     "EMULATOR_PIPE_SECONDS": "0.4",
+    "EMULATOR_TAGGING_LAG_SECONDS": "0.5",
     # Off for the module (other tests create and use ids at once); the test of the
     # behaviour turns it on through the control endpoint.
     "EMULATOR_EC2_CONSISTENCY_SECONDS": "0",
@@ -626,11 +627,46 @@ class AcceptanceFlowTest(EmulatorTest):
         invoke_config = lam.get_function_event_invoke_config(FunctionName="flow-fn")
         self.assertEqual((invoke_config["MaximumRetryAttempts"], invoke_config["MaximumEventAgeInSeconds"]), (2, 300))
 
+        time.sleep(0.6)  # the tagging index lags (TaggingIndexTest)
         found = client("resourcegroupstaggingapi").get_resources(TagFilters=[{"Key": "stack", "Values": ["flow"]}])
         arns = {m["ResourceARN"] for m in found["ResourceTagMappingList"]}
         self.assertIn(f"arn:aws:ec2:ap-northeast-1:123456789012:vpc/{vpc}", arns)
         self.assertIn("arn:aws:lambda:ap-northeast-1:123456789012:function:flow-fn", arns)
         self.assertIn(attrs["QueueArn"], arns)
+
+
+class TaggingIndexTest(EmulatorTest):
+    def listed(self, stack: str) -> dict[str, dict[str, str]]:
+        found = client("resourcegroupstaggingapi").get_resources(TagFilters=[{"Key": "stack", "Values": [stack]}])
+        return {m["ResourceARN"]: {t["Key"]: t["Value"] for t in m["Tags"]} for m in found["ResourceTagMappingList"]}
+
+    def test_tagging_index_lags_behind_creates_tag_changes_and_deletes(self) -> None:
+        sqs = client("sqs")
+        url = sqs.create_queue(QueueName="lagging", tags={"stack": "lag", "v": "1"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        make_function("lagging-fn", Tags={"stack": "lag"})
+        fn_arn = "arn:aws:lambda:ap-northeast-1:123456789012:function:lagging-fn"
+        # Created, but not indexed yet.
+        self.assertEqual(self.listed("lag"), {})
+        seen = wait_for(lambda: sorted(self.listed("lag")), sorted([arn, fn_arn]))
+        self.assertEqual(seen[0], [])
+        # A tag change shows late.
+        sqs.tag_queue(QueueUrl=url, Tags={"v": "2"})
+        self.assertEqual(self.listed("lag")[arn]["v"], "1")
+        wait_for(lambda: self.listed("lag")[arn]["v"], "2")
+        # Deleted, but still listed with its tags.
+        sqs.delete_queue(QueueUrl=url)
+        client("lambda").delete_function(FunctionName="lagging-fn")
+        self.assertEqual(self.listed("lag")[fn_arn], {"stack": "lag"})
+        self.assertIn(arn, self.listed("lag"))
+        seen = wait_for(lambda: sorted(self.listed("lag")), [])
+        self.assertEqual(seen[0], sorted([arn, fn_arn]))
+
+    def test_tagging_lag_knob(self) -> None:
+        control("faults", {"delays": {"tagging_lag": 0}})
+        self.assertEqual(faults()["delays"]["tagging_lag"], 0)
+        client("sqs").create_queue(QueueName="no-lag", tags={"stack": "nolag"})
+        self.assertEqual(len(self.listed("nolag")), 1)
 
 
 if __name__ == "__main__":

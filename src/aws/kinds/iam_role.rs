@@ -3,8 +3,12 @@
 //! delete detaches and deletes every live policy first, as IAM requires.
 //!
 //! Identity: IAM's tag-based search does not cover roles (the Resource Groups Tagging API skips
-//! them), so roles are created under the path `/mskctl/<stack>/` and one `ListRoles(PathPrefix)`
-//! finds all of a stack's roles; the logical id still comes from the `mskctl:id` tag.
+//! them), so roles are created under the path `/mskctl/<stack>/<region>/` and one
+//! `ListRoles(PathPrefix)` finds all of a deployment's roles; the logical id still comes from
+//! the `mskctl:id` tag. IAM is global but a deployment is regional: the region in the path
+//! keeps the same stack in another region of the account from ever reading, updating or
+//! deleting this one's roles. Role names are global too: [`name_taken`] finds a name already
+//! used elsewhere before any change.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,9 +28,51 @@ use crate::model::{
 
 pub struct IamRole;
 
-/// The path that marks a stack's roles.
-fn stack_path(stack: &str) -> String {
-    format!("/mskctl/{stack}/")
+/// The path that marks the roles of a stack's deployment in one region.
+fn stack_path(stack: &str, region: &str) -> String {
+    format!("/mskctl/{stack}/{region}/")
+}
+
+/// Who holds an IAM role name, for the error when a stack wants a name that is taken: the
+/// same stack in another region (`/mskctl/<stack>/<region>/`), another stack, or something
+/// mskctl did not make.
+fn holder(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["mskctl", stack, region] => format!("stack `{stack}` in {region}"),
+        ["mskctl", stack] => format!("stack `{stack}` (made by an older mskctl, region unknown)"),
+        _ => format!("something outside mskctl (path {path})"),
+    }
+}
+
+/// If the role name `name` that resource `id` wants is already used in the account by
+/// anything but this deployment (IAM names are global across regions), the error to show
+/// before any change.
+pub async fn name_taken(cx: &Ctx, id: &str, name: &str) -> Result<Option<String>, CallError> {
+    let role = match cx
+        .aws
+        .iam
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .call("GetRole")
+    {
+        Ok(out) => out.role,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(role) = role else { return Ok(None) };
+    if role.path() == stack_path(&cx.stack, &cx.region) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "`{id}`: the IAM role name {name} is already used in this account by {}. IAM role \
+         names are global to the account (all regions), so the same stack in two regions needs \
+         a different name per region: set `name:` on `{id}` to one that includes \
+         `${{aws.region}}`, e.g. `name: ${{stack.name}}-${{aws.region}}-{id}`",
+        holder(role.path())
+    )))
 }
 
 /// Inline policies from the desired props: name → compact JSON text.
@@ -209,7 +255,7 @@ impl KindApi for IamRole {
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        let path = stack_path(&cx.stack);
+        let path = stack_path(&cx.stack, &cx.region);
         let mut roles = Vec::new();
         let mut pages = cx
             .aws
@@ -264,7 +310,7 @@ impl KindApi for IamRole {
             .iam
             .create_role()
             .role_name(&name)
-            .path(stack_path(&cx.stack))
+            .path(stack_path(&cx.stack, &cx.region))
             .assume_role_policy_document(trust.to_string())
             .set_description(s(&d.props, "description").map(String::from))
             .set_max_session_duration(i(&d.props, "max_session_duration").map(|v| v as i32));
@@ -442,5 +488,34 @@ impl KindApi for IamRole {
             Err(e) if !is_not_found(&e) => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{holder, stack_path};
+
+    #[test]
+    fn a_deployments_roles_live_under_its_stack_and_region() {
+        assert_eq!(
+            stack_path("demo", "ap-northeast-1"),
+            "/mskctl/demo/ap-northeast-1/"
+        );
+    }
+
+    #[test]
+    fn a_taken_role_name_says_who_holds_it() {
+        assert_eq!(
+            holder("/mskctl/demo/us-east-1/"),
+            "stack `demo` in us-east-1"
+        );
+        assert_eq!(
+            holder("/mskctl/demo/"),
+            "stack `demo` (made by an older mskctl, region unknown)"
+        );
+        assert_eq!(
+            holder("/service-role/"),
+            "something outside mskctl (path /service-role/)"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! GetFunction and GetFunctionEventInvokeConfig to read, DeleteFunction. The function's own
 //! resources are found through the shared tagging lookup.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -440,12 +440,27 @@ impl KindApi for LambdaFunction {
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        let mut found = Vec::new();
-        for (arn, tags) in tagged_resources(cx, "lambda:function").await? {
-            if tags.get(TAG_STACK) != Some(&cx.stack) {
-                continue;
+        // The tagging index lags behind creates and deletes: look up the names the stack file
+        // gives too, and trust only GetFunction (a listed function it says is gone is gone;
+        // ownership is checked on the tags it returns).
+        let mut names: BTreeSet<String> = cx.names_of(model::SCHEMA.kind).iter().cloned().collect();
+        for (arn, _) in tagged_resources(cx, "lambda:function").await? {
+            // arn:aws:lambda:REGION:ACCOUNT:function:NAME
+            if let Some(name) = arn.split(':').nth(6) {
+                names.insert(name.to_string());
             }
-            if let Some(obs) = Self::read_one(cx, None, &arn).await? {
+        }
+        let mut found = Vec::new();
+        for name in names {
+            let Some(obs) = Self::read_one(cx, None, &name).await? else {
+                continue;
+            };
+            let stack = obs
+                .props
+                .get("tags")
+                .and_then(|t| t.get(TAG_STACK))
+                .and_then(Value::as_str);
+            if stack == Some(cx.stack.as_str()) {
                 found.push(obs);
             }
         }

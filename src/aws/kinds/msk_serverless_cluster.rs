@@ -13,7 +13,7 @@ use aws_sdk_kafka::types::{
 };
 use serde_json::Value;
 
-use crate::aws::kinds::{KindApi, tagged_resources};
+use crate::aws::kinds::KindApi;
 use crate::aws::retry::{Poll, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::msk_serverless_cluster as model;
@@ -36,11 +36,8 @@ impl KindApi for MskServerlessCluster {
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
         let mut out = Vec::new();
-        // The shared tagging lookup lists MSK clusters: skip ListClustersV2 when the stack has
-        // none (a cluster created seconds ago and not yet indexed is adopted by create).
-        if tagged_resources(cx, "kafka:cluster").await?.is_empty() {
-            return Ok(out);
-        }
+        // Always ListClustersV2 (ownership from the tags in its reply), never the lagging
+        // tagging index: a cluster created seconds ago must be found, a deleted one not.
         let mut token: Option<String> = None;
         loop {
             let page = cx

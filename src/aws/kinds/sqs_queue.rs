@@ -2,10 +2,11 @@
 //! just-deleted name), SetQueueAttributes and TagQueue/UntagQueue in place, DeleteQueue and a
 //! wait until the queue is really gone.
 //!
-//! Read finds the stack's queues in the shared Resource Groups Tagging API lookup
-//! ([`tagged_resources`]), then asks SQS for each queue's URL and attributes.
+//! Read finds the stack's queues by the names the stack file gives and in the shared Resource
+//! Groups Tagging API lookup ([`tagged_resources`], which lags), then asks SQS for each
+//! queue's URL, attributes and tags.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -135,35 +136,42 @@ impl KindApi for SqsQueue {
     }
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
-        let mut found = Vec::new();
-        for (arn, tags) in tagged_resources(cx, "sqs").await? {
-            let Some(id) = tags.get(TAG_ID).cloned() else {
-                continue;
-            };
+        // The tagging index lags behind creates and deletes: look up the names the stack file
+        // gives too, and trust only SQS itself (a listed queue it says is gone is gone;
+        // ownership is checked on the tags it returns).
+        let mut names: BTreeSet<String> = cx.names_of(model::SCHEMA.kind).iter().cloned().collect();
+        for (arn, _) in tagged_resources(cx, "sqs").await? {
             // arn:aws:sqs:REGION:ACCOUNT:NAME
-            let parts: Vec<&str> = arn.split(':').collect();
-            let (Some(account), Some(name)) = (parts.get(4), parts.get(5)) else {
-                continue;
-            };
-            let url = cx
-                .aws
-                .sqs
-                .get_queue_url()
-                .queue_name(*name)
-                .queue_owner_aws_account_id(*account)
-                .send()
-                .await;
+            if let Some(name) = arn.split(':').nth(5) {
+                names.insert(name.to_string());
+            }
+        }
+        let mut found = Vec::new();
+        for name in names {
+            let url = cx.aws.sqs.get_queue_url().queue_name(&name).send().await;
             let url = match url.call("GetQueueUrl") {
                 Ok(out) => out.queue_url.unwrap_or_default(),
-                // The tagging API lags behind deletions.
                 Err(e) if is_gone(&e) => continue,
                 Err(e) => return Err(e),
             };
-            match Self::attributes(cx, &url).await {
-                Ok(attributes) => found.push(observed(id, &url, &attributes, &tags)),
+            let queue = match Self::read_one(cx, "", &url).await {
+                Ok(queue) => queue,
                 Err(e) if is_gone(&e) => continue,
                 Err(e) => return Err(e),
+            };
+            let tag = |k: &str| {
+                queue
+                    .props
+                    .get("tags")
+                    .and_then(|t| t.get(k))
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+            };
+            if tag(TAG_STACK).as_deref() != Some(cx.stack.as_str()) {
+                continue;
             }
+            let Some(id) = tag(TAG_ID) else { continue };
+            found.push(Observed { id, ..queue });
         }
         Ok(found)
     }

@@ -1,0 +1,134 @@
+"""The Resource Groups Tagging API answers from a lagging index, as on AWS.
+
+AWS documents the tagging API as eventually consistent: GetResources reads an
+index that other services update asynchronously, so a resource created a
+moment ago is not listed yet, and a deleted one is still listed, with its
+tags, for a while. Moto answers from the live backends.
+
+Every change in a region records what the index would hold now (the tagged
+resources of that account and region, when they changed): after each action
+that is not a read, after reads at most every READ_SAMPLE seconds (a read may
+settle a lazy transition, such as a cluster's deletion), and before each
+GetResources. GetResources then
+answers from the record as it was `tagging_lag` seconds earlier
+(`EMULATOR_TAGGING_LAG_SECONDS`, default 2). Tag changes show late too.
+GetTagKeys and GetTagValues stay live (mskctl does not use them).
+"""
+
+import threading
+import time
+from typing import Any
+
+from moto.core.resource_tagging import TaggedResource, iter_taggable_backends
+from moto.core.responses import BaseResponse
+from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+from . import lifecycle
+
+READ_SAMPLE = 0.5
+READS = ("Describe", "List", "Get")
+
+_lock = threading.Lock()
+# (account, region) -> monotonic time of the last record.
+_recorded_at: dict[tuple[str, str], float] = {}
+# (account, region) -> [(monotonic time, frozen list of TaggedResource)], oldest first.
+_history: dict[tuple[str, str], list[tuple[float, tuple[TaggedResource, ...]]]] = {}
+
+
+def _live(account: str, region: str) -> tuple[TaggedResource, ...]:
+    for _ in range(5):  # other threads may change a backend while we walk it
+        try:
+            return tuple(
+                TaggedResource(r.arn, dict(r.tags), r.resource_type, dict(r.extra))
+                for backend in iter_taggable_backends(account, region)
+                for r in backend.iter_tagged_resources()
+            )
+        except RuntimeError:
+            continue
+    return ()
+
+
+def record(account: str, region: str, sample: bool = False) -> None:
+    """Remember what the index holds now, if it changed; forget what is too old to matter.
+    With `sample`, skip it when the last record is recent (reads are frequent and rarely
+    change anything)."""
+    if lifecycle.delay("tagging_lag") <= 0 or not region:
+        return
+    now = time.monotonic()
+    with _lock:
+        if sample and now - _recorded_at.get((account, region), 0.0) < READ_SAMPLE:
+            return
+        _recorded_at[(account, region)] = now
+    current = _live(account, region)
+    with _lock:
+        history = _history.setdefault((account, region), [])
+        if not history or history[-1][1] != current:
+            history.append((now, current))
+        # Keep the newest entry older than the largest lag that may be asked for.
+        horizon = now - max(lifecycle.delay("tagging_lag"), 0) - 60
+        while len(history) > 1 and history[1][0] <= horizon:
+            history.pop(0)
+
+
+def lagged(account: str, region: str) -> tuple[TaggedResource, ...]:
+    """The index as it was `tagging_lag` seconds ago (empty before anything was recorded)."""
+    cutoff = time.monotonic() - lifecycle.delay("tagging_lag")
+    with _lock:
+        seen: tuple[TaggedResource, ...] = ()
+        for when, resources in _history.get((account, region), []):
+            if when > cutoff:
+                break
+            seen = resources
+        return seen
+
+
+def reset() -> None:
+    with _lock:
+        _history.clear()
+        _recorded_at.clear()
+
+
+def patch_tagging_index_lags() -> None:
+    original_call = BaseResponse.call_action
+
+    def call_action(self: BaseResponse) -> Any:
+        # Record before GetResources (it must see the latest change) and after every other
+        # action (its own effect, or a lazy transition a read settled).
+        region = getattr(self, "region", "")
+        action = self._get_action() or ""
+        if action == "GetResources":
+            record(self.current_account, region)
+            return original_call(self)
+        try:
+            return original_call(self)
+        finally:
+            record(self.current_account, region, sample=action.startswith(READS))
+
+    BaseResponse.call_action = call_action
+
+    from moto.core.resource_tagging import make_tag_matcher, match_resource_type
+
+    original_generator = ResourceGroupsTaggingAPIBackend._get_resources_generator
+
+    def _get_resources_generator(
+        self: ResourceGroupsTaggingAPIBackend,
+        tag_filters: list[dict[str, Any]] | None = None,
+        resource_type_filters: list[str] | None = None,
+        resource_arn_list: list[str] | None = None,
+    ) -> Any:
+        if lifecycle.delay("tagging_lag") <= 0:
+            yield from original_generator(self, tag_filters, resource_type_filters, resource_arn_list)
+            return
+        tag_matcher = make_tag_matcher(tag_filters)
+        for resource in lagged(self.account_id, self.region_name):
+            if not resource.tags and not resource.extra.get("include_untagged"):
+                continue
+            if not match_resource_type(resource.resource_type, resource_type_filters):
+                continue
+            if not tag_matcher(resource.tags):
+                continue
+            if resource_arn_list and resource.arn not in resource_arn_list:
+                continue
+            yield resource
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = _get_resources_generator

@@ -324,3 +324,42 @@ async fn interrupted_create_rerun_leaves_exactly_one_mapping() {
     em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
     assert!(mappings(&lambda).await.is_empty());
 }
+
+/// IAM propagation (modelled by the emulator, on by default): a mapping created moments after
+/// its function's role got a new policy is refused with AWS's "… Please ensure the role can
+/// perform …" until IAM catches up. The apply retries it, says so, and ends with one mapping.
+#[tokio::test(flavor = "multi_thread")]
+async fn mapping_created_right_after_a_role_policy_change_is_retried_until_it_propagates() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    dir.with_handler();
+    let file = dir.write("stack.yaml", SMALL);
+    let lambda = aws_sdk_lambda::Client::new(&em.sdk().await);
+    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+
+    // One apply writes a new inline policy on the role, then replaces the mapping (new topic).
+    edit(
+        &file,
+        "    trust: [lambda.amazonaws.com]\n",
+        "    trust: [lambda.amazonaws.com]\n    policies:\n      logs:\n        Version: \"2012-10-17\"\n        Statement:\n          - Effect: Allow\n            Action: [logs:CreateLogGroup]\n            Resource: \"*\"\n",
+    );
+    edit(&file, "topics: [orders]", "topics: [payments]");
+    edit(
+        &file,
+        "    function: processor\n",
+        "    function: processor\n    depends_on: [role]\n",
+    );
+    let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    assert!(
+        out.stdout.lines().any(|l| l.contains(
+            "consumer: CreateEventSourceMapping returned InvalidParameterValueException"
+        ) && l.contains("retrying because the IAM role")),
+        "CreateEventSourceMapping was not refused and retried while the new policy propagated:\n{}",
+        out.all()
+    );
+    let all = mappings(&lambda).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].topics(), ["payments"]);
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
+}

@@ -168,6 +168,24 @@ async fn step_apply_creates_the_stack(ctx: &Scenario) -> Seeded {
         "{}",
         out.all()
     );
+    // The emulator models IAM propagation: the function's role and the pipe's policy are
+    // written moments before they are used. The apply went through it, and said so.
+    assert!(
+        out.stdout.lines().any(|l| l
+            .contains("processor: CreateFunction returned InvalidParameterValueException")
+            && l.contains("retrying because the IAM role")),
+        "no retry of CreateFunction while the new role propagates:\n{}",
+        out.all()
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("pipe: CreatePipe ended CREATE_FAILED")
+                && l.contains("does not have permissions")
+                && l.contains("deleting it and creating it again")),
+        "the pipe that failed on its new role's permissions was not created again:\n{}",
+        out.all()
+    );
 
     // MSK Serverless with IAM auth in both private subnets, ACTIVE.
     let clusters = kafka
@@ -573,8 +591,8 @@ async fn step_destroy_leaves_nothing(ctx: &Scenario) {
     }
 }
 
-#[test]
-fn pipe_that_fails_to_start_fails_the_apply_with_its_reason() {
+#[tokio::test(flavor = "multi_thread")]
+async fn pipe_that_fails_to_start_fails_the_apply_with_its_reason() {
     const REASON: &str = "Connection error: the pipe cannot reach the cluster";
     let em = Emulator::start();
     let dir = StackDir::new();
@@ -627,6 +645,48 @@ fn pipe_that_fails_to_start_fails_the_apply_with_its_reason() {
                 && l.contains(REASON)),
         "no progress line reports the pipe's failure:\n{}",
         out.all()
+    );
+    // A reason that has nothing to do with IAM is not retried: one CreatePipe, no recreation.
+    assert!(
+        !out.stdout.contains("creating it again"),
+        "a CREATE_FAILED for another reason than permissions must not be retried:\n{}",
+        out.all()
+    );
+
+    // Once the cause is gone, the failed pipe is replaced (UpdatePipe cannot repair a pipe
+    // that never got created), and the next apply converges.
+    em.control("/_emulator/reset-faults", "");
+    let plan = em
+        .run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(2);
+    assert!(
+        plan.stdout
+            .contains("-/+ pipe (pipe) [msk-pipe-to-processor] must be replaced")
+            && plan.stdout.contains("failed to create")
+            && plan
+                .stdout
+                .contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to destroy."),
+        "the CREATE_FAILED pipe must be planned as a replacement:\n{}",
+        plan.all()
+    );
+    let applied = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    assert!(
+        applied.stdout.contains("1 replaced") && !applied.stdout.contains("UpdatePipe"),
+        "{}",
+        applied.all()
+    );
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"])
+        .code(0);
+    let pipe = aws_sdk_pipes::Client::new(&em.sdk().await)
+        .describe_pipe()
+        .name("msk-pipe-to-processor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pipe.current_state().map(|s| s.as_str()),
+        Some("RUNNING"),
+        "{pipe:?}"
     );
 }
 

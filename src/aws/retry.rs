@@ -1,7 +1,8 @@
 //! The one place that decides what is worth retrying and how waits are paced.
 //!
 //! The SDK already retries throttling and transient network errors. What remains are AWS
-//! behaviours that need time rather than a fix: IAM propagation, `DependencyViolation` while
+//! behaviours that need time rather than a fix: IAM propagation (including a pipe that failed
+//! to create because Pipes checked its role too early: deleted and created again), `DependencyViolation` while
 //! network interfaces drain, `QueueDeletedRecently`, EC2 ids not yet visible right after their
 //! create. Everything else fails at once.
 
@@ -34,17 +35,48 @@ pub const DEPENDENCY_VIOLATION: Transient = Transient {
     budget: Duration::from_secs(45 * 60),
 };
 
-/// A role created seconds ago that Lambda or Pipes cannot assume yet (IAM is eventually consistent).
+/// A role created seconds ago that Lambda or Pipes cannot assume yet, or a policy just put on
+/// or attached to it that they do not see yet (IAM is eventually consistent). The messages are
+/// the ones AWS gives for exactly this, as retried by the Terraform AWS provider
+/// (`internal/service/lambda`): "The role defined for the function cannot be assumed by
+/// Lambda.", "The provided execution role does not have permissions to call SendMessage on
+/// SQS" (a dead-letter queue), and CreateEventSourceMapping's "… Please ensure the role can
+/// perform the … Actions …". Other `InvalidParameterValueException`s fail at once.
 pub const ROLE_PROPAGATION: Transient = Transient {
     codes: &[
         "InvalidParameterValueException",
         "ValidationException",
         "AccessDeniedException",
     ],
-    messages: &["assume"],
-    why: "the IAM role was just created and is not yet assumable (IAM propagation)",
+    messages: &[
+        "assume",
+        "execution role does not have permissions",
+        "ensure the role can perform",
+    ],
+    why: "the IAM role or a policy on it changed moments ago and has not propagated yet (IAM is eventually consistent)",
     budget: Duration::from_secs(90),
 };
+
+/// A pipe that ended `CREATE_FAILED` because Pipes, checking the role after CreatePipe
+/// answered, did not see its permissions yet ("Input parameter is invalid from the request due
+/// to : The provided customer role does not have permissions to call …"). Waiting does not
+/// help: the pipe stays failed, so it is deleted and created again, at most
+/// [`PIPE_CREATE_ATTEMPTS`] times. The code is the pipe's state, the message its StateReason.
+pub const PIPE_ROLE_PROPAGATION: Transient = Transient {
+    codes: &["CREATE_FAILED"],
+    messages: &[
+        "does not have permission",
+        "does not have enough permission",
+        "cannot be assumed",
+        "unable to assume",
+        "not authorized",
+    ],
+    why: "EventBridge Pipes checked the role before its new permissions had propagated (IAM is eventually consistent)",
+    budget: Duration::from_secs(90),
+};
+
+/// Creations of one pipe in one apply while it fails for [`PIPE_ROLE_PROPAGATION`].
+pub const PIPE_CREATE_ATTEMPTS: u32 = 4;
 
 /// SQS refuses to recreate a queue name for 60 seconds after deleting it.
 pub const QUEUE_DELETED_RECENTLY: Transient = Transient {
@@ -147,6 +179,54 @@ where
     }
 }
 
+/// Run `attempt` (a create and its wait) up to `attempts` times while its failure matches
+/// `transient` and the budget lasts, running `undo` (delete the failed copy) and pausing
+/// before the next one, with a progress line for `id`. Other errors return at once.
+pub async fn recreate_while<T, A, AFut, U, UFut>(
+    cx: &Ctx,
+    id: &str,
+    transient: &Transient,
+    attempts: u32,
+    mut attempt: A,
+    mut undo: U,
+) -> Result<T, CallError>
+where
+    A: FnMut() -> AFut,
+    AFut: Future<Output = Result<T, CallError>>,
+    U: FnMut() -> UFut,
+    UFut: Future<Output = Result<(), CallError>>,
+{
+    let start = Instant::now();
+    let mut delays = pacing(Duration::from_secs(15));
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(err)
+                if transient.matches(&err)
+                    && n < attempts
+                    && start.elapsed() < transient.budget =>
+            {
+                cx.progress(
+                    id,
+                    &format!(
+                        "{} ended {}: {}; deleting it and creating it again because {} (attempt {}/{attempts}, {}s elapsed)",
+                        err.op,
+                        err.code.as_deref().unwrap_or("failed"),
+                        err.message,
+                        transient.why,
+                        n + 1,
+                        start.elapsed().as_secs()
+                    ),
+                );
+                undo().await?;
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(15))).await;
+                n += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// What one poll of a resource's state found.
 pub enum Poll<T> {
     Ready(T),
@@ -220,6 +300,58 @@ mod tests {
             "1 validation error: roleArn is not a valid ARN",
         );
         assert!(!ROLE_PROPAGATION.matches(&malformed));
+    }
+
+    #[test]
+    fn role_propagation_retries_policies_not_yet_visible() {
+        let dlq = err(
+            "InvalidParameterValueException",
+            "The provided execution role does not have permissions to call SendMessage on SQS",
+        );
+        assert!(ROLE_PROPAGATION.matches(&dlq));
+        let esm = CallError::new(
+            "CreateEventSourceMapping",
+            Some("InvalidParameterValueException"),
+            "Cannot access stream arn:aws:kinesis:r:1:stream/s. Please ensure the role can perform \
+             the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM.",
+        );
+        assert!(ROLE_PROPAGATION.matches(&esm));
+        // Same code, nothing to do with IAM: fail at once.
+        for message in [
+            "BatchSize 20000 is out of range: Kafka event sources allow 1 to 10000.",
+            "Kafka event sources need exactly one topic in Topics.",
+            "Specify either EventSourceArn or SelfManagedEventSource, not both.",
+            "Value dlq at 'deadLetterConfig.targetArn' failed to satisfy constraint",
+            "The runtime parameter of python2.7 is no longer supported for creating or updating AWS Lambda functions.",
+        ] {
+            assert!(
+                !ROLE_PROPAGATION.matches(&err("InvalidParameterValueException", message)),
+                "{message}"
+            );
+        }
+        // The right words under another code (a throttle, a conflict) are not this condition.
+        assert!(!ROLE_PROPAGATION.matches(&err(
+            "ResourceConflictException",
+            "The provided execution role does not have permissions to call SendMessage on SQS"
+        )));
+    }
+
+    #[test]
+    fn pipe_role_propagation_matches_only_permission_failures_of_a_create() {
+        let reason = "Input parameter is invalid from the request due to : The provided customer role \
+                      does not have permissions to call ReceiveMessage on SQS";
+        let failed = |state: &str, reason: &str| CallError::new("CreatePipe", Some(state), reason);
+        assert!(PIPE_ROLE_PROPAGATION.matches(&failed("CREATE_FAILED", reason)));
+        assert!(PIPE_ROLE_PROPAGATION.matches(&failed(
+            "CREATE_FAILED",
+            "PROBLEM: Pipes does not have enough permission to process your event source."
+        )));
+        assert!(!PIPE_ROLE_PROPAGATION.matches(&failed(
+            "CREATE_FAILED",
+            "Connection error: the pipe cannot reach the cluster"
+        )));
+        assert!(!PIPE_ROLE_PROPAGATION.matches(&failed("START_FAILED", reason)));
+        assert!(!PIPE_ROLE_PROPAGATION.matches(&failed("UPDATE_FAILED", reason)));
     }
 
     #[test]

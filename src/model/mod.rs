@@ -89,6 +89,13 @@ pub trait KindModel: Send + Sync {
     fn settling(&self, _observed: &Observed) -> Option<String> {
         None
     }
+
+    /// A live resource that cannot be repaired in place (a pipe that failed to create): its
+    /// state and why it is replaced, shown in the plan. The planner then replaces it whatever
+    /// else changed.
+    fn broken(&self, _observed: &Observed) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// The kinds a command works with, passed in rather than reached globally.

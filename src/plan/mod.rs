@@ -303,6 +303,17 @@ pub fn plan(
                         sensitive: false,
                     });
                 }
+                let broken = kind.broken(&l.observed);
+                if let Some((state, _)) = &broken {
+                    attrs.retain(|a| a.path != SETTLING);
+                    attrs.push(AttrChange {
+                        path: SETTLING.into(),
+                        before: Some(Value::String(state.clone())),
+                        after: Some(Val::Known(Value::String("replaced".into()))),
+                        forces_replacement: true,
+                        sensitive: false,
+                    });
+                }
                 let action = if attrs.iter().any(|a| a.forces_replacement) {
                     Action::Replace
                 } else if attrs.is_empty() {
@@ -311,10 +322,15 @@ pub fn plan(
                     Action::Update
                 };
                 let warnings = match action {
-                    Action::Replace => kind
-                        .replace_warning(&desired, &l.observed.props)
-                        .into_iter()
-                        .collect(),
+                    // A broken copy never worked, so the kind's usual warning (lost
+                    // offsets…) does not apply to it.
+                    Action::Replace => match broken {
+                        Some((_, why)) => vec![why],
+                        None => kind
+                            .replace_warning(&desired, &l.observed.props)
+                            .into_iter()
+                            .collect(),
+                    },
                     _ => Vec::new(),
                 };
                 Change {

@@ -56,6 +56,14 @@ impl KindModel for Net {
     fn schema(&self) -> &'static Schema {
         &NET
     }
+
+    fn broken(&self, observed: &Observed) -> Option<(String, String)> {
+        let state = observed
+            .attrs
+            .get("state")
+            .filter(|s| *s == "CREATE_FAILED")?;
+        Some((state.clone(), "it failed to create".into()))
+    }
 }
 
 fn catalog() -> Catalog {
@@ -216,6 +224,26 @@ fn unchanged_live_state_is_a_noop() {
     let p = plan_of(&s, &live);
     assert!(!p.has_changes());
     assert!(render::render(&p, "demo", "ap-northeast-1").starts_with("No changes."));
+}
+
+#[test]
+fn a_live_resource_that_failed_to_create_is_replaced_not_updated() {
+    let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))])]);
+    let mut live = simulate_apply(&s);
+    live[0]
+        .observed
+        .attrs
+        .insert("state".into(), "CREATE_FAILED".into());
+    let p = plan_of(&s, &live);
+    let c = change(&p, "a");
+    assert_eq!(c.action, Action::Replace);
+    assert_eq!(c.warnings, vec!["it failed to create".to_string()]);
+    let forcing: Vec<_> = c.attrs.iter().filter(|a| a.forces_replacement).collect();
+    assert_eq!(forcing.len(), 1);
+    assert_eq!(forcing[0].path, SETTLING);
+    assert_eq!(forcing[0].before, Some(json!("CREATE_FAILED")));
+    // A healthy copy of the same resource is left alone.
+    assert!(!plan_of(&s, &simulate_apply(&s)).has_changes());
 }
 
 #[test]

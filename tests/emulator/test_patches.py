@@ -30,6 +30,9 @@ DELAYS = {
     "EMULATOR_ESM_SECONDS": "0.4",
     "EMULATOR_PIPE_SECONDS": "0.4",
     "EMULATOR_TAGGING_LAG_SECONDS": "0.5",
+    # Off for the module (its shared role is used at once); IamPropagationTest turns
+    # it on through the control endpoint.
+    "EMULATOR_IAM_PROPAGATION_SECONDS": "0",
     # Off for the module (other tests create and use ids at once); the test of the
     # behaviour turns it on through the control endpoint.
     "EMULATOR_EC2_CONSISTENCY_SECONDS": "0",
@@ -371,7 +374,6 @@ class Ec2Test(EmulatorTest):
         ingress = {r.get("Description") for r in rules if not r["IsEgress"]}
         self.assertEqual(ingress, {"self", "vpc"})
 
-
     def test_fresh_ec2_ids_are_not_found_for_a_moment(self) -> None:
         control("faults", {"delays": {"ec2_consistency": 1.0}})
         ec2 = client("ec2")
@@ -457,6 +459,60 @@ class PipeTest(EmulatorTest):
         self.make_pipe("pipe-stopped", DesiredState="STOPPED")
         state = lambda: client("pipes").describe_pipe(Name="pipe-stopped")["CurrentState"]
         self.assertEqual(wait_for(state, "STOPPED"), ["CREATING", "STOPPED"])
+
+
+class IamPropagationTest(EmulatorTest):
+    def error(self, call) -> tuple[str, str]:
+        try:
+            call()
+        except ClientError as error:
+            return error.response["Error"]["Code"], error.response["Error"]["Message"]
+        raise AssertionError("call succeeded")
+
+    def test_new_roles_and_policies_are_not_usable_at_once(self) -> None:
+        control("faults", {"delays": {"iam": 0.8}})
+        iam, lam, pipes = client("iam"), client("lambda"), client("pipes")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+            "Service": ["lambda.amazonaws.com", "pipes.amazonaws.com"]}}]}
+        role = iam.create_role(RoleName="fresh-role", Path="/fresh/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        dlq = "arn:aws:sqs:ap-northeast-1:123456789012:fresh-dlq"
+        create = lambda name, **extra: lam.create_function(
+            FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.handler",
+            Code={"ZipFile": function_zip()}, **extra)
+        self.assertEqual(self.error(lambda: create("fresh-fn")), (
+            "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda."))
+        time.sleep(0.85)
+        create("fresh-fn", DeadLetterConfig={"TargetArn": dlq})
+
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": dlq}]}
+        iam.put_role_policy(RoleName="fresh-role", PolicyName="dlq", PolicyDocument=json.dumps(policy))
+        no_send = ("InvalidParameterValueException",
+                   "The provided execution role does not have permissions to call SendMessage on SQS")
+        self.assertEqual(self.error(lambda: create("fresh-fn-2", DeadLetterConfig={"TargetArn": dlq})), no_send)
+        self.assertEqual(self.error(lambda: lam.update_function_configuration(
+            FunctionName="fresh-fn", DeadLetterConfig={"TargetArn": dlq + "-2"})), no_send)
+        lam.update_function_configuration(FunctionName="fresh-fn", Timeout=30)  # neither role nor DLQ: no check
+        create("fresh-fn-3")  # the role itself is old enough to be assumed
+
+        cluster = make_cluster("fresh-cluster")
+        code, message = self.error(lambda: lam.create_event_source_mapping(
+            FunctionName="fresh-fn", EventSourceArn=cluster, Topics=["t"], StartingPosition="LATEST"))
+        self.assertEqual(code, "InvalidParameterValueException")
+        self.assertIn("Please ensure the role can perform the", message)
+
+        pipe = lambda name: pipes.create_pipe(
+            Name=name, RoleArn=role, Source=cluster, Target=lam.get_function(FunctionName="fresh-fn")["Configuration"]["FunctionArn"],
+            SourceParameters={"ManagedStreamingKafkaParameters": {"TopicName": "t"}})
+        state = lambda name: pipes.describe_pipe(Name=name)["CurrentState"]
+        self.assertEqual(pipe("fresh-pipe")["CurrentState"], "CREATING")  # accepted, checked afterwards
+        self.assertEqual(wait_for(lambda: state("fresh-pipe"), "CREATE_FAILED"), ["CREATING", "CREATE_FAILED"])
+        self.assertIn("does not have permissions", pipes.describe_pipe(Name="fresh-pipe")["StateReason"])
+
+        time.sleep(0.85)
+        lam.update_function_configuration(FunctionName="fresh-fn", DeadLetterConfig={"TargetArn": dlq + "-2"})
+        lam.create_event_source_mapping(FunctionName="fresh-fn", EventSourceArn=cluster, Topics=["t"], StartingPosition="LATEST")
+        pipe("fresh-pipe-2")
+        self.assertEqual(wait_for(lambda: state("fresh-pipe-2"), "RUNNING"), ["CREATING", "RUNNING"])
 
 
 class FaultTest(EmulatorTest):

@@ -19,7 +19,10 @@ use aws_sdk_pipes::types::{
 use serde_json::{Value, json};
 
 use crate::aws::kinds::KindApi;
-use crate::aws::retry::{Poll, ROLE_PROPAGATION, retry_while, wait_for};
+use crate::aws::retry::{
+    PIPE_CREATE_ATTEMPTS, PIPE_ROLE_PROPAGATION, Poll, ROLE_PROPAGATION, recreate_while,
+    retry_while, wait_for,
+};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::pipe as model;
 use crate::model::kinds::pipe::{Settled, desired_state, kafka, settled};
@@ -95,48 +98,34 @@ impl KindApi for Pipe {
             .build()
             .map_err(|e| CallError::state("CreatePipe", e.to_string()))?;
         let tags: std::collections::HashMap<String, String> = tags_of(p).into_iter().collect();
-        let created = retry_while(cx, &desired.id, &ROLE_PROPAGATION, || {
-            let mut call = cx
-                .aws
-                .pipes
-                .create_pipe()
-                .name(&name)
-                .source(s(p, "source").unwrap_or_default())
-                .source_parameters(
-                    PipeSourceParameters::builder()
-                        .managed_streaming_kafka_parameters(source.clone())
-                        .build(),
-                )
-                .target(s(p, "target").unwrap_or_default())
-                .target_parameters(target_parameters(p))
-                .role_arn(s(p, "role").unwrap_or_default())
-                .desired_state(RequestedPipeState::from(desired_state(p)))
-                .set_tags(Some(tags.clone()));
-            if let Some(d) = s(p, "description").filter(|d| !d.is_empty()) {
-                call = call.description(d);
-            }
-            async move { call.send().await.call("CreatePipe") }
-        })
-        .await;
-        match created {
-            Ok(_) => {}
-            // A retried create whose first attempt went through: continue with our own pipe.
-            Err(e) if e.code_is("ConflictException") => {
-                let ours = describe(cx, &name).await?.is_some_and(|pipe| {
-                    let tags = pipe.tags();
-                    tags.and_then(|t| t.get(TAG_STACK))
-                        .is_some_and(|v| v == &cx.stack)
-                        && tags
-                            .and_then(|t| t.get(TAG_ID))
-                            .is_some_and(|v| v == &desired.id)
-                });
-                if !ours {
-                    return Err(e);
+        // Pipes checks the role only after CreatePipe answered: a role or policy written
+        // moments ago leaves the pipe CREATE_FAILED, and only a new pipe checks again.
+        let want = desired_state(p);
+        recreate_while(
+            cx,
+            &desired.id,
+            &PIPE_ROLE_PROPAGATION,
+            PIPE_CREATE_ATTEMPTS,
+            || async {
+                create_pipe(cx, desired, &name, &source, &tags).await?;
+                match wait_outcome(cx, &desired.id, &name, want).await? {
+                    Ok(observed) => Ok(observed),
+                    Err((state, reason)) => Err(CallError {
+                        op: "CreatePipe".into(),
+                        code: Some(state),
+                        message: reason,
+                    }),
                 }
+            },
+            || delete_and_wait(cx, &desired.id, &name),
+        )
+        .await
+        .map_err(|e| match e.code.as_deref() {
+            Some(state) if state.ends_with("_FAILED") => {
+                failed_error(&e.op, &name, state, &e.message)
             }
-            Err(e) => return Err(e),
-        }
-        wait_settled(cx, &desired.id, "CreatePipe", &name, desired_state(p)).await
+            _ => e,
+        })
     }
 
     async fn update(
@@ -246,66 +235,117 @@ impl KindApi for Pipe {
             .get("name")
             .cloned()
             .unwrap_or_else(|| observed.physical_id.clone());
-        // DeletePipe is refused (ConflictException) while the pipe is creating/updating/starting.
-        wait_for(
-            cx,
-            &observed.id,
-            "waiting to delete the pipe",
-            TIMEOUT,
-            || {
-                let name = name.clone();
-                async move {
-                    match cx
-                        .aws
-                        .pipes
-                        .delete_pipe()
-                        .name(&name)
-                        .send()
-                        .await
-                        .call("DeletePipe")
-                    {
-                        Ok(_) => Ok(Poll::Ready(())),
-                        Err(e) if e.code_is("NotFoundException") => Ok(Poll::Ready(())),
-                        Err(e) if e.code_is("ConflictException") => {
-                            Ok(Poll::Pending(format!("busy ({})", e.message)))
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            },
-        )
-        .await?;
-        // The pipe's pollers must be gone before the function and role it uses are deleted.
-        wait_for(
-            cx,
-            &observed.id,
-            "waiting for the pipe to be deleted",
-            TIMEOUT,
-            || {
-                let name = name.clone();
-                async move {
-                    match describe(cx, &name).await? {
-                        None => Ok(Poll::Ready(())),
-                        Some(pipe) => match pipe.current_state() {
-                            Some(PipeState::DeleteFailed) => Err(CallError::state(
-                                "DeletePipe",
-                                format!(
-                                    "pipe {name} is DELETE_FAILED: {}",
-                                    pipe.state_reason().unwrap_or("no reason given")
-                                ),
-                            )),
-                            other => Ok(Poll::Pending(
-                                other
-                                    .map(|s| s.as_str().to_string())
-                                    .unwrap_or_else(|| "DELETING".into()),
-                            )),
-                        },
-                    }
-                }
-            },
-        )
-        .await
+        delete_and_wait(cx, &observed.id, &name).await
     }
+}
+
+/// One CreatePipe (retried while the role is not yet assumable). A create that went through
+/// although its answer was an error leaves our own pipe, which is used as is.
+async fn create_pipe(
+    cx: &Ctx,
+    desired: &Desired,
+    name: &str,
+    source: &PipeSourceManagedStreamingKafkaParameters,
+    tags: &std::collections::HashMap<String, String>,
+) -> Result<(), CallError> {
+    let p = &desired.props;
+    let created = retry_while(cx, &desired.id, &ROLE_PROPAGATION, || {
+        let mut call = cx
+            .aws
+            .pipes
+            .create_pipe()
+            .name(name)
+            .source(s(p, "source").unwrap_or_default())
+            .source_parameters(
+                PipeSourceParameters::builder()
+                    .managed_streaming_kafka_parameters(source.clone())
+                    .build(),
+            )
+            .target(s(p, "target").unwrap_or_default())
+            .target_parameters(target_parameters(p))
+            .role_arn(s(p, "role").unwrap_or_default())
+            .desired_state(RequestedPipeState::from(desired_state(p)))
+            .set_tags(Some(tags.clone()));
+        if let Some(d) = s(p, "description").filter(|d| !d.is_empty()) {
+            call = call.description(d);
+        }
+        async move { call.send().await.call("CreatePipe") }
+    })
+    .await;
+    match created {
+        Ok(_) => Ok(()),
+        // A retried create whose first attempt went through: continue with our own pipe.
+        Err(e) if e.code_is("ConflictException") => {
+            let ours = describe(cx, name).await?.is_some_and(|pipe| {
+                let tags = pipe.tags();
+                tags.and_then(|t| t.get(TAG_STACK))
+                    .is_some_and(|v| v == &cx.stack)
+                    && tags
+                        .and_then(|t| t.get(TAG_ID))
+                        .is_some_and(|v| v == &desired.id)
+            });
+            if ours { Ok(()) } else { Err(e) }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// DeletePipe (once the pipe is not busy), then wait until it is gone: its pollers must be gone
+/// before the function and role it uses are deleted, and its name is free again.
+async fn delete_and_wait(cx: &Ctx, id: &str, name: &str) -> Result<(), CallError> {
+    // DeletePipe is refused (ConflictException) while the pipe is creating/updating/starting.
+    wait_for(cx, id, "waiting to delete the pipe", TIMEOUT, || {
+        let name = name.to_string();
+        async move {
+            match cx
+                .aws
+                .pipes
+                .delete_pipe()
+                .name(&name)
+                .send()
+                .await
+                .call("DeletePipe")
+            {
+                Ok(_) => Ok(Poll::Ready(())),
+                Err(e) if e.code_is("NotFoundException") => Ok(Poll::Ready(())),
+                Err(e) if e.code_is("ConflictException") => {
+                    Ok(Poll::Pending(format!("busy ({})", e.message)))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await?;
+    // The pipe's pollers must be gone before the function and role it uses are deleted.
+    wait_for(
+        cx,
+        id,
+        "waiting for the pipe to be deleted",
+        TIMEOUT,
+        || {
+            let name = name.to_string();
+            async move {
+                match describe(cx, &name).await? {
+                    None => Ok(Poll::Ready(())),
+                    Some(pipe) => match pipe.current_state() {
+                        Some(PipeState::DeleteFailed) => Err(CallError::state(
+                            "DeletePipe",
+                            format!(
+                                "pipe {name} is DELETE_FAILED: {}",
+                                pipe.state_reason().unwrap_or("no reason given")
+                            ),
+                        )),
+                        other => Ok(Poll::Pending(
+                            other
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_else(|| "DELETING".into()),
+                        )),
+                    },
+                }
+            }
+        },
+    )
+    .await
 }
 
 fn target_parameters(props: &Props) -> PipeTargetParameters {
@@ -342,6 +382,19 @@ async fn wait_settled(
     name: &str,
     want: &str,
 ) -> Result<Observed, CallError> {
+    wait_outcome(cx, id, name, want)
+        .await?
+        .map_err(|(state, reason)| failed_error(op, name, &state, &reason))
+}
+
+/// Wait until the pipe reaches `want` (the observed pipe) or a `*_FAILED` state (that state
+/// and AWS's StateReason).
+async fn wait_outcome(
+    cx: &Ctx,
+    id: &str,
+    name: &str,
+    want: &str,
+) -> Result<Result<Observed, (String, String)>, CallError> {
     let what = format!("waiting for the pipe to be {want}");
     wait_for(cx, id, &what, TIMEOUT, || async move {
         let pipe = describe(cx, name)
@@ -352,19 +405,21 @@ async fn wait_settled(
             .map(|s| s.as_str().to_string())
             .unwrap_or_default();
         match settled(&current, want) {
-            Settled::Done => Ok(Poll::Ready(observed(&pipe))),
-            Settled::Failed => Err(CallError::state(
-                op,
-                format!(
-                    "pipe {name} is {current}: {}",
-                    pipe.state_reason()
-                        .unwrap_or("EventBridge Pipes gave no reason")
-                ),
-            )),
+            Settled::Done => Ok(Poll::Ready(Ok(observed(&pipe)))),
+            Settled::Failed => Ok(Poll::Ready(Err((
+                current,
+                pipe.state_reason()
+                    .unwrap_or("EventBridge Pipes gave no reason")
+                    .to_string(),
+            )))),
             Settled::Pending => Ok(Poll::Pending(current)),
         }
     })
     .await
+}
+
+fn failed_error(op: &str, name: &str, state: &str, reason: &str) -> CallError {
+    CallError::state(op, format!("pipe {name} is {state}: {reason}"))
 }
 
 async fn wait_not_transitional(cx: &Ctx, id: &str, name: &str) -> Result<(), CallError> {
@@ -393,7 +448,8 @@ async fn wait_not_transitional(cx: &Ctx, id: &str, name: &str) -> Result<(), Cal
 }
 
 /// Observed state from DescribePipe. A pipe in a *_FAILED state reports that state as its
-/// `desired_state`, so the plan shows an in-place update that re-sends the whole configuration.
+/// `desired_state`, so the plan shows an in-place update that re-sends the whole configuration,
+/// except `CREATE_FAILED`, which the model plans as a replacement (`broken`).
 fn observed(pipe: &DescribePipeOutput) -> Observed {
     let name = pipe.name().unwrap_or_default().to_string();
     let arn = pipe.arn().unwrap_or_default().to_string();

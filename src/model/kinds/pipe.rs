@@ -155,6 +155,18 @@ impl KindModel for Pipe {
         )
         .then(|| state.clone())
     }
+
+    /// UpdatePipe cannot repair a pipe that never got created (AWS keeps it CREATE_FAILED and
+    /// only a new pipe checks its role and source again; Terraform deletes and recreates it).
+    fn broken(&self, observed: &Observed) -> Option<(String, String)> {
+        let state = observed.attrs.get("state")?;
+        (state == "CREATE_FAILED").then(|| {
+            (
+                state.clone(),
+                "the live pipe failed to create and cannot be updated in place; it is deleted and created again".into(),
+            )
+        })
+    }
 }
 
 /// The `kafka` object with defaults applied.
@@ -371,5 +383,19 @@ mod tests {
         assert_eq!(settled("CREATE_FAILED", "RUNNING"), Settled::Failed);
         assert_eq!(settled("START_FAILED", "RUNNING"), Settled::Failed);
         assert_eq!(settled("UPDATE_FAILED", "STOPPED"), Settled::Failed);
+    }
+
+    #[test]
+    fn only_a_pipe_that_failed_to_create_is_replaced_for_its_state() {
+        let failed = |state: &str| Observed {
+            id: "p".into(),
+            physical_id: "s-p".into(),
+            props: Props::new(),
+            attrs: [("state".to_string(), state.to_string())].into(),
+        };
+        assert!(Pipe.broken(&failed("CREATE_FAILED")).is_some());
+        for state in ["START_FAILED", "UPDATE_FAILED", "RUNNING", "CREATING"] {
+            assert!(Pipe.broken(&failed(state)).is_none(), "{state}");
+        }
     }
 }

@@ -5,16 +5,18 @@ them in order. tests/emulator/README.md lists them with the moto gap each one
 closes and the test in test_patches.py that proves it.
 """
 
-from . import ec2, faults, kafka, lambda_esm, lambda_functions, pipes, ssm, tagging
+from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, ssm, tagging
 
 PATCHES = [
     kafka.patch_creation_time_rfc3339,
     kafka.patch_cluster_arn_format,
     kafka.patch_cluster_lifecycle,
     kafka.patch_get_bootstrap_brokers,
+    iam.patch_iam_propagation,
     lambda_functions.patch_dead_letter_config,
     lambda_functions.patch_other_accounts_layers,
     lambda_functions.patch_event_invoke_config_put_replaces,
+    lambda_functions.patch_role_propagation,
     lambda_esm.patch_kafka_event_source_mappings,
     ec2.patch_nat_gateway_client_token,
     ec2.patch_nat_gateway_delete_frees_address,

@@ -157,6 +157,22 @@ def validate_create(spec: dict[str, Any]) -> None:
     validate_numbers(spec)
 
 
+def check_role_propagated(role_arn: str, spec: dict[str, Any]) -> None:
+    """While the function's role or its new policies have not propagated (iam.py), Lambda
+    cannot check that the role may read the source. AWS's wording for streams is
+    "Cannot access stream ARN. Please ensure the role can perform the GetRecords, ...
+    Actions on your stream in IAM."; the same shape is used for the Kafka source."""
+    from . import iam
+
+    if iam.policies_are_new(role_arn):
+        source = spec.get("EventSourceArn") or ",".join(
+            (spec.get("SelfManagedEventSource") or {}).get("Endpoints", {}).get("KAFKA_BOOTSTRAP_SERVERS", []))
+        raise invalid(
+            f"Cannot access cluster {source}. Please ensure the role can perform the kafka:DescribeClusterV2, "
+            "kafka:GetBootstrapBrokers, kafka-cluster:Connect and kafka-cluster:ReadData Actions on your cluster in IAM."
+        )
+
+
 def patch_kafka_event_source_mappings() -> None:
     # moto rejects MSK ARNs and SelfManagedEventSource; see the module docstring.
     create = LambdaBackend.create_event_source_mapping
@@ -178,6 +194,7 @@ def patch_kafka_event_source_mappings() -> None:
         if not spec.get("FunctionName"):
             raise invalid("Missing FunctionName")
         function = self.get_function(spec["FunctionName"])
+        check_role_propagated(function.role, spec)
         purge(self)
         mapping = KafkaMapping(self, function.function_arn, spec)
         for other in self._event_source_mappings.values():

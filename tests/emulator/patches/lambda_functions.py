@@ -68,3 +68,44 @@ def patch_event_invoke_config_put_replaces() -> None:
         return event_config.response()
 
     LambdaBackend.put_function_event_invoke_config = put_function_event_invoke_config
+
+
+ROLE_NOT_ASSUMABLE = "The role defined for the function cannot be assumed by Lambda."
+NO_SEND_MESSAGE = "The provided execution role does not have permissions to call SendMessage on SQS"
+
+
+def check_role_propagated(role_arn: str, dead_letter_target: str | None) -> None:
+    """What Lambda answers while the role, or its new policies, have not propagated (iam.py)."""
+    from moto.awslambda.exceptions import LambdaClientError
+
+    from . import iam
+
+    if iam.role_is_new(role_arn):
+        raise LambdaClientError("InvalidParameterValueException", ROLE_NOT_ASSUMABLE)
+    if dead_letter_target and ":sqs:" in dead_letter_target and iam.policies_are_new(role_arn):
+        raise LambdaClientError("InvalidParameterValueException", NO_SEND_MESSAGE)
+
+
+def patch_role_propagation() -> None:
+    # CreateFunction / UpdateFunctionConfiguration right after the role was created
+    # or its policies changed: AWS refuses them until IAM propagates (iam.py).
+    from moto.awslambda.models import LambdaBackend
+
+    original_create = LambdaBackend.create_function
+    original_update = LambdaBackend.update_function_configuration
+
+    def create_function(self: LambdaBackend, spec: dict[str, Any]) -> LambdaFunction:
+        dlq = (spec.get("DeadLetterConfig") or {}).get("TargetArn")
+        check_role_propagated(spec.get("Role", ""), dlq)
+        return original_create(self, spec)
+
+    def update_function_configuration(self: LambdaBackend, function_name: str, qualifier: str, body: dict[str, Any]) -> Any:
+        if "Role" in body or "DeadLetterConfig" in body:
+            fn = self.get_function(function_name, qualifier)
+            dlq = (body.get("DeadLetterConfig") or {}).get("TargetArn") if "DeadLetterConfig" in body \
+                else getattr(fn, "dead_letter_target", None)
+            check_role_propagated(body.get("Role") or fn.role, dlq)
+        return original_update(self, function_name, qualifier, body)
+
+    LambdaBackend.create_function = create_function
+    LambdaBackend.update_function_configuration = update_function_configuration

@@ -18,6 +18,7 @@ DELAYS = {
     "msk_delete": ("EMULATOR_MSK_DELETE_SECONDS", 1.0),
     "esm": ("EMULATOR_ESM_SECONDS", 1.0),
     "pipe": ("EMULATOR_PIPE_SECONDS", 1.0),
+    "iam": ("EMULATOR_IAM_PROPAGATION_SECONDS", 2.0),  # see iam.py
     "tagging_lag": ("EMULATOR_TAGGING_LAG_SECONDS", 2.0),
     "ec2_consistency": ("EMULATOR_EC2_CONSISTENCY_SECONDS", 1.0),
 }

@@ -13,7 +13,7 @@ from typing import Any
 from moto.pipes.exceptions import ConflictException, NotFoundException
 from moto.pipes.models import EventBridgePipesBackend, Pipe
 
-from . import faults
+from . import faults, iam
 from .lifecycle import Lifecycle
 
 TRANSITIONAL = {"CREATING", "UPDATING", "STARTING", "STOPPING", "DELETING"}
@@ -23,12 +23,23 @@ def _settle_to_desired(pipe: Pipe, failure: str) -> str:
     """Final state after a transition; `failure` is the fault that may apply."""
     pipe.state_reason = None
     fault = faults.pipe_fault(pipe.name, failure)
+    if fault is None and failure == "CREATE_FAILED" and getattr(pipe, "_role_unready", False):
+        # Pipes checks the role after CreatePipe answered; see iam.py.
+        fault = {"state": "CREATE_FAILED", "stateReason": role_not_ready_reason(pipe.source)}
     if fault is None and failure == "CREATE_FAILED" and pipe.desired_state == "RUNNING":
         fault = faults.pipe_fault(pipe.name, "START_FAILED")
     if fault:
         pipe.state_reason = fault.get("stateReason", "Pipe failed.")
         return fault["state"]
     return "STOPPED" if pipe.desired_state == "STOPPED" else "RUNNING"
+
+
+def role_not_ready_reason(source: str) -> str:
+    """AWS's StateReason when the role's permissions are not visible to Pipes (for an SQS
+    source: "... to call ReceiveMessage on SQS"); the Kafka source names its first call."""
+    service, action = ("SQS", "ReceiveMessage") if ":sqs:" in (source or "") else ("Kafka", "DescribeClusterV2")
+    return ("Input parameter is invalid from the request due to : The provided customer role does not "
+            f"have permissions to call {action} on {service}")
 
 
 def _begin(pipe: Pipe, state: str, failure: str) -> None:
@@ -54,6 +65,7 @@ def patch_pipe_lifecycle() -> None:
 
     def __init__(self: Pipe, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
+        self._role_unready = iam.policies_are_new(self.role_arn)
         self._lifecycle = Lifecycle("CREATING")
         _begin(self, "CREATING", "CREATE_FAILED")
 

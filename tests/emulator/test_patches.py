@@ -470,7 +470,10 @@ class IamPropagationTest(EmulatorTest):
         raise AssertionError("call succeeded")
 
     def test_new_roles_and_policies_are_not_usable_at_once(self) -> None:
-        control("faults", {"delays": {"iam": 0.8}})
+        # A window long enough for a loaded machine; each check below starts right after a policy
+        # write, so none depends on how long the previous one took.
+        window = 3.0
+        control("faults", {"delays": {"iam": window}})
         iam, lam, pipes = client("iam"), client("lambda"), client("pipes")
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
             "Service": ["lambda.amazonaws.com", "pipes.amazonaws.com"]}}]}
@@ -481,7 +484,7 @@ class IamPropagationTest(EmulatorTest):
             Code={"ZipFile": function_zip()}, **extra)
         self.assertEqual(self.error(lambda: create("fresh-fn")), (
             "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda."))
-        time.sleep(0.85)
+        time.sleep(window + 0.1)
         create("fresh-fn", DeadLetterConfig={"TargetArn": dlq})
 
         policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": dlq}]}
@@ -495,6 +498,7 @@ class IamPropagationTest(EmulatorTest):
         create("fresh-fn-3")  # the role itself is old enough to be assumed
 
         cluster = make_cluster("fresh-cluster")
+        iam.put_role_policy(RoleName="fresh-role", PolicyName="dlq", PolicyDocument=json.dumps(policy))
         code, message = self.error(lambda: lam.create_event_source_mapping(
             FunctionName="fresh-fn", EventSourceArn=cluster, Topics=["t"], StartingPosition="LATEST"))
         self.assertEqual(code, "InvalidParameterValueException")
@@ -504,11 +508,12 @@ class IamPropagationTest(EmulatorTest):
             Name=name, RoleArn=role, Source=cluster, Target=lam.get_function(FunctionName="fresh-fn")["Configuration"]["FunctionArn"],
             SourceParameters={"ManagedStreamingKafkaParameters": {"TopicName": "t"}})
         state = lambda name: pipes.describe_pipe(Name=name)["CurrentState"]
+        iam.put_role_policy(RoleName="fresh-role", PolicyName="dlq", PolicyDocument=json.dumps(policy))
         self.assertEqual(pipe("fresh-pipe")["CurrentState"], "CREATING")  # accepted, checked afterwards
         self.assertEqual(wait_for(lambda: state("fresh-pipe"), "CREATE_FAILED"), ["CREATING", "CREATE_FAILED"])
         self.assertIn("does not have permissions", pipes.describe_pipe(Name="fresh-pipe")["StateReason"])
 
-        time.sleep(0.85)
+        time.sleep(window + 0.1)
         lam.update_function_configuration(FunctionName="fresh-fn", DeadLetterConfig={"TargetArn": dlq + "-2"})
         lam.create_event_source_mapping(FunctionName="fresh-fn", EventSourceArn=cluster, Topics=["t"], StartingPosition="LATEST")
         pipe("fresh-pipe-2")

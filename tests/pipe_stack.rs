@@ -168,8 +168,8 @@ async fn step_apply_creates_the_stack(ctx: &Scenario) -> Seeded {
         "{}",
         out.all()
     );
-    // The emulator models IAM propagation: the function's role and the pipe's policy are
-    // written moments before they are used. The apply went through it, and said so.
+    // The emulator models IAM propagation: the function's role is written moments before it
+    // is used. The apply went through it, and said so.
     assert!(
         out.stdout.lines().any(|l| l
             .contains("processor: CreateFunction returned InvalidParameterValueException")
@@ -177,15 +177,9 @@ async fn step_apply_creates_the_stack(ctx: &Scenario) -> Seeded {
         "no retry of CreateFunction while the new role propagates:\n{}",
         out.all()
     );
-    assert!(
-        out.stdout
-            .lines()
-            .any(|l| l.contains("pipe: CreatePipe ended CREATE_FAILED")
-                && l.contains("does not have permissions")
-                && l.contains("deleting it and creating it again")),
-        "the pipe that failed on its new role's permissions was not created again:\n{}",
-        out.all()
-    );
+    // Whether the pipe itself meets the propagation window here depends on timing (it waits
+    // for the function, which waits the window out); `a_pipe_created_while_its_policy_propagates_is_created_again`
+    // covers that path deterministically.
 
     // MSK Serverless with IAM auth in both private subnets, ACTIVE.
     let clusters = kafka
@@ -694,4 +688,46 @@ fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// A pipe replaced by the same apply that rewrites its role's policy is created while the
+/// policy still propagates, as on AWS: it ends CREATE_FAILED with a permissions reason, and
+/// mskctl deletes it and creates it again until it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipe_created_while_its_policy_propagates_is_created_again() {
+    // The first apply without the window, so the test controls when it starts.
+    let em = Emulator::start_with(&[("EMULATOR_IAM_PROPAGATION_SECONDS", "0")]);
+    let dir = StackDir::new();
+    let file = seed_copy(&dir);
+    em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+
+    em.control("/_emulator/faults", r#"{"delays": {"iam": 5}}"#);
+    edit(
+        &file,
+        "Action: [kafka-cluster:Connect, kafka-cluster:AlterCluster, kafka-cluster:DescribeCluster]",
+        "Action: [kafka-cluster:Connect, kafka-cluster:AlterCluster, kafka-cluster:DescribeCluster, kafka-cluster:DescribeClusterDynamicConfiguration]",
+    );
+    edit(&file, "default: test-topic", "default: orders");
+    let out = em.run(&["apply", "-f", &file, "--auto-approve"]).ok();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("pipe: CreatePipe ended CREATE_FAILED")
+                && l.contains("does not have permissions")
+                && l.contains("deleting it and creating it again")),
+        "the pipe that failed on its role's new policy was not created again:\n{}",
+        out.all()
+    );
+    let pipes = aws_sdk_pipes::Client::new(&em.sdk().await);
+    let listed = pipes.list_pipes().send().await.unwrap();
+    assert_eq!(listed.pipes().len(), 1, "exactly one pipe: {listed:?}");
+    let name = listed.pipes()[0].name().unwrap().to_string();
+    let pipe = pipes.describe_pipe().name(&name).send().await.unwrap();
+    assert_eq!(pipe.current_state().map(|s| s.as_str()), Some("RUNNING"));
+    let topic = pipe
+        .source_parameters()
+        .and_then(|p| p.managed_streaming_kafka_parameters())
+        .map(|k| k.topic_name().to_string());
+    assert_eq!(topic.as_deref(), Some("orders"));
+    em.run(&["plan", "-f", &file, "--detailed-exitcode"]).ok();
 }

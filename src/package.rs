@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Artifact, Artifacts};
 use crate::stack::schema::Ty;
-use crate::stack::{Expr, Part, Stack};
+use crate::stack::{Expr, Stack, literal};
 
 /// Lambda accepts at most 50 MB uploaded directly in the request.
 const MAX_INLINE_ZIP: usize = 50 * 1024 * 1024;
@@ -72,16 +72,7 @@ pub fn package_stack(stack: &Stack, cache: &Path) -> Result<Artifacts, PackageEr
 /// The loader resolves path properties to absolute literal paths.
 fn literal_path(expr: &Expr) -> Option<PathBuf> {
     match expr {
-        Expr::Str(parts) => {
-            let mut s = String::new();
-            for p in parts {
-                match p {
-                    Part::Lit(l) => s.push_str(l),
-                    _ => return None,
-                }
-            }
-            Some(PathBuf::from(s))
-        }
+        Expr::Str(parts) => literal(parts).map(PathBuf::from),
         _ => None,
     }
 }

@@ -15,7 +15,7 @@ use ipnet::Ipv4Net;
 use serde_json::{Map, Value};
 
 use crate::stack::schema::{Prop, Schema, Ty};
-use crate::stack::{Expr, Part, ResourceSpec, Stack};
+use crate::stack::{Expr, Part, ResourceSpec, Stack, literal};
 
 pub use value::{PropRead, Props, Val, Wanted, b, i, known, s, strs};
 
@@ -140,34 +140,22 @@ pub fn resolve(expr: &Expr, lookup: Lookup<'_>, facts: &Facts) -> Val {
             None => Val::Unknown(expr.clone()),
         },
         Expr::Str(parts) => {
-            let mut known = true;
-            let mut out = Vec::new();
-            for p in parts {
-                let text = match p {
-                    Part::Lit(s) => Some(s.clone()),
-                    Part::Region => Some(facts.region.clone()),
-                    Part::AccountId => Some(facts.account_id.clone()),
-                    Part::Ref { id, attr } => lookup(id, attr),
-                };
-                match text {
-                    Some(t) => out.push(Part::Lit(t)),
-                    None => {
-                        known = false;
-                        out.push(p.clone());
-                    }
-                }
-            }
-            if known {
-                let s: String = out
-                    .iter()
-                    .map(|p| match p {
-                        Part::Lit(s) => s.as_str(),
-                        _ => "",
-                    })
-                    .collect();
-                Val::Known(Value::String(s))
-            } else {
-                Val::Unknown(Expr::Str(out))
+            // Substitute what is known; what is not stays a part to resolve after apply.
+            let out: Vec<Part> = parts
+                .iter()
+                .map(|p| {
+                    let text = match p {
+                        Part::Lit(s) => Some(s.clone()),
+                        Part::Region => Some(facts.region.clone()),
+                        Part::AccountId => Some(facts.account_id.clone()),
+                        Part::Ref { id, attr } => lookup(id, attr),
+                    };
+                    text.map(Part::Lit).unwrap_or_else(|| p.clone())
+                })
+                .collect();
+            match literal(&out) {
+                Some(s) => Val::Known(Value::String(s)),
+                None => Val::Unknown(Expr::Str(out)),
             }
         }
         Expr::List(items) => Val::list(items.iter().map(|e| resolve(e, lookup, facts)).collect()),

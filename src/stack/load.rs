@@ -16,7 +16,7 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 use super::Rules;
 use super::schema::{Prop, Schema, Ty};
 use super::yaml::{self, Entry, Node, NodeKind, Scalar, Style, Value};
-use super::{Expr, OutputSpec, Part, ResourceSpec, Stack};
+use super::{Expr, OutputSpec, Part, ResourceSpec, Stack, literal};
 
 /// More problems than this are counted, not shown: past a point they are mostly consequences.
 pub const MAX_PROBLEMS: usize = 20;
@@ -1620,17 +1620,6 @@ impl<'a> Loader<'a> {
 }
 
 // ---- helpers -------------------------------------------------------------------------------
-
-/// The string when every part is literal.
-fn literal(parts: &[Part]) -> Option<String> {
-    parts
-        .iter()
-        .map(|p| match p {
-            Part::Lit(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// `^[a-zA-Z][a-zA-Z0-9-]{0,max-1}$`, with `_` also allowed when `underscore`.
 fn is_name(s: &str, max: usize, underscore: bool) -> bool {

@@ -100,6 +100,17 @@ pub enum Part {
     AccountId,
 }
 
+/// The string when every part is literal.
+pub fn literal(parts: &[Part]) -> Option<String> {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Lit(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Expr {
     /// A plain string with no interpolation.
     pub fn lit(s: impl Into<String>) -> Expr {

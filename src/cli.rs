@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand};
 /// Declarative provisioning for serverless Kafka on AWS: MSK Serverless, Lambda, EventBridge
 /// Pipes, SQS and the VPC around them, from one YAML stack file diffed against live AWS.
 ///
-/// AWS access uses the standard chain: --profile / AWS_PROFILE, environment credentials,
-/// AWS_REGION, and AWS_ENDPOINT_URL (e.g. the local emulator started by `scripts/emulator`).
+/// AWS access uses the standard chain: --profile / AWS_PROFILE, environment credentials, and
+/// AWS_ENDPOINT_URL (e.g. the local emulator started by `scripts/emulator`). The region is
+/// --region, else the stack file's `region:`, else AWS_REGION or the profile's.
 #[derive(Debug, Parser)]
 #[command(name = "mskctl", version, propagate_version = true)]
 pub struct Cli {

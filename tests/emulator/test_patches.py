@@ -36,6 +36,9 @@ DELAYS = {
     # Off for the module (other tests create and use ids at once); the test of the
     # behaviour turns it on through the control endpoint.
     "EMULATOR_EC2_CONSISTENCY_SECONDS": "0",
+    "EMULATOR_LAMBDA_VPC_SECONDS": "0.4",
+    "EMULATOR_LAMBDA_ENI_LINGER_SECONDS": "0.8",
+    "EMULATOR_VPC_ENDPOINT_SECONDS": "0.4",
 }
 PANDAS_LAYER = "arn:aws:lambda:ap-northeast-1:336392948345:layer:AWSSDKPandas-Python311:22"
 launcher: subprocess.Popen | None = None
@@ -411,6 +414,116 @@ class Ec2Test(EmulatorTest):
         # Deletes are not delayed: mskctl reads their NotFound as "already gone".
         ec2.delete_nat_gateway(NatGatewayId=nat)
         self.assertEqual(ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["VpcId"], vpc)
+
+
+class VpcTest(EmulatorTest):
+    def network(self, cidr: str) -> tuple[str, list[str], str]:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+        base = cidr.split(".")[:2]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=".".join(base + [str(i), "0/24"]),
+                              AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+            for i, zone in ((1, "a"), (2, "c"))
+        ]
+        sg = ec2.create_security_group(GroupName=f"g-{vpc}", Description="g", VpcId=vpc)["GroupId"]
+        return vpc, subnets, sg
+
+    def lambda_enis(self, name: str) -> list[dict]:
+        return [e for e in client("ec2").describe_network_interfaces()["NetworkInterfaces"]
+                if e["Description"].startswith(f"AWS Lambda VPC ENI-{name}-")]
+
+    def test_vpc_function_pending_enis_and_lingering(self) -> None:
+        ec2, lam = client("ec2"), client("lambda")
+        vpc, (a, c), sg = self.network("10.30.0.0/16")
+        made = make_function("vpc-fn", VpcConfig={"SubnetIds": [a], "SecurityGroupIds": [sg]})
+        self.assertEqual(made["State"], "Pending")
+        self.assertEqual(made["StateReasonCode"], "Creating")
+        self.assertEqual(made["VpcConfig"]["VpcId"], vpc)
+        enis = self.lambda_enis("vpc-fn")
+        self.assertEqual([(e["SubnetId"], e["InterfaceType"], e["RequesterManaged"], [g["GroupId"] for g in e["Groups"]])
+                          for e in enis], [(a, "lambda", True, [sg])])
+        # Updates are refused while Pending, as on AWS.
+        self.assertEqual(error_code(lambda: lam.update_function_configuration(FunctionName="vpc-fn", Timeout=5)),
+                         "ResourceConflictException")
+        wait_for(lambda: lam.get_function_configuration(FunctionName="vpc-fn")["State"], "Active")
+        # Moving to another subnet: InProgress while the new interface is attached; the old one lingers.
+        moved = lam.update_function_configuration(FunctionName="vpc-fn", VpcConfig={"SubnetIds": [c], "SecurityGroupIds": [sg]})
+        self.assertEqual(moved["LastUpdateStatus"], "InProgress")
+        self.assertEqual(sorted(e["SubnetId"] for e in self.lambda_enis("vpc-fn")), sorted([a, c]))
+        self.assertEqual(error_code(lambda: ec2.delete_subnet(SubnetId=a)), "DependencyViolation")
+        wait_for(lambda: lam.get_function_configuration(FunctionName="vpc-fn")["LastUpdateStatus"], "Successful")
+        wait_for(lambda: [e["SubnetId"] for e in self.lambda_enis("vpc-fn")], [c])
+        ec2.delete_subnet(SubnetId=a)
+        # Leaving the VPC (empty lists, as AWS allows) and deleting: the interface lingers, then goes.
+        left = lam.update_function_configuration(FunctionName="vpc-fn", VpcConfig={"SubnetIds": [], "SecurityGroupIds": []})
+        self.assertEqual(left["VpcConfig"]["SubnetIds"], [])
+        lam.delete_function(FunctionName="vpc-fn")
+        self.assertEqual(error_code(lambda: ec2.delete_security_group(GroupId=sg)), "DependencyViolation")
+        self.assertEqual(error_code(lambda: ec2.delete_subnet(SubnetId=c)), "DependencyViolation")
+        wait_for(lambda: len(self.lambda_enis("vpc-fn")), 0)
+        ec2.delete_security_group(GroupId=sg)
+        ec2.delete_subnet(SubnetId=c)
+
+    def test_vpc_function_validation_and_eni_permissions_propagation(self) -> None:
+        iam, lam = client("iam"), client("lambda")
+        vpc, (a, _), sg = self.network("10.31.0.0/16")
+        with self.assertRaises(ClientError) as bad:
+            make_function("vpc-bad", VpcConfig={"SubnetIds": ["subnet-0000000000"], "SecurityGroupIds": [sg]})
+        self.assertIn("InvalidSubnetID.NotFound", bad.exception.response["Error"]["Message"])
+        control("faults", {"delays": {"iam": 3.0}})
+        iam.attach_role_policy(RoleName="test-role",
+                               PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+        with self.assertRaises(ClientError) as denied:
+            make_function("vpc-new", VpcConfig={"SubnetIds": [a], "SecurityGroupIds": [sg]})
+        self.assertIn("CreateNetworkInterface", denied.exception.response["Error"]["Message"])
+        make_function("plain-new")  # not in a VPC: no ENI permissions needed
+        control("reset-faults")
+
+    def test_vpc_endpoint_lifecycle_and_modify(self) -> None:
+        ec2 = client("ec2")
+        vpc, (a, c), sg = self.network("10.32.0.0/16")
+        rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        rt2 = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+
+        def state(vpce: str) -> str:
+            return ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce])["VpcEndpoints"][0]["State"]
+
+        # Gateway endpoint without VpcEndpointType: Gateway, as on AWS; routes follow the tables.
+        gw = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3", RouteTableIds=[rt])["VpcEndpoint"]
+        self.assertEqual((gw["VpcEndpointType"], gw["State"]), ("Gateway", "pending"))
+        wait_for(lambda: state(gw["VpcEndpointId"]), "available")
+        ec2.modify_vpc_endpoint(VpcEndpointId=gw["VpcEndpointId"], AddRouteTableIds=[rt2], RemoveRouteTableIds=[rt])
+
+        def endpoint_routes(table: str) -> list[str]:
+            routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+            return [r["GatewayId"] for r in routes if r.get("DestinationPrefixListId")]
+
+        self.assertEqual((endpoint_routes(rt), endpoint_routes(rt2)), ([], [gw["VpcEndpointId"]]))
+        # Interface endpoint: requester-managed interfaces in its groups, modified in place.
+        ep = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.sts", VpcEndpointType="Interface",
+                                     SubnetIds=[a], SecurityGroupIds=[sg])["VpcEndpoint"]
+        vpce = ep["VpcEndpointId"]
+        wait_for(lambda: state(vpce), "available")
+        enis = ec2.describe_network_interfaces(NetworkInterfaceIds=ep["NetworkInterfaceIds"])["NetworkInterfaces"]
+        self.assertEqual([(e["InterfaceType"], e["RequesterManaged"], e["Groups"][0]["GroupId"]) for e in enis],
+                         [("vpc_endpoint", True, sg)])
+        ec2.modify_vpc_endpoint(VpcEndpointId=vpce, AddSubnetIds=[c], RemoveSubnetIds=[a], PrivateDnsEnabled=False)
+        self.assertEqual(state(vpce), "pending")
+        wait_for(lambda: state(vpce), "available")
+        got = ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce])["VpcEndpoints"][0]
+        self.assertEqual((got["SubnetIds"], got["PrivateDnsEnabled"]), ([c], False))
+        subnets = [e["SubnetId"] for e in ec2.describe_network_interfaces(NetworkInterfaceIds=got["NetworkInterfaceIds"])["NetworkInterfaces"]]
+        self.assertEqual(subnets, [c])
+        ec2.delete_subnet(SubnetId=a)  # its interface went with the modify
+        # Deletion: deleting -> deleted; the interface blocks the subnet until then.
+        ec2.delete_vpc_endpoints(VpcEndpointIds=[vpce, gw["VpcEndpointId"]])
+        self.assertEqual(state(vpce), "deleting")
+        self.assertEqual(error_code(lambda: ec2.delete_subnet(SubnetId=c)), "DependencyViolation")
+        wait_for(lambda: state(vpce), "deleted")
+        wait_for(lambda: state(gw["VpcEndpointId"]), "deleted")
+        self.assertEqual(endpoint_routes(rt2), [])
+        ec2.delete_subnet(SubnetId=c)
 
 
 class PipeTest(EmulatorTest):

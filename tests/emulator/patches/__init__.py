@@ -5,7 +5,7 @@ them in order. tests/emulator/README.md lists them with the moto gap each one
 closes and the test in test_patches.py that proves it.
 """
 
-from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, ssm, tagging
+from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, ssm, tagging, vpc
 
 PATCHES = [
     kafka.patch_creation_time_rfc3339,
@@ -24,6 +24,8 @@ PATCHES = [
     ec2.patch_security_group_rules,
     ec2.patch_eventual_consistency,
     pipes.patch_pipe_lifecycle,
+    vpc.patch_lambda_vpc_network_interfaces,
+    vpc.patch_vpc_endpoint_lifecycle,
     ssm.patch_put_parameter_atomic,
     tagging.patch_tagging_index_lags,
     faults.patch_throttling,

@@ -21,6 +21,9 @@ DELAYS = {
     "iam": ("EMULATOR_IAM_PROPAGATION_SECONDS", 2.0),  # see iam.py
     "tagging_lag": ("EMULATOR_TAGGING_LAG_SECONDS", 2.0),
     "ec2_consistency": ("EMULATOR_EC2_CONSISTENCY_SECONDS", 1.0),
+    "lambda_vpc": ("EMULATOR_LAMBDA_VPC_SECONDS", 1.0),  # see vpc.py
+    "lambda_eni_linger": ("EMULATOR_LAMBDA_ENI_LINGER_SECONDS", 2.0),
+    "vpc_endpoint": ("EMULATOR_VPC_ENDPOINT_SECONDS", 1.0),
 }
 
 _overrides: dict[str, float] = {}  # set through POST /_emulator/faults {"delays": ...}

@@ -364,6 +364,30 @@ class Ec2Test(EmulatorTest):
         ec2.delete_security_group(GroupId=sg)
         ec2.delete_subnet(SubnetId=subnet)
 
+    def test_group_referenced_by_another_groups_rule_cannot_be_deleted(self) -> None:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
+        client_sg = ec2.create_security_group(GroupName="client", Description="client", VpcId=vpc)["GroupId"]
+        cluster_sg = ec2.create_security_group(GroupName="cluster", Description="cluster", VpcId=vpc)["GroupId"]
+        own = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": cluster_sg}]}
+        ec2.authorize_security_group_ingress(GroupId=cluster_sg, IpPermissions=[own])
+        to_cluster = {"IpProtocol": "tcp", "FromPort": 9098, "ToPort": 9098, "UserIdGroupPairs": [{"GroupId": cluster_sg}]}
+        ec2.authorize_security_group_egress(GroupId=client_sg, IpPermissions=[to_cluster])
+        from_client = {"IpProtocol": "tcp", "FromPort": 9098, "ToPort": 9098, "UserIdGroupPairs": [{"GroupId": client_sg}]}
+        ec2.authorize_security_group_ingress(GroupId=cluster_sg, IpPermissions=[from_client])
+        # Each is named by the other's rules (egress and ingress): neither can go.
+        with self.assertRaises(ClientError) as raised:
+            ec2.delete_security_group(GroupId=client_sg)
+        self.assertEqual(raised.exception.response["Error"]["Code"], "DependencyViolation")
+        self.assertEqual(raised.exception.response["Error"]["Message"], f"resource {client_sg} has a dependent object")
+        self.assertEqual(error_code(lambda: ec2.delete_security_group(GroupId=cluster_sg)), "DependencyViolation")
+        ec2.revoke_security_group_ingress(GroupId=cluster_sg, IpPermissions=[from_client])
+        ec2.delete_security_group(GroupId=client_sg)  # its own egress rule does not hold it
+        # The rule naming cluster_sg went with client_sg; its self rule does not block it.
+        ec2.delete_security_group(GroupId=cluster_sg)
+        self.assertEqual(error_code(lambda: ec2.describe_security_groups(GroupIds=[cluster_sg])),
+                         "InvalidGroup.NotFound")
+
     def test_security_group_rules_keep_all_permissions_and_descriptions(self) -> None:
         ec2 = client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]

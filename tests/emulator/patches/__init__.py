@@ -21,6 +21,7 @@ PATCHES = [
     ec2.patch_nat_gateway_client_token,
     ec2.patch_nat_gateway_delete_frees_address,
     ec2.patch_network_interfaces_block_deletion,
+    ec2.patch_group_references_block_deletion,
     ec2.patch_security_group_rules,
     ec2.patch_eventual_consistency,
     pipes.patch_pipe_lifecycle,

@@ -113,6 +113,39 @@ def patch_network_interfaces_block_deletion() -> None:
     SecurityGroupBackend.delete_security_group = group_in_use
 
 
+
+def patch_group_references_block_deletion() -> None:
+    # moto deletes a security group that another group's rule still names as its peer. AWS
+    # answers DependencyViolation ("resource sg-... has a dependent object") until every rule
+    # of another group that references it (ingress or egress) is revoked; a group's rules
+    # that reference the group itself do not block its own deletion.
+    from moto.ec2.exceptions import DependencyViolationError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    delete_security_group = SecurityGroupBackend.delete_security_group
+
+    def referenced(self: Any, group_id: str) -> bool:
+        for groups in self.groups.values():
+            for other in list(groups.values()):
+                if other.id == group_id:
+                    continue
+                for rule in list(other.ingress_rules) + list(other.egress_rules):
+                    if (rule.source_group or {}).get("GroupId") == group_id:
+                        return True
+        return False
+
+    def group_referenced(self: Any, name: Any = None, group_id: Any = None) -> Any:
+        if group_id is None and name is not None:
+            group = self.get_security_group_by_name_or_id(name)
+            group_id = group.id if group else None
+            if group_id is not None:
+                name = None
+        if group_id and referenced(self, group_id):
+            raise DependencyViolationError(f"resource {group_id} has a dependent object")
+        return delete_security_group(self, name=name, group_id=group_id)
+
+    SecurityGroupBackend.delete_security_group = group_referenced
+
 # Id prefix -> (error code, message) AWS answers for an id it does not know (yet).
 _NOT_FOUND = {
     "vpc-": ("InvalidVpcID.NotFound", "The vpc ID '{}' does not exist"),

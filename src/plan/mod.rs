@@ -491,7 +491,7 @@ fn collect_refs<'a>(v: &Value, owner: &BTreeMap<&str, &'a str>, out: &mut BTreeS
 }
 
 /// AWS resource ids (`vpc-0a1b`, `eipalloc-…`) and ARNs; plain words and CIDRs are not.
-fn looks_like_aws_id(s: &str) -> bool {
+pub(crate) fn looks_like_aws_id(s: &str) -> bool {
     if s.starts_with("arn:") || s.starts_with("https://sqs.") || s.starts_with("http") {
         return true;
     }

@@ -182,7 +182,7 @@ fn empty_account_plans_creates_in_dependency_order() {
         .unwrap();
     assert!(matches!(parent.after, Some(Val::Unknown(_))));
     let text = render::render(&p, "demo", "ap-northeast-1");
-    assert!(text.contains("+ parent = (known after apply)"), "{text}");
+    assert!(text.contains("+ parent = a (known after apply)"), "{text}");
     assert!(
         !text.contains('\u{0}'),
         "no internal marker reaches the text: {text:?}"
@@ -532,11 +532,13 @@ fn changed_documents_render_as_a_line_diff() {
     };
     let text = render::render(&plan, "demo", "r");
     assert!(text.contains("~ read\n"), "{text}");
+    // The statement is named (no Sid: its position) and shown whole around the changed line.
+    assert!(text.contains("~ statement #1\n"), "{text}");
     assert!(
-        text.contains("-         \"arn:aws:sqs:::a\"")
-            && text.contains("+         \"arn:aws:sqs:::b\""),
+        text.contains("-     \"arn:aws:sqs:::a\"") && text.contains("+     \"arn:aws:sqs:::b\""),
         "{text}"
     );
+    assert!(text.contains("  \"Effect\": \"Allow\","), "{text}");
     assert!(
         !text.contains("keep"),
         "unchanged documents are not shown: {text}"

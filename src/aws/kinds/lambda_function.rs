@@ -4,6 +4,12 @@
 //! asynchronous-invocation settings, TagResource/UntagResource (the secret-key marker first),
 //! GetFunction and GetFunctionEventInvokeConfig to read, DeleteFunction. The function's own
 //! resources are found through the shared tagging lookup.
+//!
+//! A function in a VPC (`vpc`) is `Pending` after CreateFunction, and its update `InProgress`
+//! after a VpcConfig change, while Lambda attaches its network interfaces (minutes on AWS):
+//! apply waits for `Active` and `Successful` with progress. Leaving the VPC sends empty lists.
+//! The interfaces outlive the function's VPC configuration for up to ~40 minutes on AWS; the
+//! subnet and security group kinds wait them out on delete (`DependencyViolation`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -12,7 +18,7 @@ use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Architecture, DeadLetterConfig, Environment, FunctionCode, FunctionConfiguration,
-    LastUpdateStatus, PackageType, Runtime, State,
+    LastUpdateStatus, PackageType, Runtime, State, VpcConfig,
 };
 use serde_json::{Value, json};
 
@@ -20,7 +26,7 @@ use crate::aws::kinds::{KindApi, tagged_resources};
 use crate::aws::retry::{FUNCTION_BUSY, Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::lambda_function::{
-    self as model, SECRET_TAG, desired_tags, parse_secret_tag, secret_tag_value, str_map,
+    self as model, SECRET_TAG, desired_tags, parse_secret_tag, secret_tag_value, str_map, vpc_ids,
 };
 use crate::model::{
     Desired, KindModel, Observed, Props, TAG_ID, TAG_STACK, i, s, strs, tag_diff, tags_of,
@@ -46,6 +52,7 @@ const CONFIG_PROPS: &[&str] = &[
     "secret_environment",
     "dead_letter_queue",
     "description",
+    "vpc",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -145,6 +152,7 @@ fn observed(
         "description".into(),
         json!(cfg.description.clone().unwrap_or_default()),
     );
+    props.insert("vpc".into(), observed_vpc(cfg));
     props.insert("tags".into(), tags_value(visible_tags));
     let attrs = BTreeMap::from([("arn".to_string(), arn), ("name".to_string(), name.clone())]);
     Observed {
@@ -152,6 +160,40 @@ fn observed(
         physical_id: name,
         props,
         attrs,
+    }
+}
+
+/// The `VpcConfig` to send: the desired subnets and groups, empty lists to leave a VPC.
+fn vpc_config(props: &Props) -> VpcConfig {
+    let (subnets, groups) = vpc_ids(props);
+    VpcConfig::builder()
+        .set_subnet_ids(Some(subnets))
+        .set_security_group_ids(Some(groups))
+        .build()
+}
+
+/// The `vpc` prop of a live function (empty lists when it is not in a VPC).
+fn observed_vpc(cfg: &FunctionConfiguration) -> Value {
+    let vpc = cfg.vpc_config.as_ref();
+    let mut subnets: Vec<String> = vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default();
+    let mut groups: Vec<String> = vpc
+        .map(|v| v.security_group_ids().to_vec())
+        .unwrap_or_default();
+    subnets.sort();
+    groups.sort();
+    json!({"subnets": subnets, "security_groups": groups})
+}
+
+/// What the wait after a create or VPC change says it waits for.
+fn attach_wait(props: &Props, what: &str) -> String {
+    let (subnets, _) = vpc_ids(props);
+    if subnets.is_empty() {
+        what.to_string()
+    } else {
+        format!(
+            "{what} (Lambda attaches its network interfaces in {} subnet(s); often minutes on AWS)",
+            subnets.len()
+        )
     }
 }
 
@@ -264,10 +306,16 @@ impl LambdaFunction {
                 .await
                 .call("GetFunctionConfiguration")?;
             if cfg.state == Some(State::Pending) {
-                return Ok(Poll::Pending("Pending".into()));
+                return Ok(Poll::Pending(with_reason(
+                    "Pending",
+                    cfg.state_reason.as_deref(),
+                )));
             }
             if cfg.last_update_status == Some(LastUpdateStatus::InProgress) {
-                return Ok(Poll::Pending("update InProgress".into()));
+                return Ok(Poll::Pending(with_reason(
+                    "update InProgress",
+                    cfg.last_update_status_reason.as_deref(),
+                )));
             }
             if check_failed && cfg.state == Some(State::Failed) {
                 let reason = cfg.state_reason.unwrap_or_else(|| "no reason given".into());
@@ -331,6 +379,7 @@ impl LambdaFunction {
                     .build(),
             )
             .description(s(props, "description").unwrap_or_default())
+            .vpc_config(vpc_config(props))
             .send()
             .await
             .call("UpdateFunctionConfiguration")?;
@@ -425,6 +474,9 @@ impl LambdaFunction {
         if let Some(dlq) = s(props, "dead_letter_queue").filter(|v| !v.is_empty()) {
             call = call.dead_letter_config(DeadLetterConfig::builder().target_arn(dlq).build());
         }
+        if !vpc_ids(props).0.is_empty() {
+            call = call.vpc_config(vpc_config(props));
+        }
         for (k, v) in desired_tags(props) {
             call = call.tags(k, v);
         }
@@ -509,14 +561,8 @@ impl KindApi for LambdaFunction {
                 .collect();
             return self.update(cx, d, &existing, &all).await;
         }
-        Self::wait_settled(
-            cx,
-            &d.id,
-            &name,
-            "waiting for the function to become Active",
-            true,
-        )
-        .await?;
+        let what = attach_wait(&d.props, "waiting for the function to become Active");
+        Self::wait_settled(cx, &d.id, &name, &what, true).await?;
         let retries = i(&d.props, "maximum_retry_attempts").unwrap_or(DEFAULT_RETRIES);
         let age = i(&d.props, "maximum_event_age").unwrap_or(DEFAULT_EVENT_AGE);
         if retries != DEFAULT_RETRIES || age != DEFAULT_EVENT_AGE {
@@ -569,7 +615,12 @@ impl KindApi for LambdaFunction {
                 })
             })
             .await?;
-            Self::wait_settled(cx, id, name, "waiting for the configuration update", true).await?;
+            let what = if has("vpc") {
+                attach_wait(&d.props, "waiting for the VPC configuration update")
+            } else {
+                "waiting for the configuration update".to_string()
+            };
+            Self::wait_settled(cx, id, name, &what, true).await?;
         }
         if has("maximum_retry_attempts") || has("maximum_event_age") {
             retry_while(cx, id, &FUNCTION_BUSY, || {
@@ -621,10 +672,18 @@ impl KindApi for LambdaFunction {
     }
 }
 
+/// A state with Lambda's reason for it, when it gives one.
+fn with_reason(state: &str, reason: Option<&str>) -> String {
+    match reason.filter(|r| !r.is_empty()) {
+        Some(r) => format!("{state} ({r})"),
+        None => state.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_lambda::types::{EnvironmentResponse, Layer};
+    use aws_sdk_lambda::types::{EnvironmentResponse, Layer, VpcConfigResponse};
     use std::path::Path;
 
     fn config(vars: &[(&str, &str)]) -> FunctionConfiguration {
@@ -704,6 +763,39 @@ mod tests {
                 assert_eq!(o.props[p.name], d, "{}", p.name);
             }
         }
+    }
+
+    #[test]
+    fn vpc_is_read_as_sorted_lists_and_sent_as_given() {
+        let mut cfg = config(&[]);
+        assert_eq!(
+            observed_vpc(&cfg),
+            json!({"subnets": [], "security_groups": []})
+        );
+        cfg.vpc_config = Some(
+            VpcConfigResponse::builder()
+                .subnet_ids("subnet-b")
+                .subnet_ids("subnet-a")
+                .security_group_ids("sg-1")
+                .vpc_id("vpc-1")
+                .build(),
+        );
+        let o = observed("fn".into(), &cfg, &HashMap::new(), None, None);
+        assert_eq!(
+            o.props["vpc"],
+            json!({"subnets": ["subnet-a", "subnet-b"], "security_groups": ["sg-1"]})
+        );
+        let sent = vpc_config(&o.props);
+        assert_eq!(sent.subnet_ids(), ["subnet-a", "subnet-b"]);
+        assert_eq!(sent.security_group_ids(), ["sg-1"]);
+        // Leaving the VPC: empty lists, not an absent config (which would change nothing).
+        let out = vpc_config(&Props::new());
+        assert_eq!(
+            (out.subnet_ids.as_deref(), out.security_group_ids.as_deref()),
+            (Some(&[][..]), Some(&[][..]))
+        );
+        assert!(attach_wait(&o.props, "waiting").contains("2 subnet(s)"));
+        assert_eq!(attach_wait(&Props::new(), "waiting"), "waiting");
     }
 
     /// A desired function whose `code` is the digest of `planned` and whose `code` artifact is

@@ -23,6 +23,7 @@ pub mod security_group;
 pub mod sqs_queue;
 pub mod subnet;
 pub mod vpc;
+pub mod vpc_endpoint;
 
 #[async_trait]
 pub trait KindApi: Send + Sync {
@@ -72,6 +73,7 @@ pub fn registry() -> Vec<&'static dyn KindApi> {
         &lambda_function::LambdaFunction,
         &pipe::Pipe,
         &event_source_mapping::EventSourceMapping,
+        &vpc_endpoint::VpcEndpoint,
     ]
 }
 

@@ -7,6 +7,10 @@
 //! `code` property. `secret_environment` is stored as ordinary environment variables; the tag
 //! `mskctl:secret-env` remembers which keys are secret so a later read can keep them out of
 //! plans.
+//!
+//! `vpc` places the function's network interfaces in subnets with security groups; it changes
+//! in place (UpdateFunctionConfiguration), and an absent `vpc` means "not in a VPC" (a live VPC
+//! configuration is detached with empty lists, as AWS allows).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +23,33 @@ pub struct LambdaFunction;
 
 /// Tag listing the environment variable names that came from `secret_environment`.
 pub const SECRET_TAG: &str = "mskctl:secret-env";
+
+static VPC: &[Prop] = &[
+    req(
+        "subnets",
+        Ty::List(&Ty::Ref {
+            kinds: &["subnet"],
+            attr: "id",
+            literal: true,
+        }),
+        Update::InPlace,
+        "Subnets for the function's network interfaces (logical ids or subnet-… ids; 1 to 16).",
+    ),
+    req(
+        "security_groups",
+        Ty::List(&Ty::Ref {
+            kinds: &["security_group"],
+            attr: "id",
+            literal: true,
+        }),
+        Update::InPlace,
+        "Security groups of those interfaces (logical ids or sg-… ids; 1 to 5).",
+    ),
+];
+
+/// Lambda's limits on a VPC configuration (UpdateFunctionConfiguration `VpcConfig`).
+const MAX_SUBNETS: usize = 16;
+const MAX_SECURITY_GROUPS: usize = 5;
 
 static PROPS: &[Prop] = &[
     dflt(
@@ -136,6 +167,13 @@ static PROPS: &[Prop] = &[
         "\"\"",
         "Description of the function.",
     ),
+    dflt(
+        "vpc",
+        Ty::Object(VPC),
+        Update::InPlace,
+        "{\"subnets\": [], \"security_groups\": []}",
+        "Run the function in a VPC: `subnets` and `security_groups`. Omitted: not in a VPC.",
+    ),
     opt(
         "tags",
         Ty::StrMap,
@@ -165,6 +203,13 @@ impl KindModel for LambdaFunction {
         role_must_trust(referenced, "role", "lambda.amazonaws.com")
     }
 
+    fn normalize(&self, prop: &str, value: &Value) -> Value {
+        match prop {
+            "vpc" => normalize_vpc(value),
+            _ => value.clone(),
+        }
+    }
+
     fn check(&self, props: &Wanted) -> Result<(), String> {
         // Variable names are known even where a value is not (`${queue.url}`).
         let env = map_keys(props, "environment");
@@ -180,6 +225,7 @@ impl KindModel for LambdaFunction {
                 both.join(", ")
             ));
         }
+        check_vpc(props)?;
         if secret_keys_tag(secret.into_iter().collect()).is_some_and(|v| v.len() > 256) {
             return Err(
                 "the names of `secret_environment` variables add up to more than 256 characters, \
@@ -189,6 +235,81 @@ impl KindModel for LambdaFunction {
         }
         Ok(())
     }
+}
+
+/// How many entries a list inside the `vpc` object has, when the list itself is known
+/// (its items may be references not resolved yet).
+fn vpc_list_len(props: &Wanted, field: &str) -> Option<usize> {
+    match props.get("vpc")? {
+        Val::Map(m) => match m.get(field)? {
+            Val::List(items) => Some(items.len()),
+            Val::Known(Value::Array(items)) => Some(items.len()),
+            _ => None,
+        },
+        Val::Known(Value::Object(m)) => m.get(field)?.as_array().map(Vec::len),
+        _ => None,
+    }
+}
+
+/// Lambda needs subnets and security groups together, within its limits.
+fn check_vpc(props: &Wanted) -> Result<(), String> {
+    let (Some(subnets), Some(groups)) = (
+        vpc_list_len(props, "subnets"),
+        vpc_list_len(props, "security_groups"),
+    ) else {
+        return Ok(());
+    };
+    if (subnets == 0) != (groups == 0) {
+        return Err(format!(
+            "`vpc` has {subnets} subnet(s) and {groups} security group(s); Lambda needs both \
+             (at least one of each), or neither (omit `vpc` to keep the function out of a VPC)"
+        ));
+    }
+    if subnets > MAX_SUBNETS {
+        return Err(format!(
+            "`vpc.subnets` lists {subnets} subnets; Lambda allows at most {MAX_SUBNETS}"
+        ));
+    }
+    if groups > MAX_SECURITY_GROUPS {
+        return Err(format!(
+            "`vpc.security_groups` lists {groups} groups; Lambda allows at most {MAX_SECURITY_GROUPS}"
+        ));
+    }
+    Ok(())
+}
+
+/// `vpc` with both lists sorted and deduplicated: Lambda keeps no order.
+pub fn normalize_vpc(value: &Value) -> Value {
+    let Value::Object(m) = value else {
+        return value.clone();
+    };
+    let mut out = m.clone();
+    for field in ["subnets", "security_groups"] {
+        let mut items: Vec<Value> = m
+            .get(field)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        items.sort_by_key(|v| v.to_string());
+        items.dedup();
+        out.insert(field.to_string(), Value::Array(items));
+    }
+    Value::Object(out)
+}
+
+/// The subnet and security group ids of a desired or observed `vpc` (empty when not in a VPC).
+pub fn vpc_ids(props: &Props) -> (Vec<String>, Vec<String>) {
+    let list = |field: &str| -> Vec<String> {
+        props
+            .get("vpc")
+            .and_then(|v| v.get(field))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+    (list("subnets"), list("security_groups"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,6 +432,69 @@ mod tests {
                 .unwrap_err()
                 .contains("K set in both")
         );
+    }
+
+    #[test]
+    fn vpc_needs_subnets_and_groups_together_within_limits() {
+        let ok = wanted(json!({"vpc": {"subnets": ["subnet-1"], "security_groups": ["sg-1"]}}));
+        assert!(LambdaFunction.check(&ok).is_ok());
+        assert!(
+            LambdaFunction.check(&wanted(json!({}))).is_ok(),
+            "default: no VPC"
+        );
+        let lopsided = wanted(json!({"vpc": {"subnets": ["subnet-1"], "security_groups": []}}));
+        let err = LambdaFunction.check(&lopsided).unwrap_err();
+        assert!(err.contains("needs both"), "{err}");
+        let many: Vec<String> = (0..17).map(|n| format!("subnet-{n}")).collect();
+        let err = LambdaFunction
+            .check(&wanted(
+                json!({"vpc": {"subnets": many, "security_groups": ["sg-1"]}}),
+            ))
+            .unwrap_err();
+        assert!(err.contains("at most 16"), "{err}");
+        let groups: Vec<String> = (0..6).map(|n| format!("sg-{n}")).collect();
+        let err = LambdaFunction
+            .check(&wanted(
+                json!({"vpc": {"subnets": ["subnet-1"], "security_groups": groups}}),
+            ))
+            .unwrap_err();
+        assert!(err.contains("at most 5"), "{err}");
+        // References not resolved yet still count as entries.
+        let unknown = Val::Unknown(Expr::Ref {
+            id: "private_a".into(),
+            attr: "id".into(),
+        });
+        let mut w = wanted(json!({}));
+        w.insert(
+            "vpc".into(),
+            Val::map(
+                [
+                    ("subnets".to_string(), Val::list(vec![unknown])),
+                    ("security_groups".to_string(), Val::Known(json!([]))),
+                ]
+                .into(),
+            ),
+        );
+        assert!(LambdaFunction.check(&w).unwrap_err().contains("needs both"));
+    }
+
+    #[test]
+    fn vpc_compares_as_sets() {
+        let a = json!({"subnets": ["subnet-b", "subnet-a"], "security_groups": ["sg-1", "sg-1"]});
+        let b = json!({"subnets": ["subnet-a", "subnet-b"], "security_groups": ["sg-1"]});
+        assert_eq!(
+            LambdaFunction.normalize("vpc", &a),
+            LambdaFunction.normalize("vpc", &b)
+        );
+        let props: Props = [("vpc".to_string(), b)].into();
+        assert_eq!(
+            vpc_ids(&props),
+            (
+                vec!["subnet-a".to_string(), "subnet-b".to_string()],
+                vec!["sg-1".to_string()]
+            )
+        );
+        assert_eq!(vpc_ids(&Props::new()), (vec![], vec![]));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod security_group;
 pub mod sqs_queue;
 pub mod subnet;
 pub mod vpc;
+pub mod vpc_endpoint;
 
 /// Every kind mskctl knows, in the order docs list them.
 pub fn catalog() -> Catalog {
@@ -33,6 +34,7 @@ pub fn catalog() -> Catalog {
         &lambda_function::LambdaFunction,
         &pipe::Pipe,
         &event_source_mapping::EventSourceMapping,
+        &vpc_endpoint::VpcEndpoint,
     ];
     Catalog::new(kinds)
 }

@@ -150,7 +150,8 @@ async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Se
                 message: message.to_string(),
             })
         }),
-    ));
+    )
+    .with_stack(stack));
     let provider = Arc::new(AwsProvider::new(cx.clone(), aws_kinds::registry()));
     let live = provider.read_live().await.map_err(|e| miette!("{e}"))?;
     Ok(Session {

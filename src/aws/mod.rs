@@ -3,13 +3,14 @@
 //! benchmark, [`CallError`] (the one error type kinds return), and [`Ctx`], what every AWS
 //! call of a run shares. `retry` paces waits; `kinds` holds the AWS half of each kind.
 
+pub mod concurrent;
 pub mod diagnosis;
 pub mod kinds;
 pub mod lock;
 pub mod provider;
 pub mod retry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,18 +19,65 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// Counts every HTTP request the SDK sends (retries included), per `Service.Operation`.
+tokio::task_local! {
+    /// What the calls of the current task are for (`create vpc net`), for the call log: set
+    /// by the provider around each resource operation.
+    pub static CALL_SCOPE: Arc<str>;
+}
+
+/// Counts every HTTP request the SDK sends (retries included), per `Service.Operation`; with
+/// `MSKCTL_CALL_LOG=FILE`, also appends one line per request to FILE for the benchmark:
+/// `call START_US END_US ACTION KIND ID SERVICE.OPERATION` (microseconds since the run
+/// started; `- - -` outside a resource operation, e.g. the bulk read).
 #[derive(Debug, Default, Clone)]
-pub struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>);
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>, Option<CallLog>);
+
+#[derive(Debug, Clone)]
+struct CallLog {
+    file: Arc<Mutex<std::fs::File>>,
+    epoch: std::time::Instant,
+}
+
+/// When the current attempt was sent (kept in the request's config bag).
+#[derive(Debug, Clone)]
+struct CallStart(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for CallStart {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
 
 impl CallCounter {
+    /// A counter that also writes the call log named by `MSKCTL_CALL_LOG`, if set.
+    fn from_env() -> CallCounter {
+        let log = std::env::var_os("MSKCTL_CALL_LOG").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| {
+                    eprintln!(
+                        "warning: MSKCTL_CALL_LOG {}: {e}",
+                        std::path::Path::new(&path).display()
+                    )
+                })
+                .ok()
+                .map(|f| CallLog {
+                    file: Arc::new(Mutex::new(f)),
+                    epoch: std::time::Instant::now(),
+                })
+        });
+        CallCounter(Default::default(), log)
+    }
+
     pub fn total(&self) -> usize {
         self.0.lock().unwrap().values().sum()
     }
@@ -37,6 +85,20 @@ impl CallCounter {
     pub fn by_operation(&self) -> BTreeMap<String, usize> {
         self.0.lock().unwrap().clone()
     }
+
+    /// Append a line to the call log (nothing without one).
+    pub fn log_line(&self, line: &str) {
+        if let Some(log) = &self.1 {
+            use std::io::Write;
+            let _ = writeln!(log.file.lock().unwrap(), "{line}");
+        }
+    }
+}
+
+fn operation(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>()
+        .map(|m| format!("{}.{}", m.service(), m.name()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 impl Intercept for CallCounter {
@@ -50,11 +112,33 @@ impl Intercept for CallCounter {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let name = cfg
-            .load::<Metadata>()
-            .map(|m| format!("{}.{}", m.service(), m.name()))
-            .unwrap_or_else(|| "unknown".into());
-        *self.0.lock().unwrap().entry(name).or_default() += 1;
+        *self.0.lock().unwrap().entry(operation(cfg)).or_default() += 1;
+        if self.1.is_some() {
+            cfg.interceptor_state()
+                .store_put(CallStart(std::time::Instant::now()));
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (Some(log), Some(start)) = (&self.1, cfg.load::<CallStart>()) else {
+            return Ok(());
+        };
+        let us = |t: std::time::Instant| t.saturating_duration_since(log.epoch).as_micros();
+        let scope = CALL_SCOPE
+            .try_with(|s| s.to_string())
+            .unwrap_or_else(|_| "- - -".into());
+        self.log_line(&format!(
+            "call {} {} {scope} {}",
+            us(start.0),
+            us(std::time::Instant::now()),
+            operation(cfg).replace(' ', "_")
+        ));
         Ok(())
     }
 }
@@ -115,7 +199,7 @@ impl Clients {
             );
         }
         let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
-        let calls = CallCounter::default();
+        let calls = CallCounter::from_env();
         macro_rules! client {
             ($krate:ident) => {
                 $krate::Client::from_conf(
@@ -169,6 +253,9 @@ pub struct Ctx {
     /// names): kinds whose bulk read relies on the lagging tagging index also look these up
     /// directly, so a resource created seconds ago is found.
     names: BTreeMap<String, Vec<String>>,
+    /// The kinds the stack file declares (`None`: unknown, every kind is read). A kind the
+    /// file does not declare is read only when the tagging index lists one of its resources.
+    stack_kinds: Option<BTreeSet<String>>,
     /// The stack's resources found by the Resource Groups Tagging API, shared by the kinds of
     /// one bulk read; [`Ctx::forget_tagged`] starts a fresh lookup for the next read.
     tagged: Mutex<Arc<tokio::sync::OnceCell<TaggedIndex>>>,
@@ -188,8 +275,30 @@ impl Ctx {
             region,
             progress,
             names,
+            stack_kinds: None,
             tagged: Default::default(),
         }
+    }
+
+    /// Declare the stack file's resources: bulk reads skip service-wide calls for kinds it
+    /// does not use unless the tagging index shows live resources of them, and the call log
+    /// (if any) records each resource's dependencies (`dep ID KIND DEPENDENCY…`).
+    pub fn with_stack(mut self, stack: &crate::stack::Stack) -> Ctx {
+        let mut kinds = BTreeSet::new();
+        for (id, spec) in &stack.resources {
+            kinds.insert(spec.schema.kind.to_string());
+            let deps = spec.dependencies();
+            self.aws
+                .calls
+                .log_line(&format!("dep {id} {} {}", spec.schema.kind, deps.join(" ")));
+        }
+        self.stack_kinds = Some(kinds);
+        self
+    }
+
+    /// The kinds the stack file declares, when known.
+    pub fn stack_kinds(&self) -> Option<&BTreeSet<String>> {
+        self.stack_kinds.as_ref()
     }
 
     /// The AWS names the stack file gives its resources of `kind` (resolved before any

@@ -1,13 +1,14 @@
 //! The engine's [`Provider`] on AWS: dispatches each operation to the kind's AWS half, and
 //! reads the stack's live resources of every kind the run needs.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::task::JoinSet;
 
-use crate::aws::kinds::KindApi;
-use crate::aws::{CallError, Ctx};
+use crate::aws::kinds::{KindApi, arn_has_type, tagged_index};
+use crate::aws::{CALL_SCOPE, CallError, Ctx};
 use crate::engine::Provider;
 use crate::model::{Desired, Observed};
 use crate::plan::Live;
@@ -34,15 +35,43 @@ impl AwsProvider {
     /// Every kind's live resources owned by the stack, all kinds concurrently, sorted by
     /// logical id then physical id. Each call reads afresh (destroy's final check must not see
     /// the tagging answer of the first read).
+    ///
+    /// Kinds the stack file declares, and kinds the tagging index cannot witness, are always
+    /// read with their own service's calls. A kind the file does not declare is read only when
+    /// the tagging index lists a resource of it (a kind removed from the file still has its
+    /// resources deleted); otherwise its service-wide calls (ListPipes, ListEventSourceMappings…)
+    /// are skipped. The index decides only whether to look, never what exists.
     pub async fn read_live(&self) -> Result<Vec<Live>, String> {
         self.cx.forget_tagged();
         let mut tasks = JoinSet::new();
-        for &kind in &self.kinds {
+        let spawn = |tasks: &mut JoinSet<_>, kind: &'static dyn KindApi| {
             let cx = self.cx.clone();
             tasks.spawn(async move { (kind.model().schema().kind, kind.read(&cx).await) });
+        };
+        let mut undeclared = Vec::new();
+        for &kind in &self.kinds {
+            let name = kind.model().schema().kind;
+            match (self.cx.stack_kinds(), indexed_type(name)) {
+                (Some(declared), Some(index_type)) if !declared.contains(name) => {
+                    undeclared.push((kind, index_type))
+                }
+                _ => spawn(&mut tasks, kind),
+            }
+        }
+        let mut errors = Vec::new();
+        if !undeclared.is_empty() {
+            match tagged_index(&self.cx).await {
+                Ok(index) => {
+                    for (kind, index_type) in undeclared {
+                        if index.iter().any(|(arn, _)| arn_has_type(arn, index_type)) {
+                            spawn(&mut tasks, kind);
+                        }
+                    }
+                }
+                Err(e) => errors.push(format!("reading the stack's tagged resources: {e}")),
+            }
         }
         let mut live = Vec::new();
-        let mut errors = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             let (kind, result) = joined.map_err(|e| format!("internal: {e}"))?;
             match result {
@@ -64,15 +93,44 @@ impl AwsProvider {
     }
 }
 
+/// The Resource Groups Tagging API type (`service:resource-type`) of a kind's resources.
+/// `None` for kinds GetResources does not list (IAM roles: "The GetResources operation does
+/// not currently support IAM users and roles") and kinds not listed here: those are always
+/// read.
+fn indexed_type(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "vpc" => "ec2:vpc",
+        "subnet" => "ec2:subnet",
+        "internet_gateway" => "ec2:internet-gateway",
+        "eip" => "ec2:elastic-ip",
+        "nat_gateway" => "ec2:natgateway",
+        "route_table" => "ec2:route-table",
+        "security_group" => "ec2:security-group",
+        "vpc_endpoint" => "ec2:vpc-endpoint",
+        "msk_serverless_cluster" => "kafka:cluster",
+        "sqs_queue" => "sqs",
+        "lambda_function" => "lambda:function",
+        "pipe" => "pipes:pipe",
+        "event_source_mapping" => "lambda:event-source-mapping",
+        _ => return None,
+    })
+}
+
 fn message(e: CallError) -> String {
     e.to_string()
+}
+
+/// Run `op` with its AWS calls attributed to `action kind id` in the call log.
+async fn scoped<T>(action: &str, kind: &str, id: &str, op: impl Future<Output = T>) -> T {
+    let scope: Arc<str> = format!("{action} {kind} {id}").into();
+    CALL_SCOPE.scope(scope, op).await
 }
 
 #[async_trait]
 impl Provider for AwsProvider {
     async fn create(&self, kind: &str, desired: &Desired) -> Result<Observed, String> {
-        self.kind(kind)?
-            .create(&self.cx, desired)
+        let api = self.kind(kind)?;
+        scoped("create", kind, &desired.id, api.create(&self.cx, desired))
             .await
             .map_err(message)
     }
@@ -84,8 +142,9 @@ impl Provider for AwsProvider {
         observed: &Observed,
         changed: &[String],
     ) -> Result<Observed, String> {
-        self.kind(kind)?
-            .update(&self.cx, desired, observed, changed)
+        let api = self.kind(kind)?;
+        let op = api.update(&self.cx, desired, observed, changed);
+        scoped("update", kind, &desired.id, op)
             .await
             .map_err(message)
     }
@@ -96,12 +155,14 @@ impl Provider for AwsProvider {
             self.cx
                 .progress(&observed.id, &format!("{state}: waiting until it is ready"));
         }
-        api.settle(&self.cx, observed).await.map_err(message)
+        scoped("settle", kind, &observed.id, api.settle(&self.cx, observed))
+            .await
+            .map_err(message)
     }
 
     async fn delete(&self, kind: &str, observed: &Observed) -> Result<(), String> {
-        self.kind(kind)?
-            .delete(&self.cx, observed)
+        let api = self.kind(kind)?;
+        scoped("delete", kind, &observed.id, api.delete(&self.cx, observed))
             .await
             .map_err(message)
     }

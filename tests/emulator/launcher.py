@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 # Read by moto at import time: AttachRolePolicy with AWS managed policies
 # (AWSLambdaBasicExecutionRole, ...) needs them loaded.
@@ -41,6 +42,33 @@ class QuietHandler(MotoRequestHandler):
             super().log_request(*args, **kwargs)
 
 
+class Latency:
+    """Adds `EMULATOR_LATENCY_MS` milliseconds to every AWS API request (not to the control
+    endpoint or moto's own), like a round trip to a distant AWS region. The server is
+    threaded, so concurrent requests wait concurrently."""
+
+    def __init__(self, app: object, ms: float) -> None:
+        self.app = app
+        self.seconds = ms / 1000
+
+    def __call__(self, environ: dict, start_response: object) -> object:
+        path = environ.get("PATH_INFO", "")
+        if self.seconds > 0 and not path.startswith(("/_emulator/", "/moto-api/")):
+            time.sleep(self.seconds)
+        return self.app(environ, start_response)
+
+
+def latency_ms() -> float:
+    raw = os.environ.get("EMULATOR_LATENCY_MS", "0") or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        sys.exit(f"EMULATOR_LATENCY_MS must be a number of milliseconds, not {raw!r}")
+    if value < 0:
+        sys.exit(f"EMULATOR_LATENCY_MS must not be negative, not {raw!r}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -48,7 +76,9 @@ def main() -> None:
     args = parser.parse_args()
 
     patches.apply_all()
-    app = patches.faults.ControlApp(DomainDispatcherApplication(create_backend_app))
+    app = Latency(
+        patches.faults.ControlApp(DomainDispatcherApplication(create_backend_app)), latency_ms()
+    )
     server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietHandler)
     host, port = server.server_address[:2]
 

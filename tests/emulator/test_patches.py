@@ -860,11 +860,77 @@ class TaggingIndexTest(EmulatorTest):
         seen = wait_for(lambda: sorted(self.listed("lag")), [])
         self.assertEqual(seen[0], sorted([arn, fn_arn]))
 
+    def test_elastic_ips_event_source_mappings_and_pipes_are_indexed(self) -> None:
+        # AWS's GetResources lists every resource type but IAM users and roles; moto's misses these.
+        alloc = client("ec2").allocate_address(
+            Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [{"Key": "stack", "Value": "idx"}]}],
+        )["AllocationId"]
+        make_function("idx-fn")
+        esm = client("lambda").create_event_source_mapping(
+            FunctionName="idx-fn", EventSourceArn=make_cluster("idx-cluster"), Topics=["t"],
+            StartingPosition="LATEST", Tags={"stack": "idx"},
+        )["EventSourceMappingArn"]
+        pipe = PipeTest.make_pipe(self, "idx")["Arn"]  # tagged stack=idx
+        eip = f"arn:aws:ec2:ap-northeast-1:123456789012:elastic-ip/{alloc}"
+        wait_for(lambda: sorted(self.listed("idx")), sorted([eip, esm, pipe]))
+        client("ec2").release_address(AllocationId=alloc)
+        client("pipes").delete_pipe(Name="idx")
+        client("lambda").delete_event_source_mapping(UUID=esm.rsplit(":", 1)[1])
+
+        def listed_after_settling() -> list[str]:
+            # Deletions settle when the service is next read, as the lifecycle patches do.
+            client("pipes").list_pipes()
+            client("lambda").list_event_source_mappings(FunctionName="idx-fn")
+            return sorted(self.listed("idx"))
+
+        wait_for(listed_after_settling, [])
+
     def test_tagging_lag_knob(self) -> None:
         control("faults", {"delays": {"tagging_lag": 0}})
         self.assertEqual(faults()["delays"]["tagging_lag"], 0)
         client("sqs").create_queue(QueueName="no-lag", tags={"stack": "nolag"})
         self.assertEqual(len(self.listed("nolag")), 1)
+
+
+class LatencyKnobTest(unittest.TestCase):
+    """EMULATOR_LATENCY_MS delays every AWS request, concurrently, and not the control endpoint."""
+
+    def test_latency_is_added_to_aws_calls_only_and_overlaps(self) -> None:
+        own = subprocess.Popen(
+            [sys.executable, str(HERE / "launcher.py"), "--port", "0"],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, **DELAYS, "EMULATOR_LATENCY_MS": "300"},
+        )
+        try:
+            url = own.stdout.readline().strip().split(" ", 1)[1]
+            sqs = boto3.client("sqs", endpoint_url=url, region_name=REGION,
+                               aws_access_key_id="test", aws_secret_access_key="test")
+            sqs.list_queues()  # warm up the client and the backend
+            started = time.monotonic()
+            sqs.list_queues()
+            self.assertGreaterEqual(time.monotonic() - started, 0.3)
+            started = time.monotonic()
+            urllib.request.urlopen(f"{url}/_emulator/faults").read()
+            self.assertLess(time.monotonic() - started, 0.3)
+            # Two calls at once take one latency, not two (the server is threaded).
+            import threading
+            calls = [threading.Thread(target=sqs.list_queues) for _ in range(2)]
+            started = time.monotonic()
+            for t in calls:
+                t.start()
+            for t in calls:
+                t.join()
+            self.assertLess(time.monotonic() - started, 0.55)
+        finally:
+            own.terminate()
+            self.assertEqual(own.wait(timeout=10), 0)
+
+    def test_a_bad_latency_is_refused(self) -> None:
+        bad = subprocess.run(
+            [sys.executable, str(HERE / "launcher.py"), "--port", "0"], capture_output=True, text=True,
+            env={**os.environ, "EMULATOR_LATENCY_MS": "fast"}, timeout=60,
+        )
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("EMULATOR_LATENCY_MS must be a number", bad.stderr)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::{Role, Tag};
+use aws_sdk_iam::types::{EntityType, Role, Tag};
 use serde_json::{Map, Value, json};
 
 use crate::aws::kinds::KindApi;
@@ -96,6 +96,20 @@ fn tag_pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
     tags.iter().map(|t| (t.key(), t.value())).collect()
 }
 
+/// The `mskctl:id` tag of a role.
+fn logical_id(tags: &[Tag]) -> Option<String> {
+    tags.iter()
+        .find(|t| t.key() == TAG_ID)
+        .map(|t| t.value().to_string())
+}
+
+/// What GetAccountAuthorizationDetails says about one role.
+struct RoleDetails {
+    tags: Vec<Tag>,
+    inline: Map<String, Value>,
+    managed: Vec<String>,
+}
+
 fn is_not_found(err: &CallError) -> bool {
     err.code_is("NoSuchEntity")
 }
@@ -165,6 +179,18 @@ impl IamRole {
         tags: &[Tag],
     ) -> Result<Observed, CallError> {
         let (inline, managed) = Self::policies_of(cx, role.role_name()).await?;
+        Ok(Self::observed(id, role, tags, inline, managed))
+    }
+
+    /// The observed state of one role from its ListRoles/GetRole entry (name, description,
+    /// trust, session duration), tags and policies.
+    fn observed(
+        id: String,
+        role: &Role,
+        tags: &[Tag],
+        inline: Map<String, Value>,
+        managed: Vec<String>,
+    ) -> Observed {
         let trust = role
             .assume_role_policy_document()
             .map(|d| trust_services(&Value::String(d.to_string())))
@@ -187,12 +213,64 @@ impl IamRole {
             ("arn".to_string(), role.arn().to_string()),
             ("name".to_string(), role.role_name().to_string()),
         ]);
-        Ok(Observed {
+        Observed {
             id,
             physical_id: role.role_name().to_string(),
             props,
             attrs,
-        })
+        }
+    }
+
+    /// Tags, inline policies and attached policy ARNs of every role under `path`, by role
+    /// name, from GetAccountAuthorizationDetails (one paginated call for all roles, where
+    /// reading them role by role costs three calls and one more per inline policy). It has no
+    /// description or session duration: those come from ListRoles.
+    async fn details(cx: &Ctx, path: &str) -> Result<BTreeMap<String, RoleDetails>, CallError> {
+        let mut found = BTreeMap::new();
+        let mut pages = cx
+            .aws
+            .iam
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.call("GetAccountAuthorizationDetails")?;
+            for role in page.role_detail_list.unwrap_or_default() {
+                if role.path() != Some(path) {
+                    continue;
+                }
+                let Some(name) = role.role_name().map(String::from) else {
+                    continue;
+                };
+                let inline = role
+                    .role_policy_list()
+                    .iter()
+                    .filter_map(|p| {
+                        let doc = p.policy_document()?;
+                        Some((
+                            p.policy_name()?.to_string(),
+                            policy_value(&Value::String(doc.to_string())),
+                        ))
+                    })
+                    .collect();
+                let mut managed: Vec<String> = role
+                    .attached_managed_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(String::from))
+                    .collect();
+                managed.sort();
+                found.insert(
+                    name,
+                    RoleDetails {
+                        tags: role.tags().to_vec(),
+                        inline,
+                        managed,
+                    },
+                );
+            }
+        }
+        Ok(found)
     }
 
     /// Re-read one role by name (GetRole returns its tags).
@@ -256,24 +334,59 @@ impl KindApi for IamRole {
 
     async fn read(&self, cx: &Ctx) -> Result<Vec<Observed>, CallError> {
         let path = stack_path(&cx.stack, &cx.region);
-        let mut roles = Vec::new();
-        let mut pages = cx
-            .aws
-            .iam
-            .list_roles()
-            .path_prefix(&path)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            roles.extend(
-                page.call("ListRoles")?
-                    .roles
-                    .into_iter()
-                    .filter(|r| r.path() == path),
-            );
-        }
+        let listed = async {
+            let mut roles = Vec::new();
+            let mut pages = cx
+                .aws
+                .iam
+                .list_roles()
+                .path_prefix(&path)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                roles.extend(
+                    page.call("ListRoles")?
+                        .roles
+                        .into_iter()
+                        .filter(|r| r.path() == path),
+                );
+            }
+            Ok::<_, CallError>(roles)
+        };
+        // ListRoles says which roles exist; the details call holds their tags and policies
+        // (made at the same time when the stack declares roles, else only if ListRoles found
+        // some). A role it does not hold yet (made in between) is read on its own.
+        let declared = cx
+            .stack_kinds()
+            .is_none_or(|k| k.contains(model::SCHEMA.kind));
+        let (roles, details) = if declared {
+            tokio::try_join!(listed, Self::details(cx, &path))?
+        } else {
+            let roles = listed.await?;
+            if roles.is_empty() {
+                return Ok(Vec::new());
+            }
+            (roles, Self::details(cx, &path).await?)
+        };
         let mut found = Vec::new();
+        let mut missed = Vec::new();
         for role in roles {
+            match details.get(role.role_name()) {
+                Some(d) => {
+                    if let Some(id) = logical_id(&d.tags) {
+                        found.push(Self::observed(
+                            id,
+                            &role,
+                            &d.tags,
+                            d.inline.clone(),
+                            d.managed.clone(),
+                        ));
+                    }
+                }
+                None => missed.push(role),
+            }
+        }
+        for role in missed {
             let tags = cx
                 .aws
                 .iam
@@ -286,11 +399,7 @@ impl KindApi for IamRole {
                 Err(e) if is_not_found(&e) => continue, // deleted since ListRoles
                 Err(e) => return Err(e),
             };
-            let Some(id) = tags
-                .iter()
-                .find(|t| t.key() == TAG_ID)
-                .map(|t| t.value().to_string())
-            else {
+            let Some(id) = logical_id(&tags) else {
                 continue;
             };
             match Self::observe(cx, id, &role, &tags).await {

@@ -89,6 +89,17 @@ pub async fn tagged_resources(
     cx: &Ctx,
     resource_type: &str,
 ) -> Result<Vec<(String, BTreeMap<String, String>)>, CallError> {
+    Ok(tagged_index(cx)
+        .await?
+        .iter()
+        .filter(|(arn, _)| arn_has_type(arn, resource_type))
+        .cloned()
+        .collect())
+}
+
+/// Every resource of the stack the Resource Groups Tagging API lists (all types), from the
+/// one lookup of the current bulk read.
+pub(crate) async fn tagged_index(cx: &Ctx) -> Result<crate::aws::TaggedIndex, CallError> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let cell = cx.tagged();
     let all = cell
@@ -126,16 +137,12 @@ pub async fn tagged_resources(
             Ok::<_, CallError>(found)
         })
         .await?;
-    Ok(all
-        .iter()
-        .filter(|(arn, _)| arn_has_type(arn, resource_type))
-        .cloned()
-        .collect())
+    Ok(all.clone())
 }
 
 /// Whether `arn` (`arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`) names a resource of `resource_type`
 /// (`SERVICE` or `SERVICE:RESOURCE-TYPE`).
-fn arn_has_type(arn: &str, resource_type: &str) -> bool {
+pub(crate) fn arn_has_type(arn: &str, resource_type: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let (Some(service), Some(resource)) = (parts.get(2), parts.get(5)) else {
         return false;

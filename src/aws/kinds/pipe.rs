@@ -18,6 +18,7 @@ use aws_sdk_pipes::types::{
 };
 use serde_json::{Value, json};
 
+use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
 use crate::aws::retry::{
     PIPE_CREATE_ATTEMPTS, PIPE_ROLE_PROPAGATION, Poll, ROLE_PROPAGATION, recreate_while,
@@ -69,11 +70,10 @@ impl KindApi for Pipe {
                 break;
             }
         }
+        let described =
+            try_join_windowed(names.iter().map(|name| describe(cx, name)), READ_WINDOW).await?;
         let mut out = Vec::new();
-        for name in names {
-            let Some(pipe) = describe(cx, &name).await? else {
-                continue;
-            };
+        for pipe in described.into_iter().flatten() {
             let owned = pipe
                 .tags()
                 .and_then(|t| t.get(TAG_STACK))

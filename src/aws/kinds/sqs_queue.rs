@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
+use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::{KindApi, tagged_resources};
 use crate::aws::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
@@ -87,6 +88,21 @@ fn observed(
     }
 }
 
+/// The longest prefix all `names` share.
+fn common_prefix(names: &BTreeSet<String>) -> &str {
+    // Sorted: the common prefix of the first and the last is everyone's.
+    let (Some(first), Some(last)) = (names.first(), names.last()) else {
+        return "";
+    };
+    let len = first
+        .char_indices()
+        .zip(last.chars())
+        .take_while(|((_, a), b)| a == b)
+        .last()
+        .map_or(0, |((i, a), _)| i + a.len_utf8());
+    &first[..len]
+}
+
 /// SQS reports a missing queue as `QueueDoesNotExist` (JSON protocol) or
 /// `AWS.SimpleQueueService.NonExistentQueue` (query-compatible code).
 fn is_gone(err: &CallError) -> bool {
@@ -115,17 +131,99 @@ impl SqsQueue {
     /// Re-read one queue directly (attributes and tags from SQS itself, which unlike the
     /// tagging API reflects a change at once).
     async fn read_one(cx: &Ctx, id: &str, url: &str) -> Result<Observed, CallError> {
-        let attributes = Self::attributes(cx, url).await?;
-        let tags = cx
+        let tags = async {
+            let out = cx
+                .aws
+                .sqs
+                .list_queue_tags()
+                .queue_url(url)
+                .send()
+                .await
+                .call("ListQueueTags")?;
+            Ok(out.tags.unwrap_or_default().into_iter().collect())
+        };
+        let (attributes, tags): (_, BTreeMap<String, String>) =
+            tokio::try_join!(Self::attributes(cx, url), tags)?;
+        Ok(observed(id.to_string(), url, &attributes, &tags))
+    }
+
+    /// Queue URLs by name for `names`, from ListQueues under the names' common prefix (one
+    /// call per 1,000 queues) when that prefix narrows the listing; names it does not show
+    /// are left to GetQueueUrl, so a queue is never taken for absent on a listing alone.
+    async fn listed_urls(
+        cx: &Ctx,
+        names: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, String>, CallError> {
+        let mut urls = BTreeMap::new();
+        let prefix = common_prefix(names);
+        if names.len() < 2 || prefix.is_empty() {
+            return Ok(urls);
+        }
+        // Bounded: a prefix shared with many queues outside the stack must not turn one
+        // read into a scan of the account.
+        let max_pages = names.len() / 1000 + 2;
+        let mut pages = cx
             .aws
             .sqs
-            .list_queue_tags()
-            .queue_url(url)
-            .send()
-            .await
-            .call("ListQueueTags")?;
-        let tags: BTreeMap<String, String> = tags.tags.unwrap_or_default().into_iter().collect();
-        Ok(observed(id.to_string(), url, &attributes, &tags))
+            .list_queues()
+            .queue_name_prefix(prefix)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut seen = 0;
+        while let Some(page) = pages.next().await {
+            for url in page.call("ListQueues")?.queue_urls.unwrap_or_default() {
+                let name = url.rsplit('/').next().unwrap_or_default().to_string();
+                if names.contains(&name) {
+                    urls.insert(name, url);
+                }
+            }
+            seen += 1;
+            if seen == max_pages {
+                break;
+            }
+        }
+        Ok(urls)
+    }
+
+    /// One queue by name: its URL (from the listing, else GetQueueUrl), attributes and tags;
+    /// `None` when SQS says it does not exist or it is not this stack's.
+    async fn read_named(
+        cx: &Ctx,
+        name: &str,
+        listed: Option<&String>,
+    ) -> Result<Option<Observed>, CallError> {
+        let url = match listed {
+            Some(url) => url.clone(),
+            None => {
+                let url = cx.aws.sqs.get_queue_url().queue_name(name).send().await;
+                match url.call("GetQueueUrl") {
+                    Ok(out) => out.queue_url.unwrap_or_default(),
+                    Err(e) if is_gone(&e) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let queue = match Self::read_one(cx, "", &url).await {
+            Ok(queue) => queue,
+            Err(e) if is_gone(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let tag = |k: &str| {
+            queue
+                .props
+                .get("tags")
+                .and_then(|t| t.get(k))
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        };
+        if tag(TAG_STACK).as_deref() != Some(cx.stack.as_str()) {
+            return Ok(None);
+        }
+        let Some(id) = tag(TAG_ID) else {
+            return Ok(None);
+        };
+        Ok(Some(Observed { id, ..queue }))
     }
 }
 
@@ -146,34 +244,12 @@ impl KindApi for SqsQueue {
                 names.insert(name.to_string());
             }
         }
-        let mut found = Vec::new();
-        for name in names {
-            let url = cx.aws.sqs.get_queue_url().queue_name(&name).send().await;
-            let url = match url.call("GetQueueUrl") {
-                Ok(out) => out.queue_url.unwrap_or_default(),
-                Err(e) if is_gone(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            let queue = match Self::read_one(cx, "", &url).await {
-                Ok(queue) => queue,
-                Err(e) if is_gone(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            let tag = |k: &str| {
-                queue
-                    .props
-                    .get("tags")
-                    .and_then(|t| t.get(k))
-                    .and_then(|v| v.as_str())
-                    .map(String::from)
-            };
-            if tag(TAG_STACK).as_deref() != Some(cx.stack.as_str()) {
-                continue;
-            }
-            let Some(id) = tag(TAG_ID) else { continue };
-            found.push(Observed { id, ..queue });
-        }
-        Ok(found)
+        let listed = Self::listed_urls(cx, &names).await?;
+        let reads = names
+            .iter()
+            .map(|name| Self::read_named(cx, name, listed.get(name)));
+        let found = try_join_windowed(reads, READ_WINDOW).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn create(&self, cx: &Ctx, d: &Desired) -> Result<Observed, CallError> {
@@ -360,6 +436,18 @@ mod tests {
         let attrs = desired_attributes(&props);
         assert_eq!(attrs.len(), 5);
         assert!(attrs.contains(&(QueueAttributeName::MessageRetentionPeriod, "1209600".into())));
+    }
+
+    #[test]
+    fn common_prefix_of_queue_names() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            common_prefix(&set(&["big-q-001", "big-q-020", "big-dlq"])),
+            "big-"
+        );
+        assert_eq!(common_prefix(&set(&["a", "b"])), "");
+        assert_eq!(common_prefix(&set(&["same"])), "same");
+        assert_eq!(common_prefix(&set(&[])), "");
     }
 
     #[test]

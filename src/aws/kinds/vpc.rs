@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use serde_json::json;
 
+use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
@@ -31,13 +32,12 @@ impl KindApi for Vpc {
             .send()
             .await
             .call("DescribeVpcs")?;
-        let mut found = Vec::new();
-        for vpc in out.vpcs() {
-            if let Some(id) = logical_id(vpc.tags()) {
-                found.push(observe(cx, id, vpc).await?);
-            }
-        }
-        Ok(found)
+        // Each VPC's two attribute reads, all VPCs at once.
+        let reads = out
+            .vpcs()
+            .iter()
+            .filter_map(|vpc| logical_id(vpc.tags()).map(|id| observe(cx, id, vpc)));
+        try_join_windowed(reads, READ_WINDOW).await
     }
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
@@ -185,8 +185,10 @@ async fn dns_attributes(cx: &Ctx, id: &str, vpc_id: &str) -> Result<(bool, bool)
             }
         })
     };
-    let support = attribute(VpcAttributeName::EnableDnsSupport).await?;
-    let hostnames = attribute(VpcAttributeName::EnableDnsHostnames).await?;
+    let (support, hostnames) = tokio::try_join!(
+        attribute(VpcAttributeName::EnableDnsSupport),
+        attribute(VpcAttributeName::EnableDnsHostnames)
+    )?;
     Ok((
         support
             .enable_dns_support()

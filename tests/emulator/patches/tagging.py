@@ -13,6 +13,11 @@ GetResources. GetResources then
 answers from the record as it was `tagging_lag` seconds earlier
 (`EMULATOR_TAGGING_LAG_SECONDS`, default 2). Tag changes show late too.
 GetTagKeys and GetTagValues stay live (mskctl does not use them).
+
+Moto's index also misses Elastic IPs, VPC endpoints, Lambda event source
+mappings and pipes,
+which AWS's GetResources lists ("supports all resource types", IAM users and
+roles aside): they are added.
 """
 
 import threading
@@ -35,6 +40,39 @@ _recorded_at: dict[tuple[str, str], float] = {}
 _history: dict[tuple[str, str], list[tuple[float, tuple[TaggedResource, ...]]]] = {}
 
 
+def _unindexed(account: str, region: str) -> list[TaggedResource]:
+    """Tagged resources AWS's index lists (GetResources "supports all resource types" except
+    IAM users and roles) but moto's backends do not yield: Elastic IPs, VPC endpoints, Lambda
+    event source mappings and EventBridge pipes."""
+    from moto.awslambda.models import lambda_backends
+    from moto.ec2.models import ec2_backends
+    from moto.pipes.models import pipes_backends
+
+    found: list[TaggedResource] = []
+    if account in ec2_backends and region in ec2_backends[account]:
+        ec2 = ec2_backends[account][region]
+        for address in list(ec2.addresses):
+            tags = dict(ec2.tags.get(address.allocation_id or "", {}))
+            if address.allocation_id and tags:
+                arn = f"arn:aws:ec2:{region}:{account}:elastic-ip/{address.allocation_id}"
+                found.append(TaggedResource(arn, tags, "ec2:elastic-ip"))
+        for endpoint in list(ec2.vpc_end_points.values()):
+            tags = dict(ec2.tags.get(endpoint.id, {}))
+            if tags and getattr(endpoint, "state", "") != "deleted":
+                arn = f"arn:aws:ec2:{region}:{account}:vpc-endpoint/{endpoint.id}"
+                found.append(TaggedResource(arn, tags, "ec2:vpc-endpoint"))
+    if account in lambda_backends and region in lambda_backends[account]:
+        for esm in list(lambda_backends[account][region]._event_source_mappings.values()):
+            tags = dict(getattr(esm, "tags", None) or {})
+            if tags and getattr(esm, "arn", None):
+                found.append(TaggedResource(esm.arn, tags, "lambda:event-source-mapping"))
+    if account in pipes_backends and region in pipes_backends[account]:
+        for pipe in list(pipes_backends[account][region].pipes.values()):
+            if pipe.tags:
+                found.append(TaggedResource(pipe.arn, dict(pipe.tags), "pipes:pipe"))
+    return found
+
+
 def _live(account: str, region: str) -> tuple[TaggedResource, ...]:
     for _ in range(5):  # other threads may change a backend while we walk it
         try:
@@ -42,7 +80,7 @@ def _live(account: str, region: str) -> tuple[TaggedResource, ...]:
                 TaggedResource(r.arn, dict(r.tags), r.resource_type, dict(r.extra))
                 for backend in iter_taggable_backends(account, region)
                 for r in backend.iter_tagged_resources()
-            )
+            ) + tuple(_unindexed(account, region))
         except RuntimeError:
             continue
     return ()
@@ -118,9 +156,11 @@ def patch_tagging_index_lags() -> None:
     ) -> Any:
         if lifecycle.delay("tagging_lag") <= 0:
             yield from original_generator(self, tag_filters, resource_type_filters, resource_arn_list)
-            return
+            resources: Any = _unindexed(self.account_id, self.region_name)
+        else:
+            resources = lagged(self.account_id, self.region_name)
         tag_matcher = make_tag_matcher(tag_filters)
-        for resource in lagged(self.account_id, self.region_name):
+        for resource in resources:
             if not resource.tags and not resource.extra.get("include_untagged"):
                 continue
             if not match_resource_type(resource.resource_type, resource_type_filters):

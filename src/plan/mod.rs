@@ -4,6 +4,7 @@
 //! no AWS calls; rendering lives in [`render`], saved plan files in [`saved`].
 
 pub mod render;
+mod rules_nodes;
 pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +48,10 @@ impl Rules for Checks {
 
     fn find_cycle(&self, deps: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
         graph::find_cycle(deps)
+    }
+
+    fn dependencies(&self, spec: &ResourceSpec) -> Vec<String> {
+        rules_nodes::dependencies(spec)
     }
 }
 
@@ -143,8 +148,13 @@ pub struct PlanError {
     pub message: String,
 }
 
-/// Dependencies the stack file declares, by logical id.
+/// Dependencies the stack file declares, by logical id (security groups split from the rules
+/// that name other groups, see [`rules_nodes`]).
 pub fn file_deps(stack: &Stack) -> Deps {
+    deps_of(&rules_nodes::split_stack(stack, &[]))
+}
+
+fn deps_of(stack: &Stack) -> Deps {
     stack
         .resources
         .values()
@@ -231,6 +241,9 @@ pub fn plan(
     facts: &Facts,
     artifacts: &Artifacts,
 ) -> Result<Plan, PlanError> {
+    // Security groups are planned as the group and its rules naming other groups.
+    let live = &rules_nodes::split_live(live)[..];
+    let stack = &rules_nodes::split_stack(stack, live);
     // The first live resource per logical id is the one we manage; any other copy (from a
     // tool that crashed between create and tag, or a hand-made duplicate) is deleted.
     let mut by_id: BTreeMap<&str, &Live> = BTreeMap::new();
@@ -243,16 +256,19 @@ pub fn plan(
         }
     }
 
-    let deps = file_deps(stack);
+    let deps = deps_of(stack);
     let mut changes: Vec<Change> = Vec::new();
     let mut actions: BTreeMap<String, Action> = BTreeMap::new();
 
     for id in graph::topo_order(&deps) {
         let spec = &stack.resources[&id];
-        let kind = catalog.get(spec.schema.kind).ok_or_else(|| PlanError {
-            id: id.clone(),
-            message: format!("unknown kind `{}`", spec.schema.kind),
-        })?;
+        let kind = catalog
+            .get(spec.schema.kind)
+            .or_else(|| rules_nodes::kind(spec.schema.kind))
+            .ok_or_else(|| PlanError {
+                id: id.clone(),
+                message: format!("unknown kind `{}`", spec.schema.kind),
+            })?;
         let lookup = |dep: &str, attr: &str| -> Option<String> {
             match actions.get(dep) {
                 Some(Action::Create | Action::Replace) | None => None,
@@ -344,6 +360,8 @@ pub fn plan(
                 }
             }
         };
+        let mut change = change;
+        rules_nodes::replace_with_peer(&mut change, &deps[&id], &actions);
         if spec.protect && matches!(change.action, Action::Replace) {
             return Err(protected(&change));
         }
@@ -407,6 +425,7 @@ fn protected(change: &Change) -> PlanError {
 /// Plan deleting every live resource (the `destroy` command). `file_deps` adds the order the
 /// stack file declares, when it is available. Protected resources refuse the whole destroy.
 pub fn destroy_plan(live: &[Live], file_deps: Deps) -> Result<Plan, PlanError> {
+    let live = &rules_nodes::split_live(live)[..];
     let changes: Vec<Change> = live.iter().map(deletion).collect();
     if let Some(l) = live.iter().find(|l| is_protected_live(l)) {
         return Err(protected(&deletion(l)));

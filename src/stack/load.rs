@@ -20,6 +20,8 @@ use super::{Expr, OutputSpec, Part, ResourceSpec, Stack, literal};
 
 /// More problems than this are counted, not shown: past a point they are mostly consequences.
 pub const MAX_PROBLEMS: usize = 20;
+/// In a reference property that takes the resource's own kind, the resource itself.
+const SELF: &str = "self";
 /// AWS allows 50 tags per resource; mskctl adds `mskctl:stack`, `mskctl:id` and `Name`.
 const MAX_TAGS: usize = 40;
 const TOP_KEYS: &[&str] = &[
@@ -861,6 +863,15 @@ impl<'a> Loader<'a> {
         out
     }
 
+    /// Whether a reference property taking `kinds` may name the current resource as `self`:
+    /// only where the resource's own kind is one it takes (a security group's rule peer).
+    fn own_kind_fits(&self, kinds: &[&str]) -> bool {
+        self.current
+            .as_ref()
+            .and_then(|c| self.ids.get(c).copied().flatten())
+            .is_some_and(|schema| kinds.contains(&schema.kind))
+    }
+
     /// Whether `id` is a resource other than the current one; reports otherwise. Records the
     /// reference for the cycle report.
     fn check_target(&mut self, id: &str, span: Range<usize>, kinds: Option<&[&str]>) -> bool {
@@ -890,11 +901,17 @@ impl<'a> Loader<'a> {
         }
         if let Some(current) = &self.current {
             if current == id {
+                let help = match kinds {
+                    Some(kinds) if self.own_kind_fits(kinds) => format!(
+                        "write `{SELF}` for the resource itself (a rule admitting the group's own members)"
+                    ),
+                    _ => "a resource cannot depend on its own attributes: AWS assigns them only once it exists".into(),
+                };
                 self.err(
                     span,
                     format!("resource `{id}` refers to itself"),
                     "self-reference",
-                    Some("a resource cannot depend on its own attributes: AWS assigns them only once it exists".into()),
+                    Some(help),
                 );
                 return false;
             }
@@ -1212,6 +1229,11 @@ impl<'a> Loader<'a> {
         } else {
             s.text.clone()
         };
+        if text == SELF && self.own_kind_fits(kinds) {
+            // The resource itself (a security group's rule admitting its own members): no
+            // dependency, the kind resolves it to its own id.
+            return Some(Expr::lit(text));
+        }
         if let Some(target) = self.ids.get(&text).copied() {
             if let Some(schema) = target
                 && !kinds.is_empty()
@@ -1591,7 +1613,10 @@ impl<'a> Loader<'a> {
             .map(|(id, r)| {
                 (
                     id.clone(),
-                    r.dependencies().into_iter().collect::<BTreeSet<_>>(),
+                    self.rules
+                        .dependencies(r)
+                        .into_iter()
+                        .collect::<BTreeSet<_>>(),
                 )
             })
             .collect();
@@ -2693,5 +2718,104 @@ resources:
                 prop_assert!(!e.problems().is_empty());
             }
         }
+    }
+
+    /// A group admitting itself (`self`) and two groups naming each other are no cycle: the
+    /// rules naming other groups are created after every group. Real cycles still are, and a
+    /// rule naming something other than a security group is an error at its place.
+    #[test]
+    fn security_groups_name_themselves_and_each_other_without_a_cycle() {
+        let src = r#"stack: sg
+resources:
+  vpc: {type: vpc, cidr_block: 10.10.0.0/16}
+  client:
+    type: security_group
+    vpc: vpc
+    description: clients
+    ingress: [{protocol: all, source_security_group: self}]
+    egress: [{protocol: tcp, from_port: 9098, source_security_group: "${cluster.id}"}]
+  cluster:
+    type: security_group
+    vpc: vpc
+    description: brokers
+    ingress:
+      - {protocol: tcp, from_port: 9098, source_security_group: client}
+"#;
+        let load = |src: &str| load_str(Path::new("sg.yaml"), src, &BTreeMap::new(), &real());
+        let stack = load(src).unwrap();
+        let peer = |id: &str, prop: &str| match &stack.resources[id].props[prop] {
+            Expr::List(items) => match &items[0] {
+                Expr::Map(m) => m["source_security_group"].clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(peer("client", "ingress"), Expr::lit("self"));
+        assert_eq!(
+            peer("cluster", "ingress"),
+            Expr::Ref {
+                id: "client".into(),
+                attr: "id".into()
+            }
+        );
+        // Still a dependency of the file (the rules need both groups), only not of the group.
+        assert_eq!(stack.resources["cluster"].dependencies(), ["client", "vpc"]);
+        assert_eq!(real().dependencies(&stack.resources["cluster"]), ["vpc"]);
+
+        let cycle = format!(
+            "{src}  a: {{type: sqs_queue, depends_on: [b]}}\n  b: {{type: sqs_queue, depends_on: [a]}}\n"
+        );
+        assert_eq!(
+            load(&cycle).unwrap_err().to_string(),
+            "sg.yaml:16:37: dependency cycle: a → b → a"
+        );
+        // Groups that need each other for their own creation are a real cycle too.
+        let groups = src
+            .replace(
+                "description: brokers",
+                "description: brokers\n    depends_on: [client]",
+            )
+            .replace(
+                "description: clients",
+                "description: clients\n    tags: {Peer: \"${cluster.id}\"}",
+            );
+        assert!(
+            load(&groups)
+                .unwrap_err()
+                .to_string()
+                .contains("dependency cycle: client → cluster → client"),
+            "{}",
+            load(&groups).unwrap_err()
+        );
+
+        let wrong = load(&src.replace(
+            "source_security_group: client}",
+            "source_security_group: vpc}",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "sg.yaml:15:65: `vpc` is a vpc, but this field takes a security_group"
+        );
+        let own = load(&src.replace(
+            "source_security_group: client}",
+            "source_security_group: cluster}",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            own.to_string(),
+            "sg.yaml:15:65: resource `cluster` refers to itself"
+        );
+        assert!(own.problems()[0].help_text().unwrap().contains("`self`"));
+        // `self` names the resource itself only where its own kind fits.
+        let elsewhere = load(&src.replace(
+            "vpc: vpc\n    description: brokers",
+            "vpc: self\n    description: brokers",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            elsewhere.to_string(),
+            "sg.yaml:12:10: unknown resource `self`"
+        );
     }
 }

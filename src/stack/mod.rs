@@ -27,6 +27,13 @@ pub trait Rules {
 
     /// A dependency cycle among ids (`a` needs `b` needs … needs `a`), if any.
     fn find_cycle(&self, deps: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>;
+
+    /// The ids a resource needs before it can be created, for the cycle check. Every reference
+    /// by default; a kind may create some references later (a security group's rules that
+    /// name other groups are authorized once all of them exist).
+    fn dependencies(&self, spec: &ResourceSpec) -> Vec<String> {
+        spec.dependencies()
+    }
 }
 
 /// A validated stack file.

@@ -1,7 +1,9 @@
 //! `security_group` on AWS: CreateSecurityGroup with tags, then one call per rule
 //! (Authorize/Revoke one rule, UpdateSecurityGroupRuleDescriptions for a description), so
 //! errors name the rule; DescribeSecurityGroups, flattened to the model's one rule per peer;
-//! DeleteSecurityGroup once dependent network interfaces have gone.
+//! DeleteSecurityGroup once dependent network interfaces have gone. [`SecurityGroupRules`]
+//! authorizes and revokes the rules that name other groups, which the planner puts in their
+//! own node (see `model::kinds::security_group`).
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
@@ -22,6 +24,10 @@ use crate::model::kinds::security_group::{
 use crate::model::{Desired, KindModel, Observed, Props, s};
 
 pub struct SecurityGroup;
+
+/// The AWS half of a group's rules node: its state is read with the group (the planner splits
+/// it off), so it has no read of its own.
+pub struct SecurityGroupRules;
 
 /// The EC2 side of a model rule (an inherent impl here keeps the SDK out of the pure half).
 impl Rule {
@@ -197,6 +203,96 @@ impl KindApi for SecurityGroup {
             })
             .await,
         )
+    }
+}
+
+#[async_trait]
+impl KindApi for SecurityGroupRules {
+    fn model(&self) -> &'static dyn KindModel {
+        &model::SecurityGroupRules
+    }
+
+    async fn read(&self, _cx: &Ctx) -> Result<Vec<Observed>, CallError> {
+        Ok(Vec::new())
+    }
+
+    async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {
+        let p = &desired.props;
+        let group_id = s(p, "group").unwrap_or_default();
+        let mut props: Props = [("group".to_string(), json!(group_id))].into();
+        for (prop, dir) in [
+            ("ingress", Direction::Ingress),
+            ("egress", Direction::Egress),
+        ] {
+            let rules = rules_of(p.get(prop));
+            let plan = RuleChanges {
+                authorize: rules.clone(),
+                ..RuleChanges::default()
+            };
+            apply_rules(cx, &desired.id, group_id, dir, &plan).await?;
+            props.insert(
+                prop.into(),
+                Value::Array(rules.iter().map(Rule::to_value).collect()),
+            );
+        }
+        Ok(Observed {
+            id: desired.id.clone(),
+            physical_id: format!("rules of {group_id}"),
+            props,
+            attrs: Default::default(),
+        })
+    }
+
+    async fn update(
+        &self,
+        cx: &Ctx,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
+        let p = &desired.props;
+        let group_id = s(p, "group").unwrap_or_default();
+        let mut props = observed.props.clone();
+        for (prop, dir) in [
+            ("ingress", Direction::Ingress),
+            ("egress", Direction::Egress),
+        ] {
+            // Egress not declared on the group: its rules are not managed.
+            if !changed.iter().any(|c| c == prop) || !p.contains_key(prop) {
+                continue;
+            }
+            let want = rules_of(p.get(prop));
+            let plan = diff_rules(&want, &rules_of(observed.props.get(prop)));
+            apply_rules(cx, &desired.id, group_id, dir, &plan).await?;
+            props.insert(
+                prop.into(),
+                Value::Array(want.iter().map(Rule::to_value).collect()),
+            );
+        }
+        Ok(Observed {
+            props,
+            ..observed.clone()
+        })
+    }
+
+    /// Revoke every rule of the node, managed direction or not: each keeps its peer group
+    /// from being deleted. A group already gone took its rules with it.
+    async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
+        let group_id = s(&observed.props, "group").unwrap_or_default();
+        for (prop, dir) in [
+            ("ingress", Direction::Ingress),
+            ("egress", Direction::Egress),
+        ] {
+            let plan = RuleChanges {
+                revoke: rules_of(observed.props.get(prop)),
+                ..RuleChanges::default()
+            };
+            match apply_rules(cx, &observed.id, group_id, dir, &plan).await {
+                Err(e) if e.code_is("InvalidGroup.NotFound") => return Ok(()),
+                other => other?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -5,13 +5,23 @@
 //! its own. `egress` is only managed when the stack file sets it: otherwise AWS's default
 //! allow-all egress rule stays untouched; when it is set, undeclared egress (the default
 //! included) is revoked.
+//!
+//! Rules whose peer is another group (a client group and a cluster group that admit each
+//! other) would make the groups depend on each other, which no creation order satisfies. So
+//! the planner splits each group in two nodes: the group itself with its CIDR and `self` rules
+//! ([`SCHEMA`]), and `<id>.rules` ([`RULES_SCHEMA`], never written in a stack file) with the
+//! rules that name other groups. The rules node depends on its group and on every peer, so
+//! groups are created first and their cross-references after; on destroy the rules node is
+//! revoked before any of those groups is deleted (AWS refuses to delete a group another
+//! group's rule names).
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{KindModel, Wanted, canonical_cidr};
+use crate::model::{KindModel, Observed, Wanted, canonical_cidr};
 use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
+use crate::stack::{Expr, ResourceSpec, literal};
 
 pub struct SecurityGroup;
 
@@ -54,7 +64,7 @@ static RULE: &[Prop] = &[
             literal: true,
         },
         Update::InPlace,
-        "Peer security group (logical id, or an sg-… id).",
+        "Peer security group: `self` (the group itself), the logical id of another group, or an sg-… id.",
     ),
     opt(
         "description",
@@ -108,6 +118,156 @@ pub static SCHEMA: Schema = Schema {
     attrs: &["id"],
     taggable: true,
 };
+
+/// The rules of one security group that name other groups as their peer: planned as their
+/// own node so that groups referencing each other need no impossible creation order.
+pub static RULES_SCHEMA: Schema = Schema {
+    kind: "security_group_rules",
+    doc: "The rules of a security group that name other groups (derived from the group's `ingress` and `egress`; not written in a stack file).",
+    props: &[
+        req(
+            "group",
+            Ty::Ref {
+                kinds: &["security_group"],
+                attr: "id",
+                literal: true,
+            },
+            Update::Replace,
+            "The group the rules belong to.",
+        ),
+        dflt(
+            "ingress",
+            Ty::List(&Ty::Object(RULE)),
+            Update::InPlace,
+            "[]",
+            "Inbound rules naming other groups.",
+        ),
+        opt(
+            "egress",
+            Ty::List(&Ty::Object(RULE)),
+            Update::InPlace,
+            "Outbound rules naming other groups; not managed when the group's `egress` is not.",
+        ),
+    ],
+    attrs: &[],
+    taggable: false,
+};
+
+/// `source_security_group: self`: the group the rule belongs to.
+pub const SELF: &str = "self";
+
+/// The logical id of a group's rules node: `<group id>.rules` (a `.` never occurs in a
+/// logical id, so it cannot clash with a resource of the file).
+pub fn rules_id(group_id: &str) -> String {
+    format!("{group_id}.rules")
+}
+
+/// Whether a rule as written names another group as its peer (not `self`, not a CIDR).
+fn names_other_group(rule: &Expr) -> bool {
+    let Expr::Map(fields) = rule else {
+        return false;
+    };
+    match fields.get("source_security_group") {
+        None | Some(Expr::Null) => false,
+        Some(Expr::Str(parts)) => literal(parts).as_deref() != Some(SELF),
+        Some(_) => true,
+    }
+}
+
+/// A security group as written, split in two: the group with its CIDR and `self` rules, and
+/// its rules node with the rules that name other groups (`ingress` always, `egress` when the
+/// group manages egress). The bool says whether the group names any other group.
+pub fn split_spec(spec: &ResourceSpec) -> (ResourceSpec, ResourceSpec, bool) {
+    let mut group = spec.clone();
+    let mut rules = ResourceSpec {
+        id: rules_id(&spec.id),
+        schema: &RULES_SCHEMA,
+        props: [(
+            "group".to_string(),
+            Expr::Ref {
+                id: spec.id.clone(),
+                attr: "id".into(),
+            },
+        )]
+        .into(),
+        depends_on: Vec::new(),
+        protect: false,
+    };
+    let mut any = false;
+    for prop in ["ingress", "egress"] {
+        let Some(Expr::List(items)) = spec.props.get(prop) else {
+            if prop == "ingress" {
+                rules.props.insert(prop.into(), Expr::List(Vec::new()));
+            }
+            continue;
+        };
+        let (peers, own): (Vec<Expr>, Vec<Expr>) =
+            items.iter().cloned().partition(names_other_group);
+        any |= !peers.is_empty();
+        group.props.insert(prop.into(), Expr::List(own));
+        rules.props.insert(prop.into(), Expr::List(peers));
+    }
+    (group, rules, any)
+}
+
+/// Logical ids a security group as written depends on for its own creation: every reference
+/// except the peers of rules that name other groups (those belong to its rules node).
+pub fn group_dependencies(spec: &ResourceSpec) -> Vec<String> {
+    split_spec(spec).0.dependencies()
+}
+
+/// A live group, split like [`split_spec`]: the group with its other rules, and a rules node
+/// when it has rules naming other groups (ingress or egress, managed or not, since any of them
+/// keeps the peer from being deleted).
+pub fn split_observed(observed: &Observed) -> (Observed, Option<Observed>) {
+    let mut group = observed.clone();
+    let mut rules = Observed {
+        id: rules_id(&observed.id),
+        // Not an AWS id, so nothing takes the rules node for the owner of the group's id.
+        physical_id: format!("rules of {}", observed.physical_id),
+        props: [(
+            "group".to_string(),
+            Value::String(observed.physical_id.clone()),
+        )]
+        .into(),
+        attrs: BTreeMap::new(),
+    };
+    let mut any = false;
+    for prop in ["ingress", "egress"] {
+        let items = observed
+            .props
+            .get(prop)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let (peers, own): (Vec<Value>, Vec<Value>) = items.into_iter().partition(|r| {
+            r.get("source_security_group")
+                .and_then(Value::as_str)
+                .is_some_and(|g| g != SELF)
+        });
+        any |= !peers.is_empty();
+        group.props.insert(prop.into(), Value::Array(own));
+        rules.props.insert(prop.into(), Value::Array(peers));
+    }
+    (group, any.then_some(rules))
+}
+
+/// The pure half of the rules node ([`RULES_SCHEMA`]).
+pub struct SecurityGroupRules;
+
+impl KindModel for SecurityGroupRules {
+    fn schema(&self) -> &'static Schema {
+        &RULES_SCHEMA
+    }
+
+    fn normalize(&self, prop: &str, value: &Value) -> Value {
+        SecurityGroup.normalize(prop, value)
+    }
+
+    fn check(&self, props: &Wanted) -> Result<(), String> {
+        SecurityGroup.check(props)
+    }
+}
 
 /// The other side of a rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -426,6 +586,55 @@ mod tests {
                 .unwrap_err()
                 .contains("greater")
         );
+    }
+
+    #[test]
+    fn split_keeps_cidr_and_self_rules_with_the_group_and_moves_other_groups() {
+        let rule = |peer: Expr| {
+            Expr::Map(
+                [
+                    ("protocol".to_string(), Expr::lit("tcp")),
+                    ("source_security_group".to_string(), peer),
+                ]
+                .into(),
+            )
+        };
+        let cidr = Expr::Map([("cidr".to_string(), Expr::lit("10.0.0.0/8"))].into());
+        let peer = Expr::Ref {
+            id: "client".into(),
+            attr: "id".into(),
+        };
+        let spec = ResourceSpec {
+            id: "cluster".into(),
+            schema: &SCHEMA,
+            props: [(
+                "ingress".to_string(),
+                Expr::List(vec![
+                    rule(Expr::lit(SELF)),
+                    rule(peer.clone()),
+                    rule(Expr::lit("sg-0e1e")),
+                    cidr.clone(),
+                ]),
+            )]
+            .into(),
+            depends_on: Vec::new(),
+            protect: false,
+        };
+        let (group, rules, names_others) = split_spec(&spec);
+        assert!(names_others);
+        assert_eq!(
+            group.props["ingress"],
+            Expr::List(vec![rule(Expr::lit(SELF)), cidr])
+        );
+        assert_eq!(
+            rules.props["ingress"],
+            Expr::List(vec![rule(peer), rule(Expr::lit("sg-0e1e"))])
+        );
+        // Egress not declared: not managed on either node.
+        assert!(!group.props.contains_key("egress") && !rules.props.contains_key("egress"));
+        assert_eq!(rules.id, "cluster.rules");
+        assert_eq!(rules.dependencies(), ["cluster", "client"]);
+        assert_eq!(group_dependencies(&spec), Vec::<String>::new());
     }
 
     #[test]

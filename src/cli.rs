@@ -19,7 +19,7 @@ pub struct Cli {
     pub region: Option<String>,
 
     /// Named AWS profile from ~/.aws/config
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "MSKCTL_PROFILE")]
     pub profile: Option<String>,
 
     #[command(subcommand)]
@@ -43,6 +43,13 @@ pub enum Command {
     Kinds(KindsArgs),
     /// Break the stack lock left by an apply or destroy that was killed (shows who held it)
     Unlock(UnlockArgs),
+    /// Print the stack's dependency graph (Graphviz dot or Mermaid), from the file alone
+    Graph(GraphArgs),
+    /// Write a starter stack (VPC, MSK Serverless, pipe → Lambda with an SQS dead-letter
+    /// queue) and its handler into DIR
+    Init(InitArgs),
+    /// Print a shell completion script: `mskctl completions bash > ~/.local/share/bash-completion/completions/mskctl`
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -56,9 +63,23 @@ pub struct StackArgs {
     )]
     pub file: PathBuf,
 
-    /// Override a parameter: --var name=value (repeatable)
+    /// Override a parameter: --var name=value (repeatable; wins over --var-file)
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+
+    /// Read parameter values from FILE: YAML (`name: value`, for .yaml/.yml/.json) or
+    /// `name=value` lines (repeatable; later files win; --var wins over all)
+    #[arg(long = "var-file", value_name = "FILE", env = "MSKCTL_VAR_FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+/// `--target ID` of plan, apply and destroy.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Act only on this resource (logical id) and what it depends on (destroy: what depends
+    /// on it); repeatable. The rest of the stack is not considered
+    #[arg(long = "target", value_name = "ID")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +104,9 @@ pub struct PlanArgs {
     /// parameters, code or live state move in between). Holds no secret values
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -101,8 +125,11 @@ pub struct ApplyArgs {
     pub auto_approve: bool,
 
     /// Maximum number of resources changed at the same time
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 10, env = "MSKCTL_PARALLELISM", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     #[command(flatten)]
     pub run: RunArgs,
@@ -118,8 +145,11 @@ pub struct DestroyArgs {
     pub auto_approve: bool,
 
     /// Maximum number of resources changed at the same time
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 10, env = "MSKCTL_PARALLELISM", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     #[command(flatten)]
     pub run: RunArgs,
@@ -130,12 +160,17 @@ pub struct DestroyArgs {
 pub struct RunArgs {
     /// When another run holds the stack lock, wait up to DURATION for it (e.g. 30s, 5m);
     /// 0 fails at once
-    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0", env = "MSKCTL_LOCK_TIMEOUT", value_parser = parse_duration)]
     pub lock_timeout: Duration,
 
     /// Stop after DURATION in total (e.g. 20m): release the lock and exit 1; a re-run resumes
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", env = "MSKCTL_TIMEOUT", value_parser = parse_positive_duration)]
     pub timeout: Option<Duration>,
+
+    /// Print only errors and the final summary (no plan unless a confirmation needs it, no
+    /// progress, no outputs)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +191,40 @@ pub struct OutputsArgs {
     /// Print a JSON object instead of `name = value` lines
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Output format: Graphviz `dot` (render with `dot -Tsvg`) or `mermaid` (Markdown)
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to write `mskctl.yaml` and `functions/` into (created if missing); existing
+    /// files are never overwritten
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// The stack's name (tags, IAM role path); defaults to the directory's name
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate completions for
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

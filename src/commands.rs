@@ -1,7 +1,7 @@
 //! One function per command: load the stack, read live state, plan, confirm, run the engine,
 //! report. Returns the process exit code; errors become messages in `main`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,17 +13,23 @@ use crate::aws::kinds as aws_kinds;
 use crate::aws::provider::AwsProvider;
 use crate::aws::{Clients, Ctx, Target};
 use crate::cli::{
-    ApplyArgs, Cli, Command, DestroyArgs, OutputsArgs, PlanArgs, StackArgs, UnlockArgs,
+    ApplyArgs, Cli, Command, DestroyArgs, GraphArgs, InitArgs, OutputsArgs, PlanArgs, StackArgs,
+    UnlockArgs,
 };
 use crate::engine::{self, Event, Outcome, Reporter};
 use crate::guard::RunGuard;
 use crate::model::{self, Artifacts, Catalog, Facts, Val};
 use crate::package;
 use crate::plan::saved::{self, SavedPlan, Sources};
+use crate::plan::target::{self, Direction};
 use crate::plan::{self, Action, Live, Plan, render};
 use crate::stack::schema::{Prop, Ty, Update};
 use crate::stack::{self, Stack};
-use crate::ui::LineReporter;
+use crate::ui;
+
+mod graph;
+mod init;
+mod vars;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -44,6 +50,9 @@ pub async fn run(cli: Cli, guard: Arc<RunGuard>) -> Result<i32> {
         Command::Outputs(args) => outputs_cmd(&target, &args, &guard).await,
         Command::Kinds(args) => kinds_cmd(args.kind.as_deref()),
         Command::Unlock(args) => unlock_cmd(&target, &args).await,
+        Command::Graph(args) => graph_cmd(&args),
+        Command::Init(args) => init_cmd(&args, cli.region.as_deref()),
+        Command::Completions(args) => completions_cmd(args.shell),
     }
 }
 
@@ -64,8 +73,10 @@ struct Loaded {
     text: Vec<u8>,
 }
 
-fn load(file: &Path, vars: &[(String, String)], need: Need) -> Result<Loaded> {
-    let vars: BTreeMap<String, String> = vars.iter().cloned().collect();
+fn load(file: &Path, args: &StackArgs, need: Need) -> Result<Loaded> {
+    // --var-file values, then --var flags: a later value of the same name wins.
+    let vars = vars::merged(&args.var_files, &args.vars).map_err(|e| miette!("{e}"))?;
+    let vars: BTreeMap<String, String> = vars.into_iter().collect();
     let catalog = model::kinds::catalog();
     let checks = plan::Checks::new(catalog.clone());
     let stack = match need {
@@ -89,7 +100,7 @@ fn load(file: &Path, vars: &[(String, String)], need: Need) -> Result<Loaded> {
 }
 
 fn validate(args: &StackArgs) -> Result<i32> {
-    let loaded = load(&args.file, &args.vars, Need::Everything)?;
+    let loaded = load(&args.file, args, Need::Everything)?;
     let stack = &loaded.stack;
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for r in stack.resources.values() {
@@ -120,9 +131,21 @@ struct Session {
     facts: Facts,
     live: Vec<Live>,
     reporter: Arc<dyn Reporter>,
+    /// The progress view behind `reporter` (live lines or plain lines, summary table).
+    progress: Arc<ui::Progress>,
 }
 
 async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Session> {
+    session_with(target, loaded, guard, false).await
+}
+
+/// A session whose progress view is quiet (`--quiet`: only errors and the final summary).
+async fn session_with(
+    target: &Target,
+    loaded: Loaded,
+    guard: &RunGuard,
+    quiet: bool,
+) -> Result<Session> {
     let stack = &loaded.stack;
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
@@ -137,7 +160,8 @@ async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Se
         region: aws.region.clone(),
         account_id,
     };
-    let reporter: Arc<dyn Reporter> = guard.track(Arc::new(LineReporter::new()));
+    let progress = Arc::new(ui::Progress::new(ui::Options::detect(quiet)));
+    let reporter: Arc<dyn Reporter> = guard.track(progress.clone());
     let progress_reporter = reporter.clone();
     let cx = Arc::new(Ctx::new(
         aws.clone(),
@@ -161,6 +185,7 @@ async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Se
         facts,
         live,
         reporter,
+        progress,
     })
 }
 
@@ -184,6 +209,42 @@ fn planned_names(stack: &Stack, facts: &Facts) -> BTreeMap<String, Vec<String>> 
 fn make_plan(s: &Session) -> Result<Plan> {
     let l = &s.loaded;
     plan::plan(&l.stack, &s.live, &l.catalog, &s.facts, &l.artifacts).map_err(|e| miette!("{e}"))
+}
+
+/// `--target`: narrow `plan` to the targets and their closure, warning on stderr that the
+/// rest of the stack was not considered. No targets: the plan as it is.
+fn narrow(s: &Session, plan: Plan, targets: &[String], direction: Direction) -> Result<Plan> {
+    if targets.is_empty() {
+        return Ok(plan);
+    }
+    let known: BTreeSet<String> = s
+        .loaded
+        .stack
+        .resources
+        .keys()
+        .cloned()
+        .chain(s.live.iter().map(|l| l.observed.id.clone()))
+        .collect();
+    let t = target::select(plan, targets, &known, direction).map_err(|e| miette!("{e}"))?;
+    let extra: Vec<&String> = t.kept.iter().filter(|k| !targets.contains(k)).collect();
+    let with = match (direction, extra.is_empty()) {
+        (_, true) => String::new(),
+        (Direction::Dependencies, false) => format!(" and what they depend on ({})", join(&extra)),
+        (Direction::Dependents, false) => format!(" and what depends on them ({})", join(&extra)),
+    };
+    eprintln!(
+        "Warning: --target: acting only on {}{with}. The other {} resources of the stack were not considered: their changes, if any, are neither shown nor made. Run without --target to see everything.",
+        join(&targets.iter().collect::<Vec<_>>()),
+        t.left_out.len()
+    );
+    Ok(t.plan)
+}
+
+fn join(ids: &[&String]) -> String {
+    ids.iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where the stack lives, for plan headers: region and account.
@@ -241,9 +302,16 @@ fn saved_plan(s: &Session, plan: &Plan, salt: &str) -> SavedPlan {
 
 async fn plan_cmd(target: &Target, args: &PlanArgs, guard: &RunGuard) -> Result<i32> {
     let started = Instant::now();
-    let loaded = load(&args.stack.file, &args.stack.vars, Need::Everything)?;
+    let targets = &args.target.targets;
+    if !targets.is_empty() && args.out.is_some() {
+        return Err(miette!(
+            help = "save the whole plan (no --target), or apply the targets directly with `mskctl apply --target ID`",
+            "--out cannot save a plan narrowed with --target"
+        ));
+    }
+    let loaded = load(&args.stack.file, &args.stack, Need::Everything)?;
     let s = session(target, loaded, guard).await?;
-    let plan = make_plan(&s)?;
+    let plan = narrow(&s, make_plan(&s)?, targets, Direction::Dependencies)?;
     check_role_names(&s, &plan).await?;
     let name = &s.loaded.stack.name;
     if args.json {
@@ -332,16 +400,24 @@ fn read_saved(path: &Path) -> Result<SavedPlan> {
 }
 
 async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Result<i32> {
+    let targets = &args.target.targets;
+    if !targets.is_empty() && args.plan_file.is_some() {
+        return Err(miette!(
+            "--target cannot narrow a saved plan: it is applied exactly as it was reviewed"
+        ));
+    }
     let saved = args.plan_file.as_deref().map(read_saved).transpose()?;
     let file = match &saved {
         Some(saved) => PathBuf::from(&saved.stack_file),
         None => args.stack.file.clone(),
     };
-    let loaded = load(&file, &args.stack.vars, Need::Everything)?;
-    let s = session(target, loaded, guard).await?;
-    let plan = make_plan(&s)?;
+    let loaded = load(&file, &args.stack, Need::Everything)?;
+    let s = session_with(target, loaded, guard, args.run.quiet).await?;
+    let plan = narrow(&s, make_plan(&s)?, targets, Direction::Dependencies)?;
     check_role_names(&s, &plan).await?;
     let name = s.loaded.stack.name.clone();
+    // --quiet: no plan unless a person must confirm it.
+    let quiet = args.run.quiet && (args.auto_approve || saved.is_some() || !plan.has_changes());
     if let Some(saved) = &saved {
         let moved = saved.stale(&saved_plan(&s, &plan, &saved.salt));
         if !moved.is_empty() {
@@ -354,12 +430,16 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
             eprintln!("Run `mskctl plan --out FILE` again, review it, and apply the new file.");
             return Ok(EXIT_ERROR);
         }
-        println!(
-            "The saved plan {} still matches the stack file, code and live state.\n",
-            args.plan_file.as_deref().unwrap_or(Path::new("")).display()
-        );
+        if !quiet {
+            println!(
+                "The saved plan {} still matches the stack file, code and live state.\n",
+                args.plan_file.as_deref().unwrap_or(Path::new("")).display()
+            );
+        }
     }
-    print!("{}", render::render(&plan, &name, &place(&s)));
+    if !quiet {
+        print!("{}", render::render(&plan, &name, &place(&s)));
+    }
     if plan.has_changes() && saved.is_none() {
         if !confirm(
             &format!("Apply these changes to stack `{name}`?"),
@@ -368,11 +448,15 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
             println!("Apply cancelled; nothing was changed.");
             return Ok(EXIT_ERROR);
         }
-        println!();
+        if !quiet {
+            println!();
+        }
     }
     let outcome = execute(&s, &plan, args.parallelism).await;
     let code = report_outcome("Apply", &plan, &outcome);
-    print_outputs(&s.loaded.stack, &outcome.attrs, &s.facts, false);
+    if !quiet {
+        print_outputs(&s.loaded.stack, &outcome.attrs, &s.facts, false);
+    }
     Ok(code)
 }
 
@@ -385,15 +469,20 @@ async fn execute(s: &Session, plan: &Plan, parallelism: u16) -> Outcome {
         artifacts: s.loaded.artifacts.clone(),
     };
     let stop = std::future::pending::<()>();
-    engine::run(plan, s.provider.clone(), settings, s.reporter.clone(), stop).await
+    let outcome = engine::run(plan, s.provider.clone(), settings, s.reporter.clone(), stop).await;
+    s.progress.finish();
+    outcome
 }
 
 async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> Result<i32> {
-    let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
-    let s = session(target, loaded, guard).await?;
+    let loaded = load(&args.stack.file, &args.stack, Need::StackOnly)?;
+    let s = session_with(target, loaded, guard, args.run.quiet).await?;
+    let quiet = args.run.quiet && args.auto_approve;
     let name = s.loaded.stack.name.clone();
+    let targets = &args.target.targets;
     let plan = plan::destroy_plan(&s.live, plan::file_deps(&s.loaded.stack))
         .map_err(|e| miette!("{e}"))?;
+    let plan = narrow(&s, plan, targets, Direction::Dependents)?;
     if !plan.has_changes() {
         println!(
             "Nothing to destroy: no resource in {} is tagged with stack `{name}`.",
@@ -401,18 +490,32 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
         );
         return Ok(EXIT_OK);
     }
-    print!("{}", render::render(&plan, &name, &place(&s)));
-    let question = format!("Destroy all {} resources of stack `{name}`?", s.live.len());
+    if !quiet {
+        print!("{}", render::render(&plan, &name, &place(&s)));
+    }
+    let question = if targets.is_empty() {
+        format!("Destroy all {} resources of stack `{name}`?", s.live.len())
+    } else {
+        format!(
+            "Destroy {} resources of stack `{name}`?",
+            plan.count(Action::Delete)
+        )
+    };
     if !confirm(&question, args.auto_approve)? {
         println!("Destroy cancelled; nothing was changed.");
         return Ok(EXIT_ERROR);
     }
-    println!();
+    if !quiet {
+        println!();
+    }
     let outcome = execute(&s, &plan, args.parallelism).await;
     let mut code = report_outcome("Destroy", &plan, &outcome);
     if code == EXIT_OK {
-        // Trust, but verify: nothing tagged with the stack may remain.
-        let left = s.provider.read_live().await.map_err(|e| miette!("{e}"))?;
+        // Trust, but verify: nothing tagged with the stack (of the targets) may remain.
+        let mut left = s.provider.read_live().await.map_err(|e| miette!("{e}"))?;
+        if !targets.is_empty() {
+            left.retain(|l| plan.changes.iter().any(|c| c.id == l.observed.id));
+        }
         if !left.is_empty() {
             let ids: Vec<String> = left
                 .iter()
@@ -423,6 +526,17 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
                 ids.join(", ")
             );
             code = EXIT_ERROR;
+        } else if !quiet && targets.is_empty() {
+            println!(
+                "Checked: nothing tagged with stack `{name}` is left in {}.",
+                s.cx.region
+            );
+        } else if !quiet {
+            println!(
+                "Checked: none of the {} destroyed resources is left in {}.",
+                plan.count(Action::Delete),
+                s.cx.region
+            );
         }
     }
     Ok(code)
@@ -523,7 +637,7 @@ fn print_outputs(
 }
 
 async fn outputs_cmd(target: &Target, args: &OutputsArgs, guard: &RunGuard) -> Result<i32> {
-    let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
+    let loaded = load(&args.stack.file, &args.stack, Need::StackOnly)?;
     let s = session(target, loaded, guard).await?;
     let attrs: BTreeMap<String, BTreeMap<String, String>> = s
         .live
@@ -550,7 +664,7 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs, guard: &RunGuard) -> R
 /// machine gone). Shows the holder first; asks on a terminal, needs `--force` without one.
 async fn unlock_cmd(target: &Target, args: &UnlockArgs) -> Result<i32> {
     use crate::aws::lock::Break;
-    let loaded = load(&args.stack.file, &args.stack.vars, Need::StackOnly)?;
+    let loaded = load(&args.stack.file, &args.stack, Need::StackOnly)?;
     let stack = &loaded.stack;
     let aws = Clients::connect(target, stack.region.as_deref())
         .await
@@ -604,6 +718,56 @@ async fn unlock_cmd(target: &Target, args: &UnlockArgs) -> Result<i32> {
             now.describe()
         )),
     }
+}
+
+/// `mskctl graph`: the dependency graph from the file alone (no AWS call, no code needed).
+fn graph_cmd(args: &GraphArgs) -> Result<i32> {
+    let loaded = load(&args.stack.file, &args.stack, Need::StackOnly)?;
+    let stack = &loaded.stack;
+    let nodes: Vec<graph::Node> = stack
+        .resources
+        .values()
+        .map(|r| graph::Node {
+            id: &r.id,
+            kind: r.schema.kind,
+        })
+        .collect();
+    print!(
+        "{}",
+        graph::render(&stack.name, &nodes, &plan::file_deps(stack), args.format)
+    );
+    Ok(EXIT_OK)
+}
+
+/// `mskctl init [DIR]`: the starter stack and its handler.
+fn init_cmd(args: &InitArgs, region: Option<&str>) -> Result<i32> {
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => init::stack_name(&args.dir),
+    };
+    let written = init::write(&args.dir, &name, region).map_err(|e| miette!("{e}"))?;
+    println!("Wrote a starter stack `{name}`:");
+    for path in &written {
+        println!("  {}", path.display());
+    }
+    let file = args.dir.join("mskctl.yaml");
+    let f = if args.dir == Path::new(".") {
+        String::new()
+    } else {
+        format!(" -f {}", file.display())
+    };
+    println!(
+        "\nNext: mskctl validate{f}   then   mskctl plan{f}   (AWS credentials and a region needed from plan on)"
+    );
+    Ok(EXIT_OK)
+}
+
+/// `mskctl completions SHELL`: the completion script on stdout.
+fn completions_cmd(shell: clap_complete::Shell) -> Result<i32> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "mskctl", &mut std::io::stdout());
+    Ok(EXIT_OK)
 }
 
 /// `mskctl kinds [KIND]`: the schemas, as a quick reference next to docs/stack-file.md.

@@ -60,6 +60,9 @@ impl RunGuard {
             Command::Outputs(a) => ("outputs", a.stack.file.clone(), None),
             Command::Unlock(a) => ("unlock", a.stack.file.clone(), None),
             Command::Kinds(_) => ("kinds", PathBuf::new(), None),
+            Command::Graph(a) => ("graph", a.stack.file.clone(), None),
+            Command::Init(_) => ("init", PathBuf::new(), None),
+            Command::Completions(_) => ("completions", PathBuf::new(), None),
         };
         RunGuard {
             command,

@@ -158,18 +158,19 @@ where
 {
     let start = Instant::now();
     let mut delays = pacing(Duration::from_secs(15));
+    let mut said = Said::default();
     loop {
         match call().await {
             Err(err) if transient.matches(&err) && start.elapsed() < transient.budget => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(15));
-                cx.progress(
+                said.say(
+                    cx,
                     id,
-                    &format!(
-                        "{} returned {}: retrying because {} ({}s elapsed)",
+                    format!(
+                        "{} returned {}: retrying because {}",
                         err.op,
                         err.code.as_deref().unwrap_or("an error"),
                         transient.why,
-                        start.elapsed().as_secs()
                     ),
                 );
                 tokio::time::sleep(delay).await;
@@ -209,13 +210,12 @@ where
                 cx.progress(
                     id,
                     &format!(
-                        "{} ended {}: {}; deleting it and creating it again because {} (attempt {}/{attempts}, {}s elapsed)",
+                        "{} ended {}: {}; deleting it and creating it again because {} (attempt {}/{attempts})",
                         err.op,
                         err.code.as_deref().unwrap_or("failed"),
                         err.message,
                         transient.why,
                         n + 1,
-                        start.elapsed().as_secs()
                     ),
                 );
                 undo().await?;
@@ -234,7 +234,9 @@ pub enum Poll<T> {
     Pending(String),
 }
 
-/// Poll `check` until it is ready, reporting "`what`: STATE (Ns)" for `id`; fail after `timeout`.
+/// Poll `check` until it is ready, reporting "`what`: STATE" for `id` each time the state
+/// changes (not on every poll: the reporter shows timestamps and elapsed time); fail after
+/// `timeout`.
 pub async fn wait_for<T, F, Fut>(
     cx: &Ctx,
     id: &str,
@@ -248,6 +250,7 @@ where
 {
     let start = Instant::now();
     let mut delays = pacing(Duration::from_secs(10));
+    let mut said = Said::default();
     loop {
         match check().await? {
             Poll::Ready(v) => return Ok(v),
@@ -262,19 +265,48 @@ where
                         ),
                     ));
                 }
-                cx.progress(
-                    id,
-                    &format!("{what}: {state} ({}s elapsed)", elapsed.as_secs()),
-                );
+                said.say(cx, id, format!("{what}: {state}"));
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
             }
         }
     }
 }
 
+/// The last progress line a wait or retry loop reported: a poll or retry that finds the same
+/// state says nothing, so a wait of minutes prints one line per state change, not per poll.
+#[derive(Default)]
+struct Said(Option<String>);
+
+impl Said {
+    fn say(&mut self, cx: &Ctx, id: &str, line: String) {
+        if self.changed(&line) {
+            cx.progress(id, &line);
+        }
+    }
+
+    /// True (and remembered) when `line` differs from the last one said.
+    fn changed(&mut self, line: &str) -> bool {
+        if self.0.as_deref() == Some(line) {
+            return false;
+        }
+        self.0 = Some(line.to_string());
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_report_state_changes_not_every_poll() {
+        let mut said = Said::default();
+        let polls = [
+            "CREATING", "CREATING", "CREATING", "UPDATING", "UPDATING", "CREATING",
+        ];
+        let reported: Vec<&str> = polls.iter().copied().filter(|p| said.changed(p)).collect();
+        assert_eq!(reported, ["CREATING", "UPDATING", "CREATING"]);
+    }
 
     fn err(code: &str, message: &str) -> CallError {
         CallError::new("CreateFunction", Some(code), message)

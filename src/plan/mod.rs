@@ -6,6 +6,7 @@
 pub mod render;
 mod rules_nodes;
 pub mod saved;
+pub mod target;
 
 use std::collections::{BTreeMap, BTreeSet};
 

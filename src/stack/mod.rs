@@ -3,7 +3,7 @@
 
 pub mod load;
 pub mod schema;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -149,6 +149,12 @@ pub fn mskctl_at(url: &str) -> Command {
         "AWS_SESSION_TOKEN",
         "MSKCTL_FILE",
         "MSKCTL_REGION",
+        "MSKCTL_PROFILE",
+        "MSKCTL_VAR_FILE",
+        "MSKCTL_PARALLELISM",
+        "MSKCTL_LOCK_TIMEOUT",
+        "MSKCTL_TIMEOUT",
+        "NO_COLOR",
     ] {
         cmd.env_remove(var);
     }

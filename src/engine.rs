@@ -286,12 +286,21 @@ async fn walk(
     let parallelism = parallelism.max(1);
     let mut outcome = Outcome::default();
     let mut finished: BTreeMap<String, bool> = BTreeMap::new(); // key → succeeded
+    // key of an operation that did not complete → the logical id of the failure behind it.
+    let mut roots: BTreeMap<String, String> = BTreeMap::new();
     let mut running: JoinSet<Done> = JoinSet::new();
     let mut in_flight: BTreeMap<String, (String, OpKind)> = BTreeMap::new();
     tokio::pin!(stop);
 
     loop {
-        skip_blocked(&shared, &mut ops, &deps, &mut finished, &mut outcome);
+        skip_blocked(
+            &shared,
+            &mut ops,
+            &deps,
+            &mut finished,
+            &mut roots,
+            &mut outcome,
+        );
         let ready: Vec<String> = ops
             .keys()
             .filter(|k| deps[*k].iter().all(|d| finished.get(d) == Some(&true)))
@@ -325,6 +334,9 @@ async fn walk(
             joined = running.join_next() => match joined {
                 Some(Ok((k, id, op, result))) => {
                     in_flight.remove(&k);
+                    if result.is_err() {
+                        roots.insert(k.clone(), id.clone());
+                    }
                     finished.insert(k, result.is_ok());
                     match result {
                         Ok(()) => outcome.done += 1,
@@ -357,12 +369,14 @@ async fn walk(
     outcome
 }
 
-/// Skip operations whose dependency failed or was skipped, transitively.
+/// Skip operations whose dependency failed or was skipped, transitively. The event names the
+/// failure at the root (`role`, not the skipped `esm` in between); the outcome names both.
 fn skip_blocked(
     shared: &Shared,
     ops: &mut BTreeMap<String, Op>,
     deps: &Deps,
     finished: &mut BTreeMap<String, bool>,
+    roots: &mut BTreeMap<String, String>,
     outcome: &mut Outcome,
 ) {
     loop {
@@ -385,16 +399,26 @@ fn skip_blocked(
                 .map(|(_, id)| id)
                 .unwrap_or(&because)
                 .to_string();
+            let root = roots
+                .get(&because)
+                .cloned()
+                .unwrap_or_else(|| because_id.clone());
+            let message = if root == because_id {
+                format!("skipped because `{because_id}` failed")
+            } else {
+                format!("skipped because `{because_id}` was skipped (after `{root}` failed)")
+            };
             shared.reporter.event(Event::Skipped {
                 id: op.id.clone(),
                 op: op.op,
-                because: because_id.clone(),
+                because: root.clone(),
             });
             outcome.skipped.push(Failure {
                 id: op.id,
                 op: op.op,
-                message: format!("skipped because `{because_id}` did not complete"),
+                message,
             });
+            roots.insert(k.clone(), root);
             finished.insert(k, false);
         }
     }

@@ -252,6 +252,12 @@ async fn a_failure_skips_only_its_dependents() {
     let skipped: Vec<&str> = outcome.skipped.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(skipped, ["function", "mapping"]);
     assert!(outcome.skipped[1].message.contains("`function`"));
+    // A skip caused by a skip says so and names the failure at the root.
+    assert_eq!(outcome.skipped[0].message, "skipped because `role` failed");
+    assert_eq!(
+        outcome.skipped[1].message,
+        "skipped because `function` was skipped (after `role` failed)"
+    );
     assert_eq!(outcome.done, 1, "the independent queue is still created");
     assert!(fake.log().contains(&"end create queue".to_string()));
     assert!(!fake.log().iter().any(|l| l.contains("function")));

@@ -462,6 +462,43 @@ async fn msk_esm_endpoints_example_round_trips_without_a_nat_gateway() {
             want("sts", "Interface"),
         ]
     );
+    // The endpoints admit HTTPS from the pollers' group (the cluster's), as the docs ask.
+    let groups = ec2
+        .describe_security_groups()
+        .filters(stack.clone())
+        .send()
+        .await
+        .unwrap();
+    let by_id = |id: &str| {
+        groups
+            .security_groups()
+            .iter()
+            .find(|g| tag(g.tags(), "mskctl:id") == Some(id))
+            .cloned()
+            .unwrap()
+    };
+    let kafka_sg = by_id("kafka_sg").group_id().unwrap().to_string();
+    let https: Vec<(Option<i32>, Vec<String>)> = by_id("endpoint_sg")
+        .ip_permissions()
+        .iter()
+        .map(|p| {
+            (
+                p.from_port(),
+                p.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(String::from))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(https, [(Some(443), vec![kafka_sg])]);
+    for e in endpoints.vpc_endpoints() {
+        if e.vpc_endpoint_type().map(|t| t.as_str()) == Some("Interface") {
+            let groups: Vec<&str> = e.groups().iter().filter_map(|g| g.group_id()).collect();
+            assert_eq!(groups, [by_id("endpoint_sg").group_id().unwrap()]);
+            assert_eq!(e.private_dns_enabled(), Some(true));
+        }
+    }
     let nats = ec2.describe_nat_gateways().send().await.unwrap();
     assert!(nats.nat_gateways().is_empty(), "a NAT gateway exists");
     let igws = ec2

@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the stack file (syntax, types, references, cycles) without calling AWS
-    Validate(StackArgs),
+    Validate(ValidateArgs),
     /// Show what apply would change, comparing the stack file with live AWS (read-only)
     Plan(PlanArgs),
     /// Create, update, replace and delete resources until AWS matches the stack file, or apply
@@ -82,10 +82,35 @@ pub struct TargetArgs {
     pub targets: Vec<String>,
 }
 
+/// `--deny-warnings` of validate, plan and apply (the preflight rules, docs/rules.md).
+#[derive(Debug, Args, Clone)]
+pub struct PreflightArgs {
+    /// Treat preflight warnings as errors: exit 1 before any AWS call (for CI)
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub preflight: PreflightArgs,
+
+    /// Print preflight findings as JSON lines on stderr (rule, severity, message, file, line,
+    /// column, fix)
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub preflight: PreflightArgs,
 
     /// Exit 0 when there are no changes, 2 when there are, 1 on error
     #[arg(long)]
@@ -119,6 +144,9 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub preflight: PreflightArgs,
 
     /// Skip the interactive confirmation (required when stdin is not a terminal)
     #[arg(long)]

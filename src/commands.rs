@@ -14,7 +14,7 @@ use crate::aws::provider::AwsProvider;
 use crate::aws::{Clients, Ctx, Target};
 use crate::cli::{
     ApplyArgs, Cli, Command, DestroyArgs, GraphArgs, InitArgs, OutputsArgs, PlanArgs, StackArgs,
-    UnlockArgs,
+    UnlockArgs, ValidateArgs,
 };
 use crate::engine::{self, Event, Outcome, Reporter};
 use crate::guard::RunGuard;
@@ -30,6 +30,8 @@ use crate::ui;
 mod graph;
 mod init;
 mod vars;
+
+mod preflight;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -99,8 +101,17 @@ fn load(file: &Path, args: &StackArgs, need: Need) -> Result<Loaded> {
     })
 }
 
-fn validate(args: &StackArgs) -> Result<i32> {
-    let loaded = load(&args.file, args, Need::Everything)?;
+fn validate(args: &ValidateArgs) -> Result<i32> {
+    let loaded = load(&args.stack.file, &args.stack, Need::Everything)?;
+    let deny = args.preflight.deny_warnings;
+    let warnings = preflight::gate(
+        &args.stack.file,
+        &loaded.text,
+        &loaded.stack,
+        deny,
+        args.json,
+    )?;
+    let args = &args.stack;
     let stack = &loaded.stack;
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for r in stack.resources.values() {
@@ -115,6 +126,11 @@ fn validate(args: &StackArgs) -> Result<i32> {
         list.join(", "),
         stack.outputs.len()
     );
+    if warnings > 0 {
+        println!(
+            "Preflight: {warnings} warning(s), shown above (--deny-warnings makes them errors)."
+        );
+    }
     if !stack.params.is_empty() {
         // Names only: values may be secrets passed with --var.
         let names: Vec<&str> = stack.params.keys().map(String::as_str).collect();
@@ -310,6 +326,13 @@ async fn plan_cmd(target: &Target, args: &PlanArgs, guard: &RunGuard) -> Result<
         ));
     }
     let loaded = load(&args.stack.file, &args.stack, Need::Everything)?;
+    preflight::gate(
+        &args.stack.file,
+        &loaded.text,
+        &loaded.stack,
+        args.preflight.deny_warnings,
+        args.json,
+    )?;
     let s = session(target, loaded, guard).await?;
     let plan = narrow(&s, make_plan(&s)?, targets, Direction::Dependencies)?;
     check_role_names(&s, &plan).await?;
@@ -412,6 +435,13 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
         None => args.stack.file.clone(),
     };
     let loaded = load(&file, &args.stack, Need::Everything)?;
+    preflight::gate(
+        &file,
+        &loaded.text,
+        &loaded.stack,
+        args.preflight.deny_warnings,
+        false,
+    )?;
     let s = session_with(target, loaded, guard, args.run.quiet).await?;
     let plan = narrow(&s, make_plan(&s)?, targets, Direction::Dependencies)?;
     check_role_names(&s, &plan).await?;

@@ -56,7 +56,7 @@ impl RunGuard {
             Command::Apply(a) => ("apply", a.stack.file.clone(), Some(&a.run)),
             Command::Destroy(a) => ("destroy", a.stack.file.clone(), Some(&a.run)),
             Command::Plan(a) => ("plan", a.stack.file.clone(), None),
-            Command::Validate(a) => ("validate", a.file.clone(), None),
+            Command::Validate(a) => ("validate", a.stack.file.clone(), None),
             Command::Outputs(a) => ("outputs", a.stack.file.clone(), None),
             Command::Unlock(a) => ("unlock", a.stack.file.clone(), None),
             Command::Kinds(_) => ("kinds", PathBuf::new(), None),

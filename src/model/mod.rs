@@ -6,6 +6,7 @@
 //! set of kinds is a [`Catalog`] value passed to whoever needs it.
 
 pub mod kinds;
+pub mod preflight;
 mod value;
 
 use std::collections::BTreeMap;
@@ -304,7 +305,7 @@ pub type Artifacts = BTreeMap<(String, String), Artifact>;
 
 /// A resource's properties as written, before anything is known about AWS: references are
 /// unknown, defaults applied.
-fn provisional(spec: &ResourceSpec, stack_name: &str) -> Wanted {
+pub fn provisional(spec: &ResourceSpec, stack_name: &str) -> Wanted {
     let facts = Facts {
         region: String::new(),
         account_id: String::new(),

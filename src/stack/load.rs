@@ -745,7 +745,8 @@ impl<'a> Loader<'a> {
 
     fn resource(&mut self, d: &Declared<'_>) -> ResourceSpec {
         let schema = d.schema;
-        let mut valid: Vec<&str> = vec!["type", "depends_on", "protect"];
+        // `silence:` (rule ids → reasons) is read and checked by the preflight rules.
+        let mut valid: Vec<&str> = vec!["type", "depends_on", "protect", "silence"];
         if schema.taggable {
             valid.push("tags");
         }
@@ -765,7 +766,7 @@ impl<'a> Loader<'a> {
         let mut protect = false;
         for (key, e) in &fields {
             match *key {
-                "type" => {}
+                "type" | "silence" => {}
                 "depends_on" => depends_on = self.depends_on(&e.value),
                 "protect" => {
                     protect = matches!(

@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod schema;
+pub mod source_map;
 pub(crate) mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use schema::Schema;
 
 pub use load::{load_file, load_file_for_destroy};
+pub use source_map::SourceMap;
 
 /// What the loader needs from the layers above it, passed in so that `stack` imports none of
 /// them: the kinds' schemas, their cross-property rules, and cycle detection.

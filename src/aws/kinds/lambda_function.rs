@@ -798,6 +798,16 @@ mod tests {
         assert_eq!(attach_wait(&Props::new(), "waiting"), "waiting");
     }
 
+    #[test]
+    fn missing_eni_permissions_right_after_a_policy_change_are_retried_as_iam_propagation() {
+        let err = CallError::new(
+            "CreateFunction",
+            Some("InvalidParameterValueException"),
+            "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
+        );
+        assert!(ROLE_PROPAGATION.matches(&err));
+    }
+
     /// A desired function whose `code` is the digest of `planned` and whose `code` artifact is
     /// `zip` (when given).
     fn desired(planned: &[u8], zip: Option<&Path>) -> Desired {

@@ -22,6 +22,7 @@ use aws_sdk_lambda::types::{
 };
 use serde_json::{Value, json};
 
+use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::{KindApi, tagged_resources};
 use crate::aws::retry::{FUNCTION_BUSY, Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
@@ -502,11 +503,14 @@ impl KindApi for LambdaFunction {
                 names.insert(name.to_string());
             }
         }
+        // All functions at once (a bounded window), not one after another.
+        let reads = names.iter().map(|name| Self::read_one(cx, None, name));
         let mut found = Vec::new();
-        for name in names {
-            let Some(obs) = Self::read_one(cx, None, &name).await? else {
-                continue;
-            };
+        for obs in try_join_windowed(reads, READ_WINDOW)
+            .await?
+            .into_iter()
+            .flatten()
+        {
             let stack = obs
                 .props
                 .get("tags")

@@ -116,6 +116,7 @@ pub(crate) async fn tagged_index(cx: &Ctx) -> Result<crate::aws::TaggedIndex, Ca
                 .tagging
                 .get_resources()
                 .tag_filters(filter)
+                .resources_per_page(100)
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {

@@ -237,19 +237,33 @@ impl KindApi for SqsQueue {
         // The tagging index lags behind creates and deletes: look up the names the stack file
         // gives too, and trust only SQS itself (a listed queue it says is gone is gone;
         // ownership is checked on the tags it returns).
-        let mut names: BTreeSet<String> = cx.names_of(model::SCHEMA.kind).iter().cloned().collect();
-        for (arn, _) in tagged_resources(cx, "sqs").await? {
-            // arn:aws:sqs:REGION:ACCOUNT:NAME
-            if let Some(name) = arn.split(':').nth(5) {
-                names.insert(name.to_string());
+        //
+        // The stack file's queues are read while the index is asked; the index only adds the
+        // names of queues the file no longer gives.
+        let declared: BTreeSet<String> = cx.names_of(model::SCHEMA.kind).iter().cloned().collect();
+        let named = async {
+            let listed = Self::listed_urls(cx, &declared).await?;
+            let reads = declared
+                .iter()
+                .map(|name| Self::read_named(cx, name, listed.get(name)));
+            try_join_windowed(reads, READ_WINDOW).await
+        };
+        let indexed = async {
+            let mut extra = BTreeSet::new();
+            for (arn, _) in tagged_resources(cx, "sqs").await? {
+                // arn:aws:sqs:REGION:ACCOUNT:NAME
+                match arn.split(':').nth(5) {
+                    Some(name) if !declared.contains(name) => {
+                        extra.insert(name.to_string());
+                    }
+                    _ => {}
+                }
             }
-        }
-        let listed = Self::listed_urls(cx, &names).await?;
-        let reads = names
-            .iter()
-            .map(|name| Self::read_named(cx, name, listed.get(name)));
-        let found = try_join_windowed(reads, READ_WINDOW).await?;
-        Ok(found.into_iter().flatten().collect())
+            let reads = extra.iter().map(|name| Self::read_named(cx, name, None));
+            try_join_windowed(reads, READ_WINDOW).await
+        };
+        let (named, indexed) = tokio::try_join!(named, indexed)?;
+        Ok(named.into_iter().chain(indexed).flatten().collect())
     }
 
     async fn create(&self, cx: &Ctx, d: &Desired) -> Result<Observed, CallError> {

@@ -13,7 +13,7 @@ use crate::aws::kinds::ec2::{
 use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, Transient, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::subnet as model;
-use crate::model::{Desired, KindModel, Observed, Props, b, s};
+use crate::model::{Desired, KindModel, Observed, Props, b, s, tags_of, tags_value};
 
 pub struct Subnet;
 
@@ -68,10 +68,24 @@ impl KindApi for Subnet {
             .and_then(|sn| sn.subnet_id())
             .unwrap_or_default()
             .to_string();
-        if b(p, "map_public_ip_on_launch").unwrap_or(false) {
+        let public_ip = b(p, "map_public_ip_on_launch").unwrap_or(false);
+        if public_ip {
             set_public_ip(cx, &desired.id, &subnet_id, true).await?;
         }
-        reread(cx, &desired.id, &subnet_id).await
+        // No read back: CreateSubnet returned the subnet; the attribute and tags are what
+        // was just set.
+        let Some(created) = out.subnet() else {
+            return reread(cx, &desired.id, &subnet_id).await;
+        };
+        let mut o = observe(desired.id.clone(), created);
+        o.props
+            .insert("map_public_ip_on_launch".into(), json!(public_ip));
+        let tags = tags_of(p);
+        o.props.insert(
+            "tags".into(),
+            tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        );
+        Ok(o)
     }
 
     async fn update(

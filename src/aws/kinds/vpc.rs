@@ -13,7 +13,7 @@ use crate::aws::kinds::ec2::{
 use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::vpc as model;
-use crate::model::{Desired, KindModel, Observed, Props, b, s};
+use crate::model::{Desired, KindModel, Observed, Props, b, s, tags_of, tags_value};
 
 pub struct Vpc;
 
@@ -57,15 +57,31 @@ impl KindApi for Vpc {
             .unwrap_or_default()
             .to_string();
         // CreateVpc returns `pending` for a moment; ModifyVpcAttribute works either way.
-        // AWS's defaults are support=true, hostnames=false: only send what differs.
+        // AWS's defaults are support=true, hostnames=false: only send what differs, both at
+        // once.
         let id = &desired.id;
-        if !b(p, "enable_dns_support").unwrap_or(true) {
-            set_dns(cx, id, &vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
-        }
-        if b(p, "enable_dns_hostnames").unwrap_or(false) {
-            set_dns(cx, id, &vpc_id, VpcAttributeName::EnableDnsHostnames, true).await?;
-        }
-        self.reread(cx, &desired.id, &vpc_id).await
+        let support = b(p, "enable_dns_support").unwrap_or(true);
+        let hostnames = b(p, "enable_dns_hostnames").unwrap_or(false);
+        let set_support = async {
+            if !support {
+                set_dns(cx, id, &vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
+            }
+            Ok::<_, CallError>(())
+        };
+        let set_hostnames = async {
+            if hostnames {
+                set_dns(cx, id, &vpc_id, VpcAttributeName::EnableDnsHostnames, true).await?;
+            }
+            Ok::<_, CallError>(())
+        };
+        tokio::try_join!(set_support, set_hostnames)?;
+        // No read back: CreateVpc returned the VPC, and the attributes are what was just set.
+        let vpc = out
+            .vpc()
+            .ok_or_else(|| missing("CreateVpc", "VPC", &vpc_id))?;
+        let tags = tags_of(p);
+        let tags = tags_value(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Ok(observed(id.clone(), vpc, support, hostnames, tags))
     }
 
     async fn update(
@@ -152,20 +168,38 @@ async fn observe(
 ) -> Result<Observed, CallError> {
     let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
     let (dns_support, dns_hostnames) = dns_attributes(cx, &id, &vpc_id).await?;
+    Ok(observed(
+        id,
+        vpc,
+        dns_support,
+        dns_hostnames,
+        tags_prop(vpc.tags()),
+    ))
+}
+
+/// One VPC as Observed from its describe (or create) entry, DNS attributes and tags.
+fn observed(
+    id: String,
+    vpc: &aws_sdk_ec2::types::Vpc,
+    dns_support: bool,
+    dns_hostnames: bool,
+    tags: serde_json::Value,
+) -> Observed {
+    let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
     let cidr = vpc.cidr_block().unwrap_or_default().to_string();
     let props: Props = [
         ("cidr_block".to_string(), json!(cidr)),
         ("enable_dns_support".to_string(), json!(dns_support)),
         ("enable_dns_hostnames".to_string(), json!(dns_hostnames)),
-        ("tags".to_string(), tags_prop(vpc.tags())),
+        ("tags".to_string(), tags),
     ]
     .into();
-    Ok(Observed {
+    Observed {
         id,
         physical_id: vpc_id.clone(),
         props,
         attrs: [("id".to_string(), vpc_id), ("cidr_block".to_string(), cidr)].into(),
-    })
+    }
 }
 
 /// (enableDnsSupport, enableDnsHostnames): DescribeVpcAttribute answers one attribute per call.

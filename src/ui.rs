@@ -39,18 +39,29 @@ impl Options {
     /// Live on a terminal (unless `TERM=dumb`), plain lines otherwise; colours only on a
     /// terminal and never with `NO_COLOR` set (<https://no-color.org>).
     pub fn detect(quiet: bool) -> Options {
-        let terminal =
-            std::io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let color = terminal && !no_color;
-        console::set_colors_enabled(color);
-        console::set_colors_enabled_stderr(color && std::io::stderr().is_terminal());
+        let options = Options::decide(
+            quiet,
+            std::io::stdout().is_terminal(),
+            std::env::var("TERM").ok().as_deref(),
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        );
+        console::set_colors_enabled(options.color);
+        console::set_colors_enabled_stderr(options.color && std::io::stderr().is_terminal());
+        options
+    }
+
+    /// The settings for a stdout that is (or is not) a terminal of type `term`.
+    fn decide(quiet: bool, terminal: bool, term: Option<&str>, no_color: bool) -> Options {
+        let terminal = terminal && term != Some("dumb");
         let mode = match (quiet, terminal) {
             (true, _) => Mode::Quiet,
             (false, true) => Mode::Live,
             (false, false) => Mode::Plain,
         };
-        Options { mode, color }
+        Options {
+            mode,
+            color: terminal && !no_color,
+        }
     }
 }
 
@@ -583,6 +594,20 @@ pipe      create      FAILED        4.1s
 consumer  create      skipped          -
 ";
         assert_eq!(table, expected);
+    }
+
+    #[test]
+    fn live_lines_only_on_a_terminal_and_colours_never_with_no_color() {
+        let live = Options::decide(false, true, Some("xterm-256color"), false);
+        assert_eq!((live.mode, live.color), (Mode::Live, true));
+        let no_color = Options::decide(false, true, Some("xterm"), true);
+        assert_eq!((no_color.mode, no_color.color), (Mode::Live, false));
+        let piped = Options::decide(false, false, Some("xterm"), false);
+        assert_eq!((piped.mode, piped.color), (Mode::Plain, false));
+        let dumb = Options::decide(false, true, Some("dumb"), false);
+        assert_eq!((dumb.mode, dumb.color), (Mode::Plain, false));
+        let quiet = Options::decide(true, true, Some("xterm"), false);
+        assert_eq!(quiet.mode, Mode::Quiet);
     }
 
     #[test]

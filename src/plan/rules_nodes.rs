@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Action, Change, Live};
 use crate::model::KindModel;
 use crate::model::kinds::security_group::{self as sg, SecurityGroupRules};
-use crate::stack::{ResourceSpec, Stack};
+use crate::stack::{Expr, ResourceSpec, Stack};
 
 fn is_group(spec: &ResourceSpec) -> bool {
     std::ptr::eq(spec.schema, &sg::SCHEMA)
@@ -61,11 +61,18 @@ pub fn split_live(live: &[Live]) -> Vec<Live> {
 pub fn split_stack(stack: &Stack, live: &[Live]) -> Stack {
     let mut out = stack.clone();
     for spec in stack.resources.values().filter(|r| is_group(r)) {
-        let (group, rules, names_others) = sg::split_spec(spec);
+        let (group, mut rules, names_others) = sg::split_spec(spec);
         let live_node = live
             .iter()
             .any(|l| l.kind == sg::RULES_SCHEMA.kind && l.observed.id == rules.id);
         out.resources.insert(group.id.clone(), group);
+        if !live_node {
+            // Nothing to revoke: a direction without rules naming other groups is left out of
+            // the node's creation rather than shown as `[]`.
+            rules
+                .props
+                .retain(|_, v| !matches!(v, Expr::List(items) if items.is_empty()));
+        }
         if names_others || live_node {
             out.resources.insert(rules.id.clone(), rules);
         }
@@ -265,6 +272,14 @@ resources:
         assert!(known("cluster.rules", "ingress").contains("9098"));
         assert!(known("client.rules", "egress").contains("9098"));
         assert!(!known("client", "egress").contains("9098"));
+        // Nothing to revoke yet: client names no group inbound, so its node leaves ingress out.
+        assert!(
+            !change(&p, "client.rules")
+                .desired
+                .as_ref()
+                .unwrap()
+                .contains_key("ingress")
+        );
     }
 
     #[test]

@@ -135,11 +135,10 @@ pub static RULES_SCHEMA: Schema = Schema {
             Update::Replace,
             "The group the rules belong to.",
         ),
-        dflt(
+        opt(
             "ingress",
             Ty::List(&Ty::Object(RULE)),
             Update::InPlace,
-            "[]",
             "Inbound rules naming other groups.",
         ),
         opt(

@@ -121,7 +121,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub stats: bool,
 
-    /// Print the plan as JSON (changes, attributes before/after, summary) instead of text
+    /// Print the plan as JSON (changes, attributes before/after, references, what forces a
+    /// replacement, summary) instead of text; errors are JSON too. Schema: docs/json.md
     #[arg(long)]
     pub json: bool,
 
@@ -199,6 +200,12 @@ pub struct RunArgs {
     /// progress, no outputs)
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Print one JSON event per line on stdout instead of text (run start, plan, each
+    /// resource's start/progress/complete/failed/skipped with elapsed time, summary, outputs);
+    /// errors are JSON too. Schema: docs/json.md
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

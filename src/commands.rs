@@ -29,9 +29,8 @@ use crate::ui;
 
 mod graph;
 mod init;
-mod vars;
-
 mod preflight;
+mod vars;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -111,11 +110,29 @@ fn validate(args: &ValidateArgs) -> Result<i32> {
         deny,
         args.json,
     )?;
+    let json = args.json;
     let args = &args.stack;
     let stack = &loaded.stack;
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for r in stack.resources.values() {
         *kinds.entry(r.schema.kind).or_default() += 1;
+    }
+    if json {
+        // Parameter names only: values may be secrets passed with --var.
+        let doc = serde_json::json!({
+            "schema_version": render::JSON_SCHEMA_VERSION,
+            "type": "validate",
+            "valid": true,
+            "file": args.file.display().to_string(),
+            "stack": stack.name,
+            "resources": stack.resources.len(),
+            "kinds": kinds,
+            "outputs": stack.outputs.len(),
+            "parameters": stack.params.keys().collect::<Vec<_>>(),
+            "preflight_warnings": warnings,
+        });
+        println!("{doc}");
+        return Ok(EXIT_OK);
     }
     let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
@@ -152,7 +169,7 @@ struct Session {
 }
 
 async fn session(target: &Target, loaded: Loaded, guard: &RunGuard) -> Result<Session> {
-    session_with(target, loaded, guard, false).await
+    session_with(target, loaded, guard, false, false).await
 }
 
 /// A session whose progress view is quiet (`--quiet`: only errors and the final summary).
@@ -161,6 +178,7 @@ async fn session_with(
     loaded: Loaded,
     guard: &RunGuard,
     quiet: bool,
+    json: bool,
 ) -> Result<Session> {
     let stack = &loaded.stack;
     let aws = Clients::connect(target, stack.region.as_deref())
@@ -176,22 +194,37 @@ async fn session_with(
         region: aws.region.clone(),
         account_id,
     };
-    let progress = Arc::new(ui::Progress::new(ui::Options::detect(quiet)));
-    let reporter: Arc<dyn Reporter> = guard.track(progress.clone());
+    // --json: events as JSON lines instead of the progress view (which stays silent).
+    let (progress, reporter): (Arc<ui::Progress>, Arc<dyn Reporter>) = if json {
+        let silent = ui::Options {
+            mode: ui::Mode::Quiet,
+            color: false,
+        };
+        let progress = Arc::new(ui::Progress::new(silent));
+        (
+            progress,
+            guard.track(Arc::new(ui::json::JsonReporter::new())),
+        )
+    } else {
+        let progress = Arc::new(ui::Progress::new(ui::Options::detect(quiet)));
+        (progress.clone(), guard.track(progress))
+    };
     let progress_reporter = reporter.clone();
-    let cx = Arc::new(Ctx::new(
-        aws.clone(),
-        stack.name.clone(),
-        aws.region.clone(),
-        planned_names(stack, &facts),
-        Arc::new(move |id: &str, message: &str| {
-            progress_reporter.event(Event::Progress {
-                id: id.to_string(),
-                message: message.to_string(),
-            })
-        }),
-    )
-    .with_stack(stack));
+    let cx = Arc::new(
+        Ctx::new(
+            aws.clone(),
+            stack.name.clone(),
+            aws.region.clone(),
+            planned_names(stack, &facts),
+            Arc::new(move |id: &str, message: &str| {
+                progress_reporter.event(Event::Progress {
+                    id: id.to_string(),
+                    message: message.to_string(),
+                })
+            }),
+        )
+        .with_stack(stack),
+    );
     let provider = Arc::new(AwsProvider::new(cx.clone(), aws_kinds::registry()));
     let live = provider.read_live().await.map_err(|e| miette!("{e}"))?;
     Ok(Session {
@@ -338,7 +371,11 @@ async fn plan_cmd(target: &Target, args: &PlanArgs, guard: &RunGuard) -> Result<
     check_role_names(&s, &plan).await?;
     let name = &s.loaded.stack.name;
     if args.json {
-        println!("{}", render::render_json(&plan, name, &s.cx.region));
+        let account = Some(s.facts.account_id.as_str());
+        println!(
+            "{}",
+            render::render_json_in(&plan, name, &s.cx.region, account)
+        );
     } else {
         print!("{}", render::render(&plan, name, &place(&s)));
     }
@@ -442,14 +479,27 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
         args.preflight.deny_warnings,
         false,
     )?;
-    let s = session_with(target, loaded, guard, args.run.quiet).await?;
+    let s = session_with(target, loaded, guard, args.run.quiet, args.run.json).await?;
     let plan = narrow(&s, make_plan(&s)?, targets, Direction::Dependencies)?;
     check_role_names(&s, &plan).await?;
     let name = s.loaded.stack.name.clone();
-    // --quiet: no plan unless a person must confirm it.
-    let quiet = args.run.quiet && (args.auto_approve || saved.is_some() || !plan.has_changes());
+    let json = args.run.json;
+    // --quiet: no plan unless a person must confirm it. --json: events only.
+    let quiet =
+        json || args.run.quiet && (args.auto_approve || saved.is_some() || !plan.has_changes());
+    if json {
+        json_start(&s, "apply", &plan);
+    }
     if let Some(saved) = &saved {
         let moved = saved.stale(&saved_plan(&s, &plan, &saved.salt));
+        if !moved.is_empty() && json {
+            let path = args.plan_file.as_deref().unwrap_or(Path::new("")).display();
+            return Err(miette!(
+                help = "run `mskctl plan --out FILE` again, review it, and apply the new file",
+                "the saved plan {path} is stale; nothing was changed: {}",
+                moved.join("; ")
+            ));
+        }
         if !moved.is_empty() {
             // One line per moved input, unwrapped, so CI logs can be searched.
             let path = args.plan_file.as_deref().unwrap_or(Path::new("")).display();
@@ -475,6 +525,9 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
             &format!("Apply these changes to stack `{name}`?"),
             args.auto_approve,
         )? {
+            if json {
+                return Err(miette!("apply cancelled; nothing was changed"));
+            }
             println!("Apply cancelled; nothing was changed.");
             return Ok(EXIT_ERROR);
         }
@@ -483,6 +536,13 @@ async fn apply_cmd(target: &Target, args: &ApplyArgs, guard: &RunGuard) -> Resul
         }
     }
     let outcome = execute(&s, &plan, args.parallelism).await;
+    if json {
+        let code = outcome_code(&outcome);
+        ui::json::emit("summary", ui::json::summary("apply", &plan, &outcome, code));
+        let outputs = resolve_outputs(&s.loaded.stack, &outcome.attrs, &s.facts);
+        ui::json::emit("outputs", serde_json::json!({ "outputs": outputs }));
+        return Ok(code);
+    }
     let code = report_outcome("Apply", &plan, &outcome);
     if !quiet {
         print_outputs(&s.loaded.stack, &outcome.attrs, &s.facts, false);
@@ -506,13 +566,25 @@ async fn execute(s: &Session, plan: &Plan, parallelism: u16) -> Outcome {
 
 async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> Result<i32> {
     let loaded = load(&args.stack.file, &args.stack, Need::StackOnly)?;
-    let s = session_with(target, loaded, guard, args.run.quiet).await?;
-    let quiet = args.run.quiet && args.auto_approve;
+    let s = session_with(target, loaded, guard, args.run.quiet, args.run.json).await?;
+    let json = args.run.json;
+    let quiet = json || args.run.quiet && args.auto_approve;
     let name = s.loaded.stack.name.clone();
     let targets = &args.target.targets;
     let plan = plan::destroy_plan(&s.live, plan::file_deps(&s.loaded.stack))
         .map_err(|e| miette!("{e}"))?;
     let plan = narrow(&s, plan, targets, Direction::Dependents)?;
+    if json {
+        json_start(&s, "destroy", &plan);
+    }
+    if !plan.has_changes() && json {
+        let outcome = Outcome::default();
+        ui::json::emit(
+            "summary",
+            ui::json::summary("destroy", &plan, &outcome, EXIT_OK),
+        );
+        return Ok(EXIT_OK);
+    }
     if !plan.has_changes() {
         println!(
             "Nothing to destroy: no resource in {} is tagged with stack `{name}`.",
@@ -532,6 +604,9 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
         )
     };
     if !confirm(&question, args.auto_approve)? {
+        if json {
+            return Err(miette!("destroy cancelled; nothing was changed"));
+        }
         println!("Destroy cancelled; nothing was changed.");
         return Ok(EXIT_ERROR);
     }
@@ -539,14 +614,36 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
         println!();
     }
     let outcome = execute(&s, &plan, args.parallelism).await;
-    let mut code = report_outcome("Destroy", &plan, &outcome);
+    let mut code = if json {
+        outcome_code(&outcome)
+    } else {
+        report_outcome("Destroy", &plan, &outcome)
+    };
     if code == EXIT_OK {
         // Trust, but verify: nothing tagged with the stack (of the targets) may remain.
         let mut left = s.provider.read_live().await.map_err(|e| miette!("{e}"))?;
         if !targets.is_empty() {
             left.retain(|l| plan.changes.iter().any(|c| c.id == l.observed.id));
         }
-        if !left.is_empty() {
+        if json {
+            let remaining: Vec<serde_json::Value> = left
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "id": l.observed.id,
+                        "kind": l.kind,
+                        "physical_id": l.observed.physical_id,
+                    })
+                })
+                .collect();
+            ui::json::emit(
+                "destroy_check",
+                serde_json::json!({"ok": left.is_empty(), "remaining": remaining, "region": s.cx.region}),
+            );
+            if !left.is_empty() {
+                code = EXIT_ERROR;
+            }
+        } else if !left.is_empty() {
             let ids: Vec<String> = left
                 .iter()
                 .map(|l| format!("{} ({})", l.observed.id, l.kind))
@@ -569,7 +666,46 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
             );
         }
     }
+    if json {
+        ui::json::emit(
+            "summary",
+            ui::json::summary("destroy", &plan, &outcome, code),
+        );
+    }
     Ok(code)
+}
+
+/// `--json`: the `run_start` and `plan` events of an apply or destroy.
+fn json_start(s: &Session, command: &str, plan: &Plan) {
+    let stack = &s.loaded.stack;
+    ui::json::emit(
+        "run_start",
+        serde_json::json!({
+            "command": command,
+            "stack": stack.name,
+            "file": stack.path.display().to_string(),
+            "region": s.cx.region,
+            "account_id": s.facts.account_id,
+        }),
+    );
+    let account = Some(s.facts.account_id.as_str());
+    ui::json::emit(
+        "plan",
+        serde_json::json!({
+            "plan": render::plan_json_in(plan, &stack.name, &s.cx.region, account)
+        }),
+    );
+}
+
+/// The exit code of a run: interrupted, success, or failure.
+fn outcome_code(outcome: &Outcome) -> i32 {
+    if !outcome.interrupted.is_empty() {
+        EXIT_INTERRUPTED
+    } else if outcome.ok() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    }
 }
 
 fn report_outcome(what: &str, plan: &Plan, outcome: &Outcome) -> i32 {
@@ -627,11 +763,55 @@ fn resolve_outputs(
         .collect()
 }
 
+/// Why each output that could not be resolved is unavailable: the resource it names does not
+/// exist, is still settling (a cluster still `CREATING`), or lacks the attribute.
+fn unavailable(
+    stack: &Stack,
+    resolved: &BTreeMap<String, Option<String>>,
+    live: &[Live],
+    catalog: &Catalog,
+) -> BTreeMap<String, String> {
+    let mut reasons = BTreeMap::new();
+    for (name, value) in resolved {
+        let (Some(out), None) = (stack.outputs.get(name), value) else {
+            continue;
+        };
+        let mut ids = Vec::new();
+        out.value.refs(&mut ids);
+        let why = ids
+            .iter()
+            .find_map(|id| match live.iter().find(|l| &l.observed.id == id) {
+                None => Some(format!("`{id}` does not exist")),
+                Some(l) => match catalog.get(l.kind).and_then(|k| k.settling(&l.observed)) {
+                    Some(state) => Some(format!("`{id}` is still {state}")),
+                    None => None,
+                },
+            });
+        let why = why.unwrap_or_else(|| match ids.first() {
+            Some(id) => format!("`{id}` has no such attribute yet"),
+            None => "not resolvable".into(),
+        });
+        reasons.insert(name.clone(), why);
+    }
+    reasons
+}
+
 fn print_outputs(
     stack: &Stack,
     attrs: &BTreeMap<String, BTreeMap<String, String>>,
     facts: &Facts,
     json: bool,
+) {
+    print_outputs_with(stack, attrs, facts, json, &BTreeMap::new());
+}
+
+/// [`print_outputs`], saying why an unavailable output is unavailable (`reasons` by name).
+fn print_outputs_with(
+    stack: &Stack,
+    attrs: &BTreeMap<String, BTreeMap<String, String>>,
+    facts: &Facts,
+    json: bool,
+    reasons: &BTreeMap<String, String>,
 ) {
     let outputs = resolve_outputs(stack, attrs, facts);
     if json {
@@ -645,7 +825,13 @@ fn print_outputs(
                 )
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&map).unwrap_or_default());
+        let doc = serde_json::json!({
+            "schema_version": render::JSON_SCHEMA_VERSION,
+            "type": "outputs",
+            "outputs": map,
+            "unavailable": reasons,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
     if outputs.is_empty() {
@@ -654,7 +840,10 @@ fn print_outputs(
     println!("\nOutputs:");
     let width = outputs.keys().map(String::len).max().unwrap_or(0);
     for (name, value) in outputs {
-        let value = value.unwrap_or_else(|| "(not available: resource missing)".into());
+        let value = value.unwrap_or_else(|| match reasons.get(&name) {
+            Some(why) => format!("(not available: {why})"),
+            None => "(not available: resource missing)".into(),
+        });
         match stack
             .outputs
             .get(&name)
@@ -674,16 +863,23 @@ async fn outputs_cmd(target: &Target, args: &OutputsArgs, guard: &RunGuard) -> R
         .iter()
         .map(|l| (l.observed.id.clone(), l.observed.attrs.clone()))
         .collect();
-    let missing: Vec<String> = resolve_outputs(&s.loaded.stack, &attrs, &s.facts)
-        .into_iter()
-        .filter(|(_, value)| value.is_none())
-        .map(|(name, _)| format!("`{name}`"))
-        .collect();
-    print_outputs(&s.loaded.stack, &attrs, &s.facts, args.json);
-    if !missing.is_empty() {
+    let resolved = resolve_outputs(&s.loaded.stack, &attrs, &s.facts);
+    let reasons = unavailable(&s.loaded.stack, &resolved, &s.live, &s.loaded.catalog);
+    print_outputs_with(&s.loaded.stack, &attrs, &s.facts, args.json, &reasons);
+    if !reasons.is_empty() {
+        let settling = reasons.values().any(|r| r.contains(" is still "));
+        let list: Vec<String> = reasons
+            .iter()
+            .map(|(name, why)| format!("`{name}` ({why})"))
+            .collect();
         eprintln!(
-            "outputs {} refer to resources that do not exist; run `mskctl apply`",
-            missing.join(", ")
+            "outputs not available: {}; {}",
+            list.join(", "),
+            if settling {
+                "wait for it, or run `mskctl apply`, which waits until it is ready"
+            } else {
+                "run `mskctl apply`"
+            }
         );
         return Ok(EXIT_ERROR);
     }
@@ -822,12 +1018,16 @@ fn kinds_cmd(name: Option<&str>) -> Result<i32> {
     };
     println!("{}: {}\n", schema.kind, schema.doc);
     print_props(schema.props, "");
-    if schema.taggable {
-        println!("  tags  map of strings, optional, in place: tags for this resource");
+    // Kinds whose schema declares `tags` list it with the other properties: once.
+    if schema.taggable && schema.prop("tags").is_none() {
+        println!("  tags  map of strings, {STACK_TAGS}, in place: tags for this resource");
     }
     println!("\nattributes: {}", schema.attrs.join(", "));
     Ok(EXIT_OK)
 }
+
+/// What `tags` defaults to: the plan adds the stack's tags (and the ownership tags).
+const STACK_TAGS: &str = "default the stack's `tags` (plus mskctl's ownership tags)";
 
 fn print_props(props: &[Prop], indent: &str) {
     for p in props {
@@ -835,6 +1035,7 @@ fn print_props(props: &[Prop], indent: &str) {
             (true, _) => "required".to_string(),
             (false, Some("\"$name\"")) => "default <stack>-<id>".to_string(),
             (false, Some(d)) => format!("default {d}"),
+            (false, None) if p.name == "tags" => STACK_TAGS.to_string(),
             (false, None) => "optional".to_string(),
         };
         let update = if p.update == Update::Replace {
@@ -957,6 +1158,41 @@ mod tests {
         let resolved = resolve_outputs(&stack, &attrs, &facts);
         assert_eq!(resolved["here"].as_deref(), Some("id=vpc-1"));
         assert_eq!(resolved["gone"], None);
+    }
+
+    #[test]
+    fn an_output_of_a_cluster_still_creating_says_so_not_missing() {
+        let mut stack = Stack {
+            name: "s".into(),
+            region: None,
+            tags: BTreeMap::new(),
+            params: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            path: PathBuf::from("s.yaml"),
+        };
+        let out = |id: &str| OutputSpec {
+            value: Expr::Str(vec![Part::Ref {
+                id: id.into(),
+                attr: "bootstrap_brokers".into(),
+            }]),
+            description: None,
+        };
+        stack.outputs.insert("brokers".into(), out("cluster"));
+        stack.outputs.insert("gone".into(), out("other"));
+        let cluster = Live {
+            kind: "msk_serverless_cluster",
+            observed: crate::model::Observed {
+                id: "cluster".into(),
+                physical_id: "arn:aws:kafka:r:1:cluster/c/1".into(),
+                props: BTreeMap::new(),
+                attrs: BTreeMap::from([("state".to_string(), "CREATING".to_string())]),
+            },
+        };
+        let resolved = BTreeMap::from([("brokers".to_string(), None), ("gone".to_string(), None)]);
+        let reasons = unavailable(&stack, &resolved, &[cluster], &model::kinds::catalog());
+        assert_eq!(reasons["brokers"], "`cluster` is still CREATING");
+        assert_eq!(reasons["gone"], "`other` does not exist");
     }
 
     #[test]

@@ -35,15 +35,53 @@ fn main() {
         }
     };
     let guard = std::sync::Arc::new(guard::RunGuard::for_command(&cli));
+    let json = wants_json(&cli);
     let command = commands::run(cli, guard.clone());
     let code = match runtime.block_on(guard.supervise(command)) {
         Ok(code) => code,
         Err(report) => {
-            eprintln!("{report:?}");
+            if json {
+                // One JSON object on stdout, where the command's other JSON goes.
+                println!("{}", ui::json::error_json(&report));
+            } else {
+                eprint!("{}", one_style(&format!("{report:?}")));
+            }
             commands::EXIT_ERROR
         }
     };
     std::process::exit(code);
+}
+
+/// Whether the command was asked for JSON output (`--json`): its errors are JSON too.
+fn wants_json(cli: &cli::Cli) -> bool {
+    use cli::Command;
+    match &cli.command {
+        Command::Validate(a) => a.json,
+        Command::Plan(a) => a.json,
+        Command::Apply(a) => a.run.json,
+        Command::Destroy(a) => a.run.json,
+        Command::Outputs(a) => a.json,
+        _ => false,
+    }
+}
+
+/// Every error report starts the same way, `  × <what happened>`, whether it points into the
+/// stack file or not, and so does each further problem of the same file (miette puts an
+/// `Error:` line above related problems).
+fn one_style(report: &str) -> String {
+    let mut out = String::new();
+    for line in report.lines() {
+        match line.strip_prefix("Error:") {
+            Some(rest) if rest.trim().is_empty() => continue,
+            Some(rest) if rest.trim_start().starts_with("× ") => {
+                out.push_str("  ");
+                out.push_str(rest.trim_start());
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Usage errors exit 1 like every other error (clap's own code, 2, would read as "changes

@@ -17,6 +17,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::{Event, OpKind, Reporter};
 
+/// `--json`: events as JSON lines, errors as JSON objects.
+pub mod json;
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

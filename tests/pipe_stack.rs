@@ -506,6 +506,8 @@ async fn step_topic_replaces_the_pipe(ctx: &Scenario, before: &PipeIdentity) {
 async fn step_outputs_come_from_live_state(ctx: &Scenario, seeded: &Seeded) {
     let outputs = ctx.em.run(&["outputs", "-f", &ctx.file, "--json"]).ok();
     let json: serde_json::Value = serde_json::from_str(&outputs.stdout).unwrap();
+    assert_eq!(json["schema_version"], 1, "{}", outputs.stdout);
+    let json = &json["outputs"];
     assert_eq!(
         json["cluster_arn"],
         serde_json::Value::String(seeded.cluster_arn.clone())

@@ -571,6 +571,7 @@ fn expression(expr: &Expr) -> String {
 }
 
 /// A value in plan output: strings quoted, compact JSON otherwise.
+#[cfg(test)]
 pub fn value(v: &Value) -> String {
     Shown::of_json(
         v,
@@ -696,6 +697,7 @@ pub fn action_name(action: Action) -> &'static str {
 }
 
 /// [`plan_json`] as pretty text.
+#[cfg(test)]
 pub fn render_json(plan: &Plan, stack: &str, region: &str) -> String {
     serde_json::to_string_pretty(&plan_json(plan, stack, region)).unwrap_or_default()
 }

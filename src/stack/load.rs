@@ -54,7 +54,126 @@ pub struct Problem {
     help: Option<String>,
     at: Option<Location>,
     file: String,
-    source: Option<Arc<NamedSource<Arc<str>>>>,
+    source: Option<Snippet>,
+}
+
+/// What a diagnostic shows of the file: the file itself, or, when a line around the problem
+/// is longer than [`MAX_LINE`], an excerpt of those lines cut at that length, so a 3 MB line
+/// is never echoed whole.
+#[derive(Debug, Clone)]
+enum Snippet {
+    File(Arc<NamedSource<Arc<str>>>),
+    Excerpt(Arc<Excerpt>),
+}
+
+/// Lines around a problem, each cut at [`MAX_LINE`] characters with a marker; line numbers and
+/// the problem's column are those of the file.
+#[derive(Debug)]
+struct Excerpt {
+    name: String,
+    text: String,
+    /// 0-based line of the file where `text` starts.
+    first_line: usize,
+    /// 0-based line and column of the problem in the file.
+    at: (usize, usize),
+    /// The problem's span in `text`.
+    span: Range<usize>,
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.read_span(span, before, after)?;
+        let line = inner.line() + self.first_line;
+        let column = if line == self.at.0 {
+            self.at.1
+        } else {
+            inner.column()
+        };
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            line,
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
+/// Longest line a diagnostic shows (characters); the rest is replaced by a marker.
+pub const MAX_LINE: usize = 300;
+/// Longest message, label or help text (characters): they may quote the file.
+const MAX_TEXT: usize = 500;
+
+/// `text` cut at `max` characters, with a marker saying how much was left out.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!(
+            "{}… ({} more characters)",
+            &text[..at],
+            text[at..].chars().count()
+        ),
+    }
+}
+
+/// The excerpt of `src` around `span` when one of its lines (the problem's and one either
+/// side) is longer than [`MAX_LINE`]; `None` when the file can be shown as it is.
+fn excerpt(name: &str, src: &str, span: &Range<usize>) -> Option<Excerpt> {
+    let line_start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let first = src[..line_start.saturating_sub(1)]
+        .rfind('\n')
+        .map_or(0, |i| i + 1)
+        .min(line_start);
+    let after_line = src[span.start..]
+        .find('\n')
+        .map_or(src.len(), |i| span.start + i);
+    let last = match src.get(after_line + 1..) {
+        Some(rest) => rest.find('\n').map_or(src.len(), |i| after_line + 1 + i),
+        None => after_line,
+    };
+    let region = &src[first..last];
+    if region.lines().all(|l| l.chars().count() <= MAX_LINE) {
+        return None;
+    }
+    let mut text = String::new();
+    let mut mapped = None;
+    let mut offset = first;
+    for line in region.split('\n') {
+        let line_end = offset + line.len();
+        let shown = clip(line, MAX_LINE);
+        let kept = line
+            .char_indices()
+            .nth(MAX_LINE)
+            .map_or(line.len(), |(i, _)| i);
+        if (offset..=line_end).contains(&span.start) {
+            let start = text.len() + (span.start - offset).min(kept);
+            let end = text.len() + (span.end.min(line_end) - offset).min(kept);
+            let end = if end == start && span.end > span.start {
+                shown.len() + text.len()
+            } else {
+                end
+            };
+            mapped = Some(start..end.max(start));
+        }
+        text.push_str(&shown);
+        text.push('\n');
+        offset = line_end + 1;
+    }
+    let (line, col) = yaml::line_col(src, span.start);
+    let first_line = src[..first].matches('\n').count();
+    Some(Excerpt {
+        name: name.to_string(),
+        text,
+        first_line,
+        at: (line - 1, col - 1),
+        span: mapped.unwrap_or(0..0),
+    })
 }
 
 /// Where a problem is: a byte range in the file and the 1-based line and column of its start.
@@ -111,11 +230,9 @@ impl LoadError {
     }
 }
 
+// No `code()`: miette would print it as a line of its own above the message, so stack-file
+// errors would not start like every other error (`Error: …`). JSON errors carry the code.
 impl Diagnostic for LoadError {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new("mskctl::stack_file"))
-    }
-
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.problems[0].help()
     }
@@ -174,13 +291,69 @@ impl Diagnostic for Problem {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let at = self.at.as_ref()?;
         let label = (!self.label.is_empty()).then(|| self.label.clone());
-        let span = LabeledSpan::new(label, at.span.start, at.span.len());
+        let span = match &self.source {
+            Some(Snippet::Excerpt(e)) => e.span.clone(),
+            _ => at.span.clone(),
+        };
+        let span = LabeledSpan::new(label, span.start, span.len());
         Some(Box::new(std::iter::once(span)))
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_deref().map(|s| s as &dyn SourceCode)
+        match self.source.as_ref()? {
+            Snippet::File(f) => Some(f.as_ref() as &dyn SourceCode),
+            Snippet::Excerpt(e) => Some(e.as_ref() as &dyn SourceCode),
+        }
     }
+}
+
+/// Largest stack file mskctl reads. The largest example stack is under 10 KiB and a stack of
+/// 200 resources stays well under 1 MiB; a bigger file is almost surely the wrong file (a log,
+/// a binary), and loading it whole would take seconds of CPU and memory before saying so.
+pub const MAX_FILE_BYTES: u64 = 5 * 1024 * 1024;
+
+/// The file's text, refused before reading when it is larger than [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> Result<String, LoadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| LoadError::unreadable(path, &e))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let too_big = |size: u64| {
+        LoadError::new(vec![Problem {
+            message: format!(
+                "{}: the stack file is {:.1} MiB; mskctl reads stack files up to {} MiB",
+                path.display(),
+                size as f64 / (1024.0 * 1024.0),
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+            label: String::new(),
+            help: Some(
+                "a stack file describes a few dozen resources in a few KiB: check that this is \
+                 the right file"
+                    .into(),
+            ),
+            at: None,
+            file: path.display().to_string(),
+            source: None,
+        }])
+    };
+    if size > MAX_FILE_BYTES {
+        return Err(too_big(size));
+    }
+    // The size can change between the check and the read (a file being written, a pipe).
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| LoadError::unreadable(path, &e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        let e = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        );
+        LoadError::unreadable(path, &e)
+    })
 }
 
 /// Read and load a stack file. `vars` are the `--var name=value` overrides; `rules` the
@@ -190,7 +363,7 @@ pub fn load_file(
     vars: &BTreeMap<String, String>,
     rules: &dyn Rules,
 ) -> Result<Stack, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|e| LoadError::unreadable(path, &e))?;
+    let source = read_bounded(path)?;
     load_inner(path, &source, vars, rules, true)
 }
 
@@ -201,7 +374,7 @@ pub fn load_file_for_destroy(
     vars: &BTreeMap<String, String>,
     rules: &dyn Rules,
 ) -> Result<Stack, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|e| LoadError::unreadable(path, &e))?;
+    let source = read_bounded(path)?;
     load_inner(path, &source, vars, rules, false)
 }
 
@@ -241,6 +414,8 @@ fn load_inner(
         ids: BTreeMap::new(),
         current: None,
         ref_spans: BTreeMap::new(),
+        used_missing: false,
+        incomplete: BTreeSet::new(),
     };
     let stack = loader.load(vars, abs);
     match stack {
@@ -263,8 +438,15 @@ struct Param {
 }
 
 struct Loader<'a> {
-    /// Whether `Ty::Path` values must exist (not for `destroy`).
+    /// Whether `Ty::Path` values must exist and parameters need values. `destroy` and
+    /// `outputs` find resources by their tags, so they need neither the function code nor the
+    /// parameters (secrets included): a value that uses a parameter without a value is left
+    /// out, unchecked.
     need_local_files: bool,
+    /// A parameter without a value was substituted in the value being read.
+    used_missing: bool,
+    /// Resources with a value left out that way: their kind rules are not checked.
+    incomplete: BTreeSet<String>,
     src: &'a str,
     file: String,
     source: Arc<NamedSource<Arc<str>>>,
@@ -312,21 +494,25 @@ impl<'a> Loader<'a> {
             span.end = span.start + nl;
         }
         let (line, col) = yaml::line_col(self.src, span.start);
+        let source = match excerpt(&self.file, self.src, &span) {
+            Some(e) => Snippet::Excerpt(Arc::new(e)),
+            None => Snippet::File(self.source.clone()),
+        };
         self.problems.push(Problem {
-            message: message.into(),
-            label: label.into(),
-            help,
+            message: clip(&message.into(), MAX_TEXT),
+            label: clip(&label.into(), MAX_TEXT),
+            help: help.map(|h| clip(&h, MAX_TEXT)),
             at: Some(Location { span, line, col }),
             file: self.file.clone(),
-            source: Some(self.source.clone()),
+            source: Some(source),
         });
     }
 
     fn err_nowhere(&mut self, message: String, help: Option<String>) {
         self.problems.push(Problem {
-            message,
+            message: clip(&message, MAX_TEXT),
             label: String::new(),
-            help,
+            help: help.map(|h| clip(&h, MAX_TEXT)),
             at: None,
             file: self.file.clone(),
             source: None,
@@ -428,7 +614,9 @@ impl<'a> Loader<'a> {
             }
         }
         for d in &declared {
-            if let Some(spec) = resources.get(&d.id) {
+            if let Some(spec) = resources.get(&d.id)
+                && !self.incomplete.contains(&d.id)
+            {
                 self.kind_rules(d, spec, &resources);
             }
         }
@@ -636,7 +824,7 @@ impl<'a> Loader<'a> {
         let missing: Vec<(String, Range<usize>)> = self
             .params
             .iter()
-            .filter(|(_, p)| p.value.is_none())
+            .filter(|(_, p)| p.value.is_none() && self.need_local_files)
             .map(|(k, p)| (k.clone(), p.declared_at.clone()))
             .collect();
         for (name, span) in missing {
@@ -927,6 +1115,25 @@ impl<'a> Loader<'a> {
 
     /// Check one property value against its type. `key` is where the property is named.
     fn value(&mut self, node: &Node, key: &Node, ty: &Ty, field: &str) -> Option<Expr> {
+        if self.need_local_files {
+            return self.checked_value(node, key, ty, field);
+        }
+        // destroy/outputs: a value using a parameter without a value is left out, and what
+        // reading it reported with it (an empty CIDR…) is not a problem.
+        let (problems, outer) = (self.problems.len(), std::mem::take(&mut self.used_missing));
+        let value = self.checked_value(node, key, ty, field);
+        if !self.used_missing {
+            self.used_missing = outer;
+            return value;
+        }
+        self.problems.truncate(problems);
+        if let Some(id) = &self.current {
+            self.incomplete.insert(id.clone());
+        }
+        None
+    }
+
+    fn checked_value(&mut self, node: &Node, key: &Node, ty: &Ty, field: &str) -> Option<Expr> {
         if node.is_empty_value() && !matches!(ty, Ty::Json) {
             self.err(
                 node.span.start..key.span.end,
@@ -1502,6 +1709,10 @@ impl<'a> Loader<'a> {
         };
         match ns {
             "param" => match self.params.get(name) {
+                Some(p) if p.value.is_none() => {
+                    self.used_missing = true;
+                    Some(Sub::Text(String::new()))
+                }
                 Some(p) => Some(Sub::Text(p.value.clone().unwrap_or_default())),
                 None => {
                     let help = did_you_mean(name, self.params.keys().map(String::as_str))
@@ -2186,7 +2397,7 @@ outputs:
         let (msg, _) = only("stack: demo\nresources:\n  vpc: {type: vpc\n  other: 1\n");
         assert_eq!(
             msg,
-            "stack.yaml:4:8: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'"
+            "stack.yaml:4:8: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}' (inside the `{` opened at line 3, column 8)"
         );
     }
 
@@ -2818,5 +3029,25 @@ resources:
             elsewhere.to_string(),
             "sg.yaml:12:10: unknown resource `self`"
         );
+    }
+
+    #[test]
+    fn destroy_loads_without_parameter_values_and_leaves_their_values_out() {
+        let src = "stack: demo\nparameters:\n  cidr: {}\n  password: {}\nresources:\n  vpc: {type: vpc, cidr_block: \"${param.cidr}\"}\n  sub:\n    type: subnet\n    vpc: vpc\n    cidr_block: 10.0.0.0/24\n    availability_zone: ${aws.region}a\noutputs:\n  id: \"${vpc.id}\"\n  pw: \"${param.password}\"\n";
+        let vars = BTreeMap::new();
+        // apply/plan: both parameters need a value.
+        let err = load_str(Path::new("s.yaml"), src, &vars, &real()).unwrap_err();
+        assert!(
+            err.to_string().contains("parameter `cidr` has no default"),
+            "{err}"
+        );
+        // destroy/outputs: the stack loads; values using them are left out, the rest is kept.
+        let stack = load_inner(Path::new("s.yaml"), src, &vars, &real(), false).unwrap();
+        assert!(!stack.resources["vpc"].props.contains_key("cidr_block"));
+        assert_eq!(stack.resources["sub"].dependencies(), ["vpc"]);
+        assert!(stack.outputs.contains_key("id") && !stack.outputs.contains_key("pw"));
+        // Other mistakes are still reported.
+        let typo = src.replace("vpc: vpc\n", "vpc: vcp\n");
+        assert!(load_inner(Path::new("s.yaml"), &typo, &vars, &real(), false).is_err());
     }
 }

@@ -265,8 +265,25 @@ impl Builder<'_> {
 
     fn syntax(&self, e: &ScanError) -> YamlError {
         let at = self.byte(*e.marker());
+        // Inside `[…]`/`{…}`, the error is often a bracket never closed: say where it opened.
+        let opened = self.stack.iter().rev().find_map(|f| match f {
+            Frame::Seq {
+                start, flow: true, ..
+            } => Some(('[', *start)),
+            Frame::Map {
+                start, flow: true, ..
+            } => Some(('{', *start)),
+            _ => None,
+        });
+        let inside = match opened {
+            Some((bracket, start)) => {
+                let (line, col) = line_col(self.src, start);
+                format!(" (inside the `{bracket}` opened at line {line}, column {col})")
+            }
+            None => String::new(),
+        };
         YamlError {
-            message: format!("invalid YAML: {}", e.info()),
+            message: format!("invalid YAML: {}{inside}", e.info()),
             label: "the YAML parser stopped here".into(),
             help: Some(
                 "check the indentation and quoting around this point; strings containing `: ` or \

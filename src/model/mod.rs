@@ -7,6 +7,7 @@
 
 pub mod kinds;
 pub mod preflight;
+pub mod preflight;
 mod value;
 
 use std::collections::BTreeMap;

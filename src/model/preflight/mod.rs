@@ -93,6 +93,11 @@ pub static RULES: &[Rule] = &[
         "overbroad managed policy where a narrow grant suffices",
     ),
     rule(
+        "IAM006",
+        Warning,
+        "function in a VPC whose role may not manage its network interfaces",
+    ),
+    rule(
         "ERR001",
         Warning,
         "REQUEST_RESPONSE pipe: the function's async retries and dead-letter queue never apply",
@@ -132,6 +137,11 @@ pub static RULES: &[Rule] = &[
         "NET005",
         Warning,
         "NAT gateway in another Availability Zone (cross-AZ dependency and charge)",
+    ),
+    rule(
+        "NET006",
+        Warning,
+        "function in a VPC with no way out to AWS services",
     ),
     rule(
         "SIL001",

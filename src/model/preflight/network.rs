@@ -296,7 +296,7 @@ fn pollers_way_out(cx: &Ctx, out: &mut Vec<Finding>) {
                 // Any endpoint shows the function reaches what it needs that way.
                 match nat_route(cx, subnet) {
                     Some(false) if endpoint_services(cx, subnet).is_empty() => {
-                        Some(vec!["any AWS service".to_string()])
+                        Some(vec!["any service".to_string()])
                     }
                     _ => None,
                 }
@@ -323,7 +323,7 @@ fn pollers_way_out(cx: &Ctx, out: &mut Vec<Finding>) {
             (
                 "NET006",
                 "this function runs",
-                "any call it makes to those services times out",
+                "every call it makes to AWS services or the internet times out",
             )
         } else {
             ("NET004", "its pollers run", "it never consumes")
@@ -335,7 +335,7 @@ fn pollers_way_out(cx: &Ctx, out: &mut Vec<Finding>) {
                 path,
                 format!(
                     "{who} in subnet(s) {} with no 0.0.0.0/0 route to a NAT gateway and no VPC endpoint for {services}, \
-                     so {consequence} (their network interfaces have no public address: an internet gateway route \
+                     so {consequence} (its network interfaces have no public address: an internet gateway route \
                      does not help)",
                     stuck.join(", ")
                 ),
@@ -343,7 +343,8 @@ fn pollers_way_out(cx: &Ctx, out: &mut Vec<Finding>) {
             .label("no way out to AWS services from here")
             .fix(format!(
                 "route 0.0.0.0/0 of those subnets to a NAT gateway (one per Availability Zone), or add \
-                 `vpc_endpoint` resources for {services} in their VPC"
+                 `vpc_endpoint` resources for {} in their VPC",
+                if function { "the services it calls" } else { services.as_str() }
             )),
         );
     }

@@ -7,7 +7,6 @@
 
 pub mod kinds;
 pub mod preflight;
-pub mod preflight;
 mod value;
 
 use std::collections::BTreeMap;

@@ -4,7 +4,6 @@
 pub mod load;
 pub mod schema;
 pub mod source_map;
-pub mod source_map;
 pub(crate) mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +12,6 @@ use std::path::PathBuf;
 use schema::Schema;
 
 pub use load::{load_file, load_file_for_destroy};
-pub use source_map::SourceMap;
 pub use source_map::SourceMap;
 
 /// What the loader needs from the layers above it, passed in so that `stack` imports none of

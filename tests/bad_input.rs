@@ -341,3 +341,81 @@ fn rejects_refuses_an_empty_help() {
 fn rejects_refuses_a_partial_location() {
     rejects(&["plan"], HEAD, "7:", "x", None);
 }
+
+#[test]
+fn an_unclosed_bracket_names_where_it_was_opened() {
+    let content = format!("{HEAD}  vpc:\n    type: vpc\n    cidr_block: [10.0.0.0/16\n");
+    rejects(
+        &["validate"],
+        &content,
+        "7:1",
+        "(inside the `[` opened at line 6, column 17)",
+        Some("check the indentation and quoting"),
+    );
+}
+
+/// Run `mskctl validate` on `content` with a dead endpoint; (exit code, stderr, connected).
+fn validate_output(content: &str) -> (Option<i32>, String, bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dir = StackDir::new();
+    let file = dir.write("stack.yaml", content);
+    let out = mskctl_at(&url)
+        .args(["validate", "-f", &file])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr, listener.accept().is_ok())
+}
+
+#[test]
+fn a_huge_line_is_cut_in_the_diagnostic_not_echoed() {
+    // A 3 MB value on the offending line, and a mistake at its end.
+    let long = "A".repeat(3_000_000);
+    let content = format!(
+        "{HEAD}  vpc: {{type: vpc, cidr_block: 10.0.0.0/16, enable_dns_support: true, bogus: \"{long}\"}}\n"
+    );
+    let (code, stderr, connected) = validate_output(&content);
+    assert_eq!(code, Some(1), "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(!connected);
+    assert!(
+        stderr.len() < 10_000,
+        "the diagnostic is {} bytes long",
+        stderr.len()
+    );
+    assert!(stderr.contains("more characters)"), "{stderr}");
+    assert!(stderr.contains("unknown key `bogus`"), "{stderr}");
+    // The location is still the real one.
+    assert!(stderr.contains("stack.yaml:4:"), "{stderr}");
+}
+
+#[test]
+fn a_stack_file_over_the_size_limit_is_refused_before_parsing() {
+    let content = format!("{HEAD}# {}\n", "x".repeat(6 * 1024 * 1024));
+    let started = std::time::Instant::now();
+    let (code, stderr, connected) = validate_output(&content);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!connected);
+    assert!(
+        stderr.contains("mskctl reads stack files up to 5 MiB"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 1_000, "{stderr}");
+    eprintln!("refused in {:?}", started.elapsed());
+}
+
+#[test]
+fn every_problem_starts_the_same_way_without_a_code_line() {
+    let content = format!(
+        "{HEAD}  vpc: {{type: vpc, cidr_block: 10.0.0.0/16, bogus: 1}}\n  other: {{type: vpc, cidr_block: 10.0.0.0/99}}\n"
+    );
+    let (code, stderr, _) = validate_output(&content);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("mskctl::"), "{stderr}");
+    assert!(!stderr.contains("Error:"), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("  × "), "{stderr}");
+    let headlines = stderr.lines().filter(|l| l.starts_with("  × ")).count();
+    assert_eq!(headlines, 2, "both problems start with `  × `:\n{stderr}");
+}

@@ -1432,7 +1432,28 @@ impl<'a> Loader<'a> {
             let parts = self.interpolate(node, s)?;
             match literal(&parts) {
                 Some(t) => t,
-                None => return Some(Expr::Str(parts)),
+                None => {
+                    // `${x.id}` as the whole value is a reference too: x must be a kind the
+                    // field takes (no kind's attribute is the id of another kind).
+                    if let [Part::Ref { id, .. }] = parts.as_slice()
+                        && let Some(Some(schema)) = self.ids.get(id).copied()
+                        && !kinds.is_empty()
+                        && !kinds.contains(&schema.kind)
+                    {
+                        self.err(
+                            node.span.clone(),
+                            format!(
+                                "`{id}` is {} {}, but this field takes {takes}",
+                                article(schema.kind),
+                                schema.kind
+                            ),
+                            format!("`{field}` takes {takes}"),
+                            None,
+                        );
+                        return None;
+                    }
+                    return Some(Expr::Str(parts));
+                }
             }
         } else {
             s.text.clone()
@@ -3000,6 +3021,11 @@ resources:
             load(&groups).unwrap_err()
         );
 
+        let interpolated = load(&src.replace("${cluster.id}", "${vpc.id}")).unwrap_err();
+        assert_eq!(
+            interpolated.to_string(),
+            "sg.yaml:9:70: `vpc` is a vpc, but this field takes a security_group"
+        );
         let wrong = load(&src.replace(
             "source_security_group: client}",
             "source_security_group: vpc}",

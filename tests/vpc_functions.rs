@@ -146,7 +146,25 @@ impl Scenario {
             .unwrap()
     }
 
-    /// Subnets of the Lambda-managed interfaces of the function.
+    /// Subnets of the function's Lambda-managed interfaces that are attached (`in-use`); the
+    /// ones it left linger `available` for a while.
+    async fn attached_eni_subnets(&self) -> Vec<String> {
+        let out = self.ec2.describe_network_interfaces().send().await.unwrap();
+        let mut subnets: Vec<String> = out
+            .network_interfaces()
+            .iter()
+            .filter(|e| {
+                e.description()
+                    .is_some_and(|d| d.starts_with("AWS Lambda VPC ENI-vpcfn-producer-"))
+                    && e.status().map(|st| st.as_str()) == Some("in-use")
+            })
+            .map(|e| e.subnet_id().unwrap_or_default().to_string())
+            .collect();
+        subnets.sort();
+        subnets
+    }
+
+    /// Subnets of all the Lambda-managed interfaces of the function, lingering ones included.
     async fn lambda_eni_subnets(&self) -> Vec<String> {
         let out = self.ec2.describe_network_interfaces().send().await.unwrap();
         let mut subnets: Vec<String> = out
@@ -199,7 +217,7 @@ async fn vpc_function_applies_moves_subnets_leaves_the_vpc_and_destroys() {
         assert_eq!(vpc.subnet_ids(), std::slice::from_ref(&subnet_a));
         assert_eq!(vpc.security_group_ids(), std::slice::from_ref(&group));
         assert_eq!(
-            s.lambda_eni_subnets().await,
+            s.attached_eni_subnets().await,
             std::slice::from_ref(&subnet_a)
         );
         s.plan(0);
@@ -319,7 +337,7 @@ async fn vpc_function_applies_moves_subnets_leaves_the_vpc_and_destroys() {
             "    role: role\n    vpc:\n      subnets: [subnet_c]\n      security_groups: [fn_sg]\n",
         );
             s.apply();
-            assert_eq!(s.lambda_eni_subnets().await.len(), 1);
+            assert_eq!(s.attached_eni_subnets().await.len(), 1);
             let run = s.em.run(&["destroy", "-f", &s.file, "--auto-approve"]).ok();
             assert!(
                 run.stdout.contains("DependencyViolation"),

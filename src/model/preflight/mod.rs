@@ -485,7 +485,7 @@ pub(crate) fn referrers<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+mod unit {
     use std::collections::BTreeSet;
 
     use super::*;
@@ -536,4 +536,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod rule_tests;
+mod tests;

@@ -586,10 +586,17 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
         return Ok(EXIT_OK);
     }
     if !plan.has_changes() {
-        println!(
-            "Nothing to destroy: no resource in {} is tagged with stack `{name}`.",
-            s.cx.region
-        );
+        if targets.is_empty() {
+            println!(
+                "Nothing to destroy: no resource in {} is tagged with stack `{name}`.",
+                s.cx.region
+            );
+        } else {
+            println!(
+                "Nothing to destroy: no targeted resource of stack `{name}` exists in {}.",
+                s.cx.region
+            );
+        }
         return Ok(EXIT_OK);
     }
     if !quiet {

@@ -151,4 +151,21 @@ fn a_mistyped_or_unsavable_target_is_refused_before_any_change() {
     // Nothing was created by either.
     let plan = em.run(&["plan", "-f", &file]).ok();
     assert!(plan.stdout.contains("5 to add"), "{}", plan.all());
+    // A target that is in the file but not in AWS: nothing to destroy, said as such.
+    let none = em
+        .run(&[
+            "destroy",
+            "-f",
+            &file,
+            "--auto-approve",
+            "--target",
+            "queue",
+        ])
+        .ok();
+    assert!(
+        none.stdout
+            .contains("Nothing to destroy: no targeted resource of stack `targets` exists"),
+        "{}",
+        none.all()
+    );
 }

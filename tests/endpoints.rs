@@ -204,7 +204,8 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gateway_and_interface_endpoints_round_trip() {
-    let em = Emulator::start();
+    // Long enough that the first poll after a create sees the transition on a loaded machine.
+    let em = Emulator::start_with(&[("EMULATOR_VPC_ENDPOINT_SECONDS", "2")]);
     let dir = StackDir::new();
     let file = dir.write("stack.yaml", STACK);
     let s = Scenario {

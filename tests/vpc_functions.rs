@@ -183,7 +183,12 @@ impl Scenario {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vpc_function_applies_moves_subnets_leaves_the_vpc_and_destroys() {
-    let em = Emulator::start();
+    // Long enough that the first poll after a create sees the transition on a loaded machine.
+    let em = Emulator::start_with(&[
+        ("EMULATOR_LAMBDA_VPC_SECONDS", "2"),
+        // On AWS interfaces linger far longer than they take to attach.
+        ("EMULATOR_LAMBDA_ENI_LINGER_SECONDS", "8"),
+    ]);
     let dir = StackDir::new();
     dir.with_handler();
     let file = dir.write("stack.yaml", STACK);

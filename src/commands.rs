@@ -789,10 +789,10 @@ fn unavailable(
             .iter()
             .find_map(|id| match live.iter().find(|l| &l.observed.id == id) {
                 None => Some(format!("`{id}` does not exist")),
-                Some(l) => match catalog.get(l.kind).and_then(|k| k.settling(&l.observed)) {
-                    Some(state) => Some(format!("`{id}` is still {state}")),
-                    None => None,
-                },
+                Some(l) => catalog
+                    .get(l.kind)
+                    .and_then(|k| k.settling(&l.observed))
+                    .map(|state| format!("`{id}` is still {state}")),
             });
         let why = why.unwrap_or_else(|| match ids.first() {
             Some(id) => format!("`{id}` has no such attribute yet"),

@@ -87,10 +87,8 @@ fn each_rule_stack_reports_its_rule_as_in_the_snapshot() {
                 let line_start = stderr[..end].rfind('\n').map_or(0, |i| i + 1);
                 stderr[..line_start].to_string()
             }
-            None => {
-                assert!(!error, "an error without the closing summary:\n{stderr}");
-                stderr.to_string()
-            }
+            // A warning, or a kind rule the loader reports (exit 1 before preflight runs).
+            None => stderr.to_string(),
         };
         let got = format!("exit: {code}\n--- stdout\n{stdout}--- stderr\n{findings}");
         let snap = root().join(format!("tests/preflight/{rule}.snap"));

@@ -337,7 +337,9 @@ pub fn check_spec(
         return Ok(()); // a kind outside the catalog (loader tests use their own schemas)
     };
     let props = provisional(spec, stack_name);
-    kind.check(&props)?;
+    let kind_name = spec.schema.kind;
+    kind.check(&props)
+        .map_err(|e| preflight::tag_kind_rule(kind_name, false, e))?;
     let referenced = |prop: &str| -> Option<Wanted> {
         let Some(Expr::Ref { id, .. }) = spec.props.get(prop) else {
             return None;
@@ -346,6 +348,7 @@ pub fn check_spec(
         Some(provisional(target, stack_name))
     };
     kind.check_references(&props, &referenced)
+        .map_err(|e| preflight::tag_kind_rule(kind_name, true, e))
 }
 
 /// The complete tag set of a resource's `tags` property, as sorted pairs.

@@ -144,12 +144,75 @@ pub static RULES: &[Rule] = &[
         "function in a VPC with no way out to AWS services",
     ),
     rule(
+        "MSK004",
+        Error,
+        "MSK Serverless cluster AWS cannot create (IAM auth off, one subnet, over five groups)",
+    ),
+    rule(
+        "ESM001",
+        Error,
+        "event source mapping AWS rejects (sources, topic count, access entries)",
+    ),
+    rule(
+        "FUN001",
+        Error,
+        "function settings AWS rejects or mskctl cannot store",
+    ),
+    rule(
+        "IAM007",
+        Error,
+        "role that does not trust the service that must assume it",
+    ),
+    rule("NET007", Error, "subnet outside its VPC's range"),
+    rule(
+        "NET008",
+        Error,
+        "security group rule AWS rejects (peers, port order)",
+    ),
+    rule(
+        "NET009",
+        Error,
+        "VPC endpoint settings that do not fit its type",
+    ),
+    rule(
         "SIL001",
         Error,
         "`silence:` names an unknown rule or has no reason",
     ),
     rule("SIL002", Warning, "`silence:` entry that silences nothing"),
 ];
+
+/// The kinds' own rules (`KindModel::check` and `check_references`), checked by the loader:
+/// AWS refuses such a resource outright, so they are always errors and cannot be silenced.
+/// (kind, from `check_references`, rule id)
+const KIND_RULES: &[(&str, bool, &str)] = &[
+    ("msk_serverless_cluster", false, "MSK004"),
+    ("event_source_mapping", false, "ESM001"),
+    ("lambda_function", false, "FUN001"),
+    ("lambda_function", true, "IAM007"),
+    ("pipe", true, "IAM007"),
+    ("event_source_mapping", true, "IAM007"),
+    ("security_group", false, "NET008"),
+    ("subnet", true, "NET007"),
+    ("vpc_endpoint", false, "NET009"),
+    ("vpc_endpoint", true, "NET009"),
+];
+
+/// A kind rule's message with its rule id, as the loader shows it.
+pub fn tag_kind_rule(kind: &str, references: bool, message: String) -> String {
+    match KIND_RULES
+        .iter()
+        .find(|(k, r, _)| *k == kind && *r == references)
+    {
+        Some((_, _, id)) => format!("{message} [{id}]"),
+        None => message,
+    }
+}
+
+/// Whether a rule is checked by the loader (and so cannot be silenced).
+pub fn checked_by_loader(id: &str) -> bool {
+    KIND_RULES.iter().any(|(_, _, r)| *r == id)
+}
 
 const fn rule(id: &'static str, severity: Severity, title: &'static str) -> Rule {
     Rule {
@@ -413,6 +476,19 @@ fn apply_silences(stack: &Stack, source: &SourceMap, found: Vec<Finding>) -> Vec
                     )
                     .label("unknown rule id")
                     .fix(format!("{hint}the rules are listed in docs/rules.md")),
+                );
+                continue;
+            }
+            if checked_by_loader(rule) {
+                out.push(
+                    Finding::new(
+                        "SIL001",
+                        id,
+                        &["silence", rule],
+                        format!("`{rule}` is checked when the file is loaded because AWS refuses such a resource, so it cannot be silenced"),
+                    )
+                    .label("cannot be silenced")
+                    .fix("fix the resource instead, and remove this entry"),
                 );
                 continue;
             }

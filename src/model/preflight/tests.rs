@@ -83,7 +83,7 @@ fn each_rule_stack_triggers_its_rule_on_the_offending_property() {
     let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
     for r in RULES {
         assert!(
-            covered.contains(&r.id),
+            covered.contains(&r.id) || checked_by_loader(r.id),
             "{} has no stack in tests/preflight",
             r.id
         );
@@ -230,4 +230,30 @@ fn findings_render_like_the_loader_with_the_property_underlined() {
     assert_eq!(to_json(&d)["fix"], "did you mean `python3.12`?");
     let denied = Diagnosed::new(d.finding.clone(), &map, true);
     assert!(denied.is_error());
+}
+
+#[test]
+fn kind_rules_checked_by_the_loader_carry_their_rule_id() {
+    let checks = Checks::new(catalog());
+    for (_, _, rule) in KIND_RULES {
+        let path = Path::new("tests/preflight").join(format!("{rule}.yaml"));
+        let err = load_str(&path, &file(rule), &BTreeMap::new(), &checks)
+            .err()
+            .unwrap_or_else(|| panic!("{rule}.yaml loads"));
+        assert!(
+            err.to_string().contains(&format!("[{rule}]")),
+            "{rule}: {err}"
+        );
+    }
+    // They cannot be silenced: AWS refuses such a resource whatever the file says.
+    let text = file("NET005").replace(
+        "  private_routes:\n    type: route_table\n",
+        "  private_routes:\n    type: route_table\n    silence: {NET007: \"no\", NET005: \"one NAT gateway\"}\n",
+    );
+    has(
+        &run("x.yaml", &text),
+        "SIL001",
+        "private_routes",
+        "silence.NET007",
+    );
 }

@@ -965,10 +965,14 @@ fn graph_cmd(args: &GraphArgs) -> Result<i32> {
             kind: r.schema.kind,
         })
         .collect();
-    print!(
-        "{}",
-        graph::render(&stack.name, &nodes, &plan::file_deps(stack), args.format)
-    );
+    // The references as written (a security group naming another is an arrow between the two,
+    // even though apply authorizes such rules after creating both groups).
+    let deps: crate::graph::Deps = stack
+        .resources
+        .values()
+        .map(|r| (r.id.clone(), r.dependencies().into_iter().collect()))
+        .collect();
+    print!("{}", graph::render(&stack.name, &nodes, &deps, args.format));
     Ok(EXIT_OK)
 }
 

@@ -78,6 +78,26 @@ fn graph_draws_the_file_without_aws_in_dot_and_mermaid() {
         "{}",
         mermaid.all()
     );
+    // Groups that admit each other: the references as written, no planner-internal nodes.
+    let dir = StackDir::new();
+    let groups = dir.write(
+        "groups.yaml",
+        "stack: g\nresources:\n  vpc: {type: vpc, cidr_block: 10.0.0.0/16}\n  a:\n    type: security_group\n    vpc: vpc\n    description: a\n    ingress: [{protocol: tcp, from_port: 1, to_port: 2, source_security_group: b}]\n  b:\n    type: security_group\n    vpc: vpc\n    description: b\n    ingress: [{protocol: tcp, from_port: 1, to_port: 2, source_security_group: a}]\n",
+    );
+    let g = common::Run::from(
+        mskctl_at(NO_AWS)
+            .args(["graph", "-f", &groups])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(
+        g.stdout.contains("\"a\" -> \"b\";")
+            && g.stdout.contains("\"b\" -> \"a\";")
+            && !g.stdout.contains(".rules"),
+        "{}",
+        g.all()
+    );
     assert!(
         mermaid.stdout.contains("[\"vpc<br/>(vpc)\"]"),
         "{}",

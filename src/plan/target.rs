@@ -70,14 +70,24 @@ pub fn select(
             }
         }
     }
+    // Nodes the planner derives from a resource (`sg.rules`: a security group's rules that name
+    // other groups) are part of that resource as written: they go where it goes.
+    let derived = |id: &str| -> Vec<String> {
+        let prefix = format!("{id}.");
+        plan.changes
+            .iter()
+            .filter(|c| c.id.starts_with(&prefix))
+            .map(|c| c.id.clone())
+            .collect()
+    };
     let mut kept: BTreeSet<String> = BTreeSet::new();
     let mut todo: Vec<String> = targets.to_vec();
     while let Some(id) = todo.pop() {
-        if kept.insert(id.clone())
-            && let Some(next) = edges.get(&id)
-        {
-            todo.extend(next.iter().filter(|n| !kept.contains(*n)).cloned());
+        if !kept.insert(id.clone()) {
+            continue;
         }
+        let next = edges.get(&id).into_iter().flatten().cloned();
+        todo.extend(next.chain(derived(&id)).filter(|n| !kept.contains(n)));
     }
     let (changes, dropped): (Vec<_>, Vec<_>) =
         plan.changes.into_iter().partition(|c| kept.contains(&c.id));
@@ -211,6 +221,37 @@ mod tests {
         assert!(err.to_string().contains("did you mean `cluster`?"), "{err}");
         let err = select(plan(), &["zzz".into()], &known(), Direction::Dependents).unwrap_err();
         assert_eq!(err.suggestion, None);
+    }
+
+    /// Two security groups that admit each other: each group's rules naming the other are the
+    /// derived node `<group>.rules`, which depends on both groups.
+    fn groups() -> Plan {
+        Plan {
+            changes: ["vpc", "a", "b", "a.rules", "b.rules", "queue"]
+                .into_iter()
+                .map(|id| change(id, Action::Create))
+                .collect(),
+            file_deps: deps(&[
+                ("vpc", &[]),
+                ("a", &["vpc"]),
+                ("b", &["vpc"]),
+                ("a.rules", &["a", "b"]),
+                ("b.rules", &["a", "b"]),
+                ("queue", &[]),
+            ]),
+            live_deps: Deps::new(),
+        }
+    }
+
+    #[test]
+    fn a_groups_rules_go_with_it() {
+        let known: BTreeSet<String> = ["vpc", "a", "b", "queue"].map(String::from).into();
+        // apply a: a with its rules, which need b (with its own rules, as written).
+        let t = select(groups(), &["a".into()], &known, Direction::Dependencies).unwrap();
+        assert_eq!(ids(&t.plan), ["a", "a.rules", "b", "b.rules", "vpc"]);
+        // destroy b: a's rules naming b are revoked, a itself stays.
+        let t = select(groups(), &["b".into()], &known, Direction::Dependents).unwrap();
+        assert_eq!(ids(&t.plan), ["a.rules", "b", "b.rules"]);
     }
 
     #[test]

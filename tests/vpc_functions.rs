@@ -18,6 +18,7 @@ resources:
   vpc:
     type: vpc
     cidr_block: 10.50.0.0/16
+    enable_dns_hostnames: true    # private DNS of the STS endpoint
   subnet_a:
     type: subnet
     vpc: vpc

@@ -513,6 +513,12 @@ class VpcTest(EmulatorTest):
         def state(vpce: str) -> str:
             return ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce])["VpcEndpoints"][0]["State"]
 
+        # Private DNS needs both DNS attributes of the VPC (moto's new VPCs lack hostnames).
+        with self.assertRaises(ClientError) as no_dns:
+            ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.sts", VpcEndpointType="Interface",
+                                    SubnetIds=[a], SecurityGroupIds=[sg])
+        self.assertIn("enableDnsHostnames", no_dns.exception.response["Error"]["Message"])
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
         # Gateway endpoint without VpcEndpointType: Gateway, as on AWS; routes follow the tables.
         gw = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3", RouteTableIds=[rt])["VpcEndpoint"]
         self.assertEqual((gw["VpcEndpointType"], gw["State"]), ("Gateway", "pending"))

@@ -28,6 +28,7 @@ from typing import Any
 
 from moto.awslambda.exceptions import LambdaClientError
 from moto.core.responses import BaseResponse
+from moto.ec2.exceptions import EC2ClientError
 
 from . import lifecycle
 
@@ -307,9 +308,21 @@ def patch_vpc_endpoint_lifecycle() -> None:
         with _lock:
             _endpoints.append(self)
 
+    def require_dns(backend: Any, vpc_id: str) -> None:
+        # AWS: private DNS of an interface endpoint needs both DNS attributes of the VPC.
+        vpc = backend.get_vpc(vpc_id)
+        if not all(str(getattr(vpc, a, False)).lower() == "true" for a in ("enable_dns_support", "enable_dns_hostnames")):
+            raise EC2ClientError(
+                "InvalidParameter",
+                "Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes "
+                f"set to true for {vpc_id}",
+            )
+
     def create_vpc_endpoint(self: Any, *args: Any, **kwargs: Any) -> Any:
         endpoint_type = kwargs.get("endpoint_type")
         kwargs["endpoint_type"] = (endpoint_type or "Gateway").capitalize()
+        if kwargs["endpoint_type"] == "Interface" and kwargs.get("private_dns_enabled") is not False:
+            require_dns(self, kwargs.get("vpc_id") or args[0])
         endpoint = original_create(self, *args, **kwargs)
         if endpoint.vpc_endpoint_type == "Interface":
             # moto's interfaces are plain ones in the default group; AWS's are requester-managed
@@ -370,10 +383,14 @@ def patch_vpc_endpoint_lifecycle() -> None:
     def modify_vpc_endpoint(self: VPCs) -> Any:
         endpoint_id = self._get_param("VpcEndpointId")
         private_dns = self._get_param("PrivateDnsEnabled")
+        enable = private_dns is not None and str(private_dns).lower() == "true"
+        if enable:
+            endpoint = self.ec2_backend.describe_vpc_endpoints(vpc_end_point_ids=[endpoint_id])[0]
+            require_dns(self.ec2_backend, endpoint.vpc_id)
         result = original_response(self)
         if private_dns is not None:
             endpoint = self.ec2_backend.describe_vpc_endpoints(vpc_end_point_ids=[endpoint_id])[0]
-            endpoint.private_dns_enabled = str(private_dns).lower() == "true"
+            endpoint.private_dns_enabled = enable
         return result
 
     VPCEndPoint.__init__ = __init__

@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::model::kinds::pipe::with_unknowns_shown;
+use crate::model::kinds::pipe::PlannedGroup;
 use crate::model::{KindModel, Observed, PropRead, Props, Val, Wanted, s, strs};
 use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
@@ -211,7 +211,7 @@ impl KindModel for EventSourceMapping {
     }
 
     fn replace_warning(&self, desired: &Wanted, observed: &Props) -> Option<String> {
-        replace_warning(&with_unknowns_shown(desired), observed)
+        replace_warning(desired, observed)
     }
 
     fn check(&self, props: &Wanted) -> Result<(), String> {
@@ -548,7 +548,7 @@ fn sorted(value: &Value) -> Value {
 }
 
 /// Replacing a mapping means a new consumer group unless the group is pinned (and unchanged).
-fn replace_warning(desired: &Props, observed: &Props) -> Option<String> {
+fn replace_warning(desired: &Wanted, observed: &Props) -> Option<String> {
     let position = s(desired, "starting_position").unwrap_or("LATEST");
     let start = if position == "TRIM_HORIZON" {
         "the oldest retained record (records are processed again)"
@@ -556,15 +556,16 @@ fn replace_warning(desired: &Props, observed: &Props) -> Option<String> {
         "the latest record (records published while the mapping is swapped are skipped)"
     };
     let have = s(observed, "consumer_group_id");
-    match s(desired, "consumer_group_id").filter(|g| !g.is_empty()) {
-        Some(g) if have == Some(g) => None,
-        Some(g) => Some(format!(
-            "the mapping joins consumer group `{g}` instead of `{}`: the old group's committed offsets are not used, so it starts from {start}",
-            have.unwrap_or("the mapping's UUID")
-        )),
-        None => Some(format!(
+    match PlannedGroup::of(desired.get("consumer_group_id")) {
+        PlannedGroup::Known(g) if have == Some(g.as_str()) => None,
+        PlannedGroup::Unset => Some(format!(
             "the new mapping starts a new Kafka consumer group (Lambda uses the mapping's UUID) and loses the committed \
              offsets of the old one, so it starts from {start}. Pin `consumer_group_id` to keep the offsets across replacements"
+        )),
+        pinned => Some(format!(
+            "the mapping joins {} instead of `{}`: the old group's committed offsets are not used, so it starts from {start}",
+            pinned.words(),
+            have.unwrap_or("the mapping's UUID")
         )),
     }
 }
@@ -853,7 +854,7 @@ mod tests {
 
     #[test]
     fn replace_warning_depends_on_pinned_group() {
-        let w = replace_warning(&props(json!({})), &props(json!({}))).unwrap();
+        let w = replace_warning(&known(&props(json!({}))), &props(json!({}))).unwrap();
         assert!(
             w.contains("new Kafka consumer group")
                 && w.contains("skipped")
@@ -861,8 +862,12 @@ mod tests {
             "{w}"
         );
         let pinned = props(json!({"consumer_group_id": "g"}));
-        assert_eq!(replace_warning(&pinned, &pinned), None);
-        assert!(replace_warning(&pinned, &props(json!({"consumer_group_id": "h"}))).is_some());
+        assert_eq!(replace_warning(&known(&pinned), &pinned), None);
+        assert!(
+            replace_warning(&known(&pinned), &props(json!({"consumer_group_id": "h"})))
+                .unwrap()
+                .contains("joins consumer group `g` instead of `h`")
+        );
     }
 
     #[test]
@@ -931,7 +936,7 @@ mod tests {
             .replace_warning(&w, &props(json!({"consumer_group_id": "g"})))
             .unwrap();
         assert!(
-            msg.contains("`(known after apply)` instead of `g`"),
+            msg.contains("joins a consumer group known only after apply instead of `g`"),
             "{msg}"
         );
     }

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::model::{KindModel, Observed, PropRead, Props, Wanted, role_must_trust, s};
+use crate::model::{KindModel, Observed, PropRead, Props, Val, Wanted, role_must_trust, s};
 use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
 pub struct Pipe;
@@ -144,7 +144,7 @@ impl KindModel for Pipe {
     }
 
     fn replace_warning(&self, desired: &Wanted, observed: &Props) -> Option<String> {
-        replace_warning(&with_unknowns_shown(desired), observed)
+        replace_warning(desired, observed)
     }
 
     fn settling(&self, observed: &Observed) -> Option<String> {
@@ -227,34 +227,59 @@ pub fn desired_state<P: PropRead + ?Sized>(props: &P) -> &'static str {
     }
 }
 
-/// Planned properties for a replace warning, every unknown part spelled `(known after apply)`
-/// (as the plan shows it): a consumer group known only after apply is still a pinned group.
-/// Shared with `event_source_mapping`.
-pub fn with_unknowns_shown(desired: &Wanted) -> Props {
-    let after_apply = |_: &_| Some(Value::String("(known after apply)".into()));
-    desired
-        .iter()
-        .map(|(k, v)| (k.clone(), v.fill(&after_apply).unwrap_or(Value::Null)))
-        .collect()
+/// The consumer group a replacement joins, as far as the plan knows it. Shared with
+/// `event_source_mapping`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PlannedGroup {
+    /// None pinned: the new resource starts a new group.
+    Unset,
+    Known(String),
+    /// Pinned to a value known only after apply (`${queue.name}`…): still a pinned group.
+    AfterApply,
+}
+
+impl PlannedGroup {
+    pub(crate) fn of(v: Option<&Val>) -> PlannedGroup {
+        match v {
+            None => PlannedGroup::Unset,
+            Some(Val::Known(Value::String(g))) if !g.is_empty() => PlannedGroup::Known(g.clone()),
+            Some(Val::Known(_)) => PlannedGroup::Unset,
+            Some(_) => PlannedGroup::AfterApply,
+        }
+    }
+
+    /// The group in a warning: `consumer group `g`` or one known only after apply.
+    pub(crate) fn words(&self) -> String {
+        match self {
+            PlannedGroup::Known(g) => format!("consumer group `{g}`"),
+            _ => "a consumer group known only after apply".into(),
+        }
+    }
 }
 
 /// The plain-words consequence of replacing a pipe: a new pipe means a new consumer group
 /// unless the group is pinned (and unchanged).
-pub(crate) fn replace_warning(desired: &Props, observed: &Props) -> Option<String> {
-    let want = kafka(desired);
+pub(crate) fn replace_warning(desired: &Wanted, observed: &Props) -> Option<String> {
+    let want = desired.get("kafka");
+    let field = |key: &str| want.as_ref().and_then(|k| k.get(key));
+    let group = PlannedGroup::of(field("consumer_group_id").as_ref());
+    let position = field("starting_position")
+        .and_then(|v| v.as_known().and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| "LATEST".into());
     let have = kafka(observed).consumer_group_id;
-    match &want.consumer_group_id {
-        Some(g) if have.as_deref() == Some(g.as_str()) => None,
-        Some(g) => Some(format!(
-            "the pipe joins consumer group `{g}` instead of `{}`: the committed offsets of the old group are not used, \
-             so it starts from {}",
-            have.unwrap_or_else(|| "its current group".into()),
-            start_words(&want.starting_position)
-        )),
-        None => Some(format!(
+    match group {
+        PlannedGroup::Known(g) if have.as_deref() == Some(g.as_str()) => None,
+        PlannedGroup::Unset => Some(format!(
             "the new pipe starts a new Kafka consumer group and loses the committed offsets of the old one, \
              so it starts from {}. Pin `kafka.consumer_group_id` to keep the offsets across replacements",
-            start_words(&want.starting_position)
+            start_words(&position)
+        )),
+        pinned => Some(format!(
+            "the pipe joins {} instead of `{}`: the committed offsets of the old group are not used, \
+             so it starts from {}",
+            pinned.words(),
+            have.unwrap_or_else(|| "its current group".into()),
+            start_words(&position)
         )),
     }
 }
@@ -318,7 +343,7 @@ mod tests {
     fn replace_without_pinned_group_warns_about_offsets() {
         let d = props(json!({"kafka": {"topic": "t"}}));
         let o = props(json!({"kafka": {"topic": "old"}}));
-        let w = replace_warning(&d, &o).unwrap();
+        let w = replace_warning(&known(&d), &o).unwrap();
         assert!(w.contains("new Kafka consumer group"), "{w}");
         assert!(w.contains("skipped"), "{w}");
         assert!(w.contains("kafka.consumer_group_id"), "{w}");
@@ -327,7 +352,7 @@ mod tests {
     #[test]
     fn replace_with_trim_horizon_mentions_reprocessing() {
         let d = props(json!({"kafka": {"topic": "t", "starting_position": "TRIM_HORIZON"}}));
-        let w = replace_warning(&d, &Props::new()).unwrap();
+        let w = replace_warning(&known(&d), &Props::new()).unwrap();
         assert!(w.contains("processed again"), "{w}");
     }
 
@@ -335,10 +360,10 @@ mod tests {
     fn replace_with_same_pinned_group_is_silent() {
         let d = props(json!({"kafka": {"topic": "t", "consumer_group_id": "g"}}));
         let o = props(json!({"kafka": {"topic": "old", "consumer_group_id": "g"}}));
-        assert_eq!(replace_warning(&d, &o), None);
+        assert_eq!(replace_warning(&known(&d), &o), None);
         let o2 = props(json!({"kafka": {"topic": "old", "consumer_group_id": "h"}}));
         assert!(
-            replace_warning(&d, &o2)
+            replace_warning(&known(&d), &o2)
                 .unwrap()
                 .contains("`g` instead of `h`")
         );
@@ -369,7 +394,7 @@ mod tests {
         );
         let msg = Pipe.replace_warning(&w, &o).unwrap();
         assert!(
-            msg.contains("`(known after apply)` instead of `g`"),
+            msg.contains("joins a consumer group known only after apply instead of `g`"),
             "{msg}"
         );
     }

@@ -182,3 +182,91 @@ fn quiet_prints_only_the_final_summary() {
         destroy.all()
     );
 }
+
+/// `script` (util-linux) gives mskctl a terminal: the live view redraws its lines, marks what
+/// is done and ends with the table; `NO_COLOR` leaves the redraws but drops every colour.
+#[test]
+fn on_a_terminal_the_live_view_redraws_and_no_color_drops_colours() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = dir.write(
+        "stack.yaml",
+        "stack: live\nresources:\n  vpc:\n    type: vpc\n    cidr_block: 10.32.0.0/16\n  queue:\n    type: sqs_queue\n",
+    );
+    let in_terminal = |args: &str, no_color: bool| -> Option<String> {
+        let harness = em.mskctl();
+        let mut cmd = std::process::Command::new("script");
+        let line = format!("stty cols 120; {} {args}", env!("CARGO_BIN_EXE_mskctl"));
+        cmd.args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null());
+        for (k, v) in harness.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env("TERM", "xterm-256color");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = cmd.output().ok()?; // no `script` on this machine
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{args} failed in a terminal:\n{text}");
+        Some(text)
+    };
+    let strip = |s: &str| {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let file_arg = format!("-f {file} --auto-approve");
+    let Some(apply) = in_terminal(&format!("apply {file_arg}"), false) else {
+        eprintln!("skipped: `script` is not installed");
+        return;
+    };
+    assert!(apply.contains("\u{1b}[2K"), "no live redraw:\n{apply:?}");
+    assert!(apply.contains("\u{1b}[32m"), "no colour:\n{apply:?}");
+    let plain = strip(&apply);
+    assert!(
+        plain.contains("✓ vpc") && plain.contains("✓ queue"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("resource  action") && plain.contains("Apply complete: 2 added"),
+        "{plain}"
+    );
+
+    let destroy = in_terminal(&format!("destroy {file_arg}"), true).unwrap();
+    assert!(
+        destroy.contains("\u{1b}[2K"),
+        "no live redraw:\n{destroy:?}"
+    );
+    // Colours and styles are SGR sequences: ESC [ digits/semicolons m.
+    let sgr = destroy.split('\u{1b}').skip(1).find(|rest| {
+        rest.strip_prefix('[').is_some_and(|r| {
+            let end = r.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+            end.is_some_and(|i| r[i..].starts_with('m'))
+        })
+    });
+    assert!(
+        sgr.is_none(),
+        "a colour despite NO_COLOR ({sgr:?}):\n{destroy:?}"
+    );
+    assert!(
+        strip(&destroy).contains("Checked: nothing tagged with stack `live` is left"),
+        "{destroy:?}"
+    );
+}

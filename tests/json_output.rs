@@ -315,3 +315,30 @@ outputs:
         "the role is gone"
     );
 }
+
+/// Not JSON, but the same reference a CI author reads: `kinds` lists `tags` once per kind, with
+/// the default the plan really applies (the stack's tags).
+#[test]
+fn kinds_lists_tags_once_with_the_stack_tags_default() {
+    for kind in [
+        "pipe",
+        "event_source_mapping",
+        "msk_serverless_cluster",
+        "vpc",
+        "iam_role",
+    ] {
+        let (code, stdout, stderr, connected) = offline(&["kinds", kind]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!connected);
+        let tags: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("tags "))
+            .collect();
+        assert_eq!(tags.len(), 1, "{kind}:\n{stdout}");
+        assert!(
+            tags[0].contains("default the stack's `tags`"),
+            "{kind}: {}",
+            tags[0]
+        );
+    }
+}

@@ -190,10 +190,13 @@ fn request_response_without_async_settings_and_fire_and_forget_are_fine() {
 
 #[test]
 fn retired_runtimes_are_errors_with_the_newest_of_their_language() {
-    let text = file("VAL001").replace("python312", "python3.8");
+    let text = file("VAL001").replace("python312", "python3.6");
     has(&run("x.yaml", &text), "VAL001", "fn", "runtime");
     let text = file("VAL001").replace("python312", "python3.13");
     assert_eq!(run("x.yaml", &text), vec![]);
+    // Deprecated but still accepted for new functions: a warning.
+    let text = file("VAL001").replace("python312", "python3.8");
+    has(&run("x.yaml", &text), "VAL002", "fn", "runtime");
 }
 
 #[test]

@@ -4,56 +4,62 @@
 use super::{Ctx, Date, Finding};
 use crate::stack::{Expr, Part, ResourceSpec};
 
-/// Lambda runtimes and the date each is (or will be) deprecated. Past that date AWS stops
-/// patching it, then blocks creating and later updating functions with it.
-/// Source: docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html.
-const RUNTIMES: &[(&str, Date)] = &[
-    ("python3.14", (2029, 6, 30)),
-    ("python3.13", (2029, 6, 30)),
-    ("python3.12", (2028, 10, 31)),
-    ("python3.11", (2026, 6, 30)),
-    ("python3.10", (2026, 6, 30)),
-    ("python3.9", (2025, 12, 15)),
-    ("nodejs24.x", (2028, 4, 30)),
-    ("nodejs22.x", (2027, 4, 30)),
-    ("nodejs20.x", (2026, 4, 30)),
-    ("java25", (2029, 6, 30)),
-    ("java21", (2029, 6, 30)),
-    ("java17", (2026, 6, 30)),
-    ("java11", (2026, 6, 30)),
-    ("java8.al2", (2026, 6, 30)),
-    ("dotnet10", (2028, 11, 14)),
-    ("dotnet8", (2026, 11, 10)),
-    ("ruby3.4", (2028, 3, 31)),
-    ("ruby3.3", (2027, 3, 31)),
-    ("ruby3.2", (2026, 3, 31)),
-    ("provided.al2023", (2029, 6, 30)),
-    ("provided.al2", (2026, 6, 30)),
-];
-
-/// Runtimes past the date AWS blocks creating and updating functions with them.
-const RETIRED: &[&str] = &[
-    "nodejs18.x",
-    "nodejs16.x",
-    "nodejs14.x",
-    "nodejs12.x",
-    "nodejs10.x",
-    "nodejs8.10",
-    "nodejs",
-    "python3.8",
-    "python3.7",
-    "python3.6",
-    "python2.7",
-    "java8",
-    "dotnet7",
-    "dotnet6",
-    "dotnet5.0",
-    "dotnetcore3.1",
-    "dotnetcore2.1",
-    "go1.x",
-    "provided",
-    "ruby2.7",
-    "ruby2.5",
+/// Lambda runtimes with the dates AWS deprecates them (no more patches), blocks creating
+/// functions with them, and blocks updating them. Newest first within a language. Source: the
+/// runtime tables of docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html (as cfn-lint
+/// 1.58 ships them in `LmbdRuntimeLifecycle.json`); `dotnet9` is for container images only.
+const RUNTIMES: &[(&str, Date, Date, Date)] = &[
+    ("dotnet10", (2028, 11, 14), (2028, 12, 14), (2029, 1, 15)),
+    ("dotnet8", (2026, 11, 10), (2027, 2, 1), (2027, 3, 3)),
+    ("dotnet6", (2024, 12, 20), (2027, 2, 1), (2027, 3, 3)),
+    ("dotnetcore3.1", (2023, 4, 3), (2023, 4, 3), (2023, 5, 3)),
+    ("dotnetcore2.1", (2022, 1, 5), (2022, 1, 5), (2022, 4, 13)),
+    ("dotnetcore2.0", (2019, 5, 30), (2019, 4, 30), (2019, 5, 30)),
+    ("dotnetcore1.0", (2019, 6, 27), (2019, 6, 30), (2019, 7, 30)),
+    ("go1.x", (2024, 1, 8), (2024, 2, 8), (2027, 3, 3)),
+    ("java25", (2029, 6, 30), (2029, 7, 31), (2029, 8, 31)),
+    ("java21", (2029, 6, 30), (2029, 7, 31), (2029, 8, 31)),
+    ("java17", (2027, 6, 30), (2027, 7, 31), (2027, 8, 31)),
+    ("java11", (2027, 6, 30), (2027, 7, 31), (2027, 8, 31)),
+    ("java8", (2024, 1, 8), (2024, 2, 8), (2027, 3, 3)),
+    ("java8.al2", (2027, 6, 30), (2027, 7, 31), (2027, 8, 31)),
+    ("nodejs", (2016, 8, 30), (2016, 9, 30), (2016, 10, 31)),
+    ("nodejs24.x", (2028, 4, 30), (2028, 6, 1), (2028, 7, 1)),
+    ("nodejs22.x", (2027, 4, 30), (2027, 6, 1), (2027, 7, 1)),
+    ("nodejs20.x", (2026, 4, 30), (2027, 2, 1), (2027, 3, 3)),
+    ("nodejs18.x", (2025, 9, 1), (2027, 2, 1), (2027, 3, 3)),
+    ("nodejs16.x", (2024, 6, 12), (2027, 2, 1), (2027, 3, 3)),
+    ("nodejs14.x", (2023, 12, 4), (2024, 1, 9), (2027, 3, 3)),
+    ("nodejs12.x", (2023, 3, 31), (2023, 3, 31), (2023, 4, 30)),
+    ("nodejs10.x", (2021, 7, 30), (2021, 7, 30), (2022, 2, 14)),
+    ("nodejs8.10", (2020, 3, 6), (2020, 2, 4), (2020, 3, 6)),
+    ("nodejs6.10", (2019, 8, 12), (2019, 7, 12), (2019, 8, 12)),
+    ("nodejs4.3", (2020, 3, 5), (2020, 2, 3), (2020, 3, 5)),
+    ("nodejs4.3-edge", (2020, 3, 5), (2019, 3, 31), (2019, 4, 30)),
+    ("provided", (2024, 1, 8), (2024, 2, 8), (2027, 3, 3)),
+    (
+        "provided.al2023",
+        (2029, 6, 30),
+        (2029, 7, 31),
+        (2029, 8, 31),
+    ),
+    ("provided.al2", (2026, 7, 31), (2027, 2, 1), (2027, 3, 3)),
+    ("python3.14", (2029, 6, 30), (2029, 7, 31), (2029, 8, 31)),
+    ("python3.13", (2029, 6, 30), (2029, 7, 31), (2029, 8, 31)),
+    ("python3.12", (2028, 10, 31), (2028, 11, 30), (2029, 1, 10)),
+    ("python3.11", (2027, 6, 30), (2027, 7, 31), (2027, 8, 31)),
+    ("python3.10", (2026, 10, 31), (2027, 2, 1), (2027, 3, 3)),
+    ("python3.9", (2025, 12, 15), (2027, 2, 1), (2027, 3, 3)),
+    ("python3.8", (2024, 10, 14), (2027, 2, 1), (2027, 3, 3)),
+    ("python3.7", (2023, 12, 4), (2024, 1, 9), (2027, 3, 3)),
+    ("python3.6", (2022, 7, 18), (2022, 7, 18), (2022, 8, 29)),
+    ("python2.7", (2021, 7, 15), (2021, 7, 15), (2022, 5, 30)),
+    ("ruby4.0", (2029, 3, 31), (2029, 4, 30), (2029, 5, 31)),
+    ("ruby3.4", (2028, 3, 31), (2028, 4, 30), (2028, 5, 31)),
+    ("ruby3.3", (2027, 3, 31), (2027, 4, 30), (2027, 5, 31)),
+    ("ruby3.2", (2026, 3, 31), (2027, 2, 1), (2027, 3, 3)),
+    ("ruby2.7", (2023, 12, 7), (2024, 1, 9), (2027, 3, 3)),
+    ("ruby2.5", (2021, 7, 30), (2021, 7, 30), (2022, 3, 31)),
 ];
 
 pub fn check(cx: &Ctx, out: &mut Vec<Finding>) {
@@ -121,62 +127,73 @@ fn runtime(cx: &Ctx, function: &ResourceSpec, out: &mut Vec<Finding>) {
     let Some(runtime) = cx.lit(function, &["runtime"]) else {
         return;
     };
-    if let Some((_, deprecated)) = RUNTIMES.iter().find(|(r, _)| *r == runtime) {
-        if *deprecated <= cx.today {
-            let newest = newest_of(&runtime);
+    let show = |d: &Date| format!("{}-{:02}-{:02}", d.0, d.1, d.2);
+    match RUNTIMES.iter().find(|(r, ..)| *r == runtime) {
+        Some((_, _, create_block, update_block)) if *create_block <= cx.today => {
+            let fix = format!("use `{}`", newest_of(&runtime));
+            out.push(
+                Finding::new(
+                    "VAL001",
+                    &function.id,
+                    &["runtime"],
+                    format!(
+                        "Lambda has refused {runtime} for new functions since {} (and for updates from {}), so \
+                         CreateFunction is rejected",
+                        show(create_block),
+                        show(update_block)
+                    ),
+                )
+                .label("retired runtime")
+                .fix(fix),
+            );
+        }
+        Some((_, deprecated, create_block, _)) if *deprecated <= cx.today => {
             out.push(
                 Finding::new(
                     "VAL002",
                     &function.id,
                     &["runtime"],
                     format!(
-                        "{runtime} was deprecated on {}-{:02}-{:02}: AWS no longer patches it and will block creating, \
-                         then updating, functions that use it",
-                        deprecated.0, deprecated.1, deprecated.2
+                        "{runtime} was deprecated on {}: AWS no longer patches it, and from {} Lambda refuses it for \
+                         new functions",
+                        show(deprecated),
+                        show(create_block)
                     ),
                 )
                 .label("deprecated runtime")
-                .fix(format!("move to `{newest}` (and test the code on it)")),
+                .fix(format!("move to `{}` (and test the code on it)", newest_of(&runtime))),
             );
         }
-        return;
+        Some(_) => {}
+        None => {
+            let fix = match did_you_mean(&runtime, cx.today) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("use one of {}", offered(cx.today).join(", ")),
+            };
+            out.push(
+                Finding::new(
+                    "VAL001",
+                    &function.id,
+                    &["runtime"],
+                    format!(
+                        "`{runtime}` is not a runtime AWS Lambda offers, so CreateFunction is rejected \
+                         (InvalidParameterValueException)"
+                    ),
+                )
+                .label("unknown runtime")
+                .fix(fix),
+            );
+        }
     }
-    let retired = RETIRED.contains(&runtime.as_str());
-    let suggestion = if retired {
-        Some(newest_of(&runtime))
-    } else {
-        did_you_mean(&runtime)
-    };
-    let message = if retired {
-        format!(
-            "Lambda no longer accepts {runtime} for new or updated functions, so CreateFunction is rejected"
-        )
-    } else {
-        format!(
-            "`{runtime}` is not a runtime AWS Lambda offers, so CreateFunction is rejected (InvalidParameterValueException)"
-        )
-    };
-    let fix = match suggestion {
-        Some(s) if retired => format!("use `{s}`"),
-        Some(s) => format!("did you mean `{s}`?"),
-        None => format!(
-            "use one of {}",
-            RUNTIMES
-                .iter()
-                .map(|(r, _)| *r)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    out.push(
-        Finding::new("VAL001", &function.id, &["runtime"], message)
-            .label(if retired {
-                "retired runtime"
-            } else {
-                "unknown runtime"
-            })
-            .fix(fix),
-    );
+}
+
+/// Runtimes Lambda accepts for new functions on `today`.
+fn offered(today: Date) -> Vec<&'static str> {
+    RUNTIMES
+        .iter()
+        .filter(|(_, _, create_block, _)| *create_block > today)
+        .map(|(r, ..)| *r)
+        .collect()
 }
 
 /// The newest runtime of the same language (`python3.8` → `python3.14`).
@@ -187,19 +204,21 @@ fn newest_of(runtime: &str) -> String {
         .collect();
     RUNTIMES
         .iter()
-        .find(|(r, _)| r.starts_with(&lang))
-        .map_or("python3.13", |(r, _)| r)
+        .map(|(r, ..)| *r)
+        .find(|r| r.starts_with(&lang) && r.chars().any(|c| c.is_ascii_digit()) && lang != "go")
+        .unwrap_or("provided.al2023")
         .to_string()
 }
 
-fn did_you_mean(runtime: &str) -> Option<String> {
+fn did_you_mean(runtime: &str, today: Date) -> Option<String> {
     let squash = |s: &str| s.to_ascii_lowercase().replace(['.', '-', '_', ' '], "");
-    if let Some((r, _)) = RUNTIMES.iter().find(|(r, _)| squash(r) == squash(runtime)) {
+    let offered = offered(today);
+    if let Some(r) = offered.iter().find(|r| squash(r) == squash(runtime)) {
         return Some(r.to_string());
     }
-    RUNTIMES
+    offered
         .iter()
-        .map(|(r, _)| (strsim::jaro_winkler(&runtime.to_ascii_lowercase(), r), *r))
+        .map(|r| (strsim::jaro_winkler(&runtime.to_ascii_lowercase(), r), *r))
         .filter(|(score, _)| *score > 0.85)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, r)| r.to_string())
@@ -485,9 +504,18 @@ mod tests {
 
     #[test]
     fn runtime_suggestions() {
-        assert_eq!(did_you_mean("python312").as_deref(), Some("python3.12"));
-        assert_eq!(did_you_mean("nodejs22").as_deref(), Some("nodejs22.x"));
-        assert_eq!(did_you_mean("cobol"), None);
+        let today = (2026, 11, 30);
+        assert_eq!(
+            did_you_mean("python312", today).as_deref(),
+            Some("python3.12")
+        );
+        assert_eq!(
+            did_you_mean("nodejs22", today).as_deref(),
+            Some("nodejs22.x")
+        );
+        assert_eq!(did_you_mean("cobol", today), None);
+        assert_eq!(newest_of("go1.x"), "provided.al2023");
+        assert_eq!(newest_of("nodejs16.x"), "nodejs24.x");
         assert_eq!(newest_of("python3.8"), "python3.14");
     }
 }

@@ -108,7 +108,7 @@ impl SourceCode for Excerpt {
 /// Longest line a diagnostic shows (characters); the rest is replaced by a marker.
 pub const MAX_LINE: usize = 300;
 /// Longest message, label or help text (characters): they may quote the file.
-const MAX_TEXT: usize = 500;
+const MAX_TEXT: usize = 1000;
 
 /// `text` cut at `max` characters, with a marker saying how much was left out.
 pub fn clip(text: &str, max: usize) -> String {
@@ -3075,5 +3075,20 @@ resources:
         // Other mistakes are still reported.
         let typo = src.replace("vpc: vpc\n", "vpc: vcp\n");
         assert!(load_inner(Path::new("s.yaml"), &typo, &vars, &real(), false).is_err());
+    }
+
+    #[test]
+    fn messages_quoting_the_file_are_cut() {
+        let long = "x".repeat(5000);
+        let src = format!(
+            "stack: demo\nresources:\n  vpc: {{type: vpc, cidr_block: 10.0.0.0/16, enable_dns_support: \"${{{long}\"}}\n"
+        );
+        let err = load_str(Path::new("s.yaml"), &src, &BTreeMap::new(), &real()).unwrap_err();
+        let message = err.problems()[0].message();
+        assert!(message.contains("unterminated"), "{message}");
+        assert!(message.chars().count() < MAX_TEXT + 40, "{}", message.len());
+        assert!(message.ends_with("more characters)"), "{message}");
+        assert_eq!(clip("abc", 2), "ab… (1 more characters)");
+        assert_eq!(clip("abc", 3), "abc");
     }
 }

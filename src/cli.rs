@@ -28,7 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the stack file (syntax, types, references, cycles) without calling AWS
+    /// Check the stack file (syntax, types, references, cycles, then the preflight rules of
+    /// docs/rules.md) without calling AWS or needing credentials
     Validate(ValidateArgs),
     /// Show what apply would change, comparing the stack file with live AWS (read-only)
     Plan(PlanArgs),
@@ -98,8 +99,8 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub preflight: PreflightArgs,
 
-    /// Print preflight findings as JSON lines on stderr (rule, severity, message, file, line,
-    /// column, fix)
+    /// Print the result as one JSON object on stdout, and preflight findings as JSON lines on
+    /// stderr (rule, title, severity, message, resource, file, line, column, fix)
     #[arg(long)]
     pub json: bool,
 }

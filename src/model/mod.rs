@@ -66,6 +66,13 @@ pub trait KindModel: Send + Sync {
         None
     }
 
+    /// A plain-words warning shown when the planner creates, updates or replaces this resource
+    /// into a state with consequences AWS does not spell out (a function reserved to zero
+    /// concurrency runs nothing). `observed` is the live resource, when there is one.
+    fn change_warning(&self, _desired: &Wanted, _observed: Option<&Props>) -> Option<String> {
+        None
+    }
+
     /// Rules across properties that the schema cannot express (exactly one of two sources,
     /// ports in order…). Runs when the stack file is loaded (references unknown) and again
     /// when planning (references known where they exist).

@@ -363,6 +363,20 @@ pub fn plan(
         };
         let mut change = change;
         rules_nodes::replace_with_peer(&mut change, &deps[&id], &actions);
+        if matches!(
+            change.action,
+            Action::Create | Action::Update | Action::Replace
+        ) && let Some(desired) = &change.desired
+        {
+            let observed = change
+                .live
+                .as_ref()
+                .filter(|l| l.kind == spec.schema.kind)
+                .map(|l| &l.observed.props);
+            change
+                .warnings
+                .extend(kind.change_warning(desired, observed));
+        }
         if spec.protect && matches!(change.action, Action::Replace) {
             return Err(protected(&change));
         }

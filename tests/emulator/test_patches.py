@@ -225,6 +225,40 @@ class LambdaFunctionTest(EmulatorTest):
         got = lam.get_function_event_invoke_config(FunctionName="invoke-fn")
         self.assertEqual((got["MaximumRetryAttempts"], got["MaximumEventAgeInSeconds"]), (0, 60))
 
+    def test_tracing_config_update_is_kept(self) -> None:
+        lam = client("lambda")
+        made = make_function("trace-fn", TracingConfig={"Mode": "Active"})
+        self.assertEqual(made["TracingConfig"], {"Mode": "Active"})
+        lam.update_function_configuration(FunctionName="trace-fn", TracingConfig={"Mode": "PassThrough"})
+        self.assertEqual(lam.get_function(FunctionName="trace-fn")["Configuration"]["TracingConfig"], {"Mode": "PassThrough"})
+        lam.update_function_configuration(FunctionName="trace-fn", TracingConfig={"Mode": "Active"})
+        listed = [f for f in lam.list_functions()["Functions"] if f["FunctionName"] == "trace-fn"]
+        self.assertEqual(listed[0]["TracingConfig"], {"Mode": "Active"})
+        lam.update_function_configuration(FunctionName="trace-fn", Timeout=30)  # no TracingConfig: kept
+        self.assertEqual(lam.get_function_configuration(FunctionName="trace-fn")["TracingConfig"], {"Mode": "Active"})
+        self.assertEqual(error_code(lambda: lam.update_function_configuration(
+            FunctionName="trace-fn", TracingConfig={"Mode": "On"})), "ValidationException")
+
+    def test_reserved_concurrency_zero_is_returned_and_the_account_limit_holds(self) -> None:
+        lam = client("lambda")
+        make_function("conc-fn")
+        self.assertNotIn("Concurrency", lam.get_function(FunctionName="conc-fn"))
+        lam.put_function_concurrency(FunctionName="conc-fn", ReservedConcurrentExecutions=0)
+        # 0 throttles every invocation: a reservation, which GetFunction reports.
+        self.assertEqual(lam.get_function(FunctionName="conc-fn")["Concurrency"], {"ReservedConcurrentExecutions": 0})
+        lam.put_function_concurrency(FunctionName="conc-fn", ReservedConcurrentExecutions=5)
+        self.assertEqual(lam.get_function(FunctionName="conc-fn")["Concurrency"], {"ReservedConcurrentExecutions": 5})
+        # The default account limit is 1000, of which 100 stay unreserved.
+        try:
+            lam.put_function_concurrency(FunctionName="conc-fn", ReservedConcurrentExecutions=901)
+            raise AssertionError("a reservation above limit - 100 was accepted")
+        except ClientError as error:
+            self.assertEqual(error.response["Error"]["Code"], "InvalidParameterValueException")
+            self.assertIn("below its minimum value of [100]", error.response["Error"]["Message"])
+        lam.put_function_concurrency(FunctionName="conc-fn", ReservedConcurrentExecutions=900)
+        lam.delete_function_concurrency(FunctionName="conc-fn")
+        self.assertNotIn("Concurrency", lam.get_function(FunctionName="conc-fn"))
+
 
 class EventSourceMappingTest(EmulatorTest):
     def test_kafka_esm_from_msk_lifecycle_and_fields(self) -> None:
@@ -661,6 +695,28 @@ class IamPropagationTest(EmulatorTest):
         lam.create_event_source_mapping(FunctionName="fresh-fn", EventSourceArn=cluster, Topics=["t"], StartingPosition="LATEST")
         pipe("fresh-pipe-2")
         self.assertEqual(wait_for(lambda: state("fresh-pipe-2"), "RUNNING"), ["CREATING", "RUNNING"])
+
+    def test_active_tracing_waits_for_new_policies(self) -> None:
+        window = 3.0
+        control("faults", {"delays": {"iam": window}})
+        iam, lam = client("iam"), client("lambda")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+            "Service": "lambda.amazonaws.com"}}]}
+        role = iam.create_role(RoleName="trace-role", Path="/fresh/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        time.sleep(window + 0.1)
+        create = lambda name, **extra: lam.create_function(
+            FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.handler",
+            Code={"ZipFile": function_zip()}, **extra)
+        create("trace-fresh-fn")
+        iam.attach_role_policy(RoleName="trace-role", PolicyArn="arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess")
+        no_xray = ("InvalidParameterValueException",
+                   "The provided execution role does not have permissions to call PutTraceSegments on XRAY")
+        self.assertEqual(self.error(lambda: create("trace-fresh-fn-2", TracingConfig={"Mode": "Active"})), no_xray)
+        self.assertEqual(self.error(lambda: lam.update_function_configuration(
+            FunctionName="trace-fresh-fn", TracingConfig={"Mode": "Active"})), no_xray)
+        lam.update_function_configuration(FunctionName="trace-fresh-fn", TracingConfig={"Mode": "PassThrough"})
+        time.sleep(window + 0.1)
+        lam.update_function_configuration(FunctionName="trace-fresh-fn", TracingConfig={"Mode": "Active"})
 
 
 class FaultTest(EmulatorTest):

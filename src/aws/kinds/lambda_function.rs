@@ -2,7 +2,9 @@
 //! after a conflict), UpdateFunctionCode and UpdateFunctionConfiguration (each followed by
 //! GetFunctionConfiguration until the update settles), PutFunctionEventInvokeConfig for the
 //! asynchronous-invocation settings, TagResource/UntagResource (the secret-key marker first),
-//! GetFunction and GetFunctionEventInvokeConfig to read, DeleteFunction. The function's own
+//! PutFunctionConcurrency/DeleteFunctionConcurrency for the reserved concurrency,
+//! GetFunction (configuration with `TracingConfig`, tags, and `Concurrency`) and
+//! GetFunctionEventInvokeConfig to read, DeleteFunction. The function's own
 //! resources are found through the shared tagging lookup.
 //!
 //! A function in a VPC (`vpc`) is `Pending` after CreateFunction, and its update `InProgress`
@@ -18,7 +20,7 @@ use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Architecture, DeadLetterConfig, Environment, FunctionCode, FunctionConfiguration,
-    LastUpdateStatus, PackageType, Runtime, State, VpcConfig,
+    LastUpdateStatus, PackageType, Runtime, State, TracingConfig, TracingMode, VpcConfig,
 };
 use serde_json::{Value, json};
 
@@ -54,6 +56,7 @@ const CONFIG_PROPS: &[&str] = &[
     "dead_letter_queue",
     "description",
     "vpc",
+    "tracing",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -66,15 +69,28 @@ fn all_variables(props: &Props) -> HashMap<String, String> {
     vars
 }
 
-/// Observed state from a function's configuration, its live tags and its event invoke config
-/// (`None` where unset: Lambda then behaves as with the defaults).
+/// What GetFunction says beside the configuration and tags: the reserved concurrency
+/// (`Concurrency`, absent without a reservation) and the event invoke config (`None` where
+/// unset: Lambda then behaves as with the defaults).
+#[derive(Default)]
+struct Extras {
+    reserved: Option<i32>,
+    retries: Option<i32>,
+    event_age: Option<i32>,
+}
+
+/// Observed state from a function's configuration, its live tags and [`Extras`].
 fn observed(
     id: String,
     cfg: &FunctionConfiguration,
     tags: &HashMap<String, String>,
-    retries: Option<i32>,
-    event_age: Option<i32>,
+    extras: Extras,
 ) -> Observed {
+    let Extras {
+        reserved,
+        retries,
+        event_age,
+    } = extras;
     let secret_keys = tags
         .get(SECRET_TAG)
         .map(|v| parse_secret_tag(v))
@@ -154,6 +170,17 @@ fn observed(
         json!(cfg.description.clone().unwrap_or_default()),
     );
     props.insert("vpc".into(), observed_vpc(cfg));
+    let tracing = cfg
+        .tracing_config
+        .as_ref()
+        .and_then(|t| t.mode.as_ref())
+        .map(TracingMode::as_str)
+        .unwrap_or("PassThrough");
+    props.insert("tracing".into(), json!(tracing));
+    props.insert(
+        "reserved_concurrency".into(),
+        reserved.map_or(Value::Null, |n| json!(n)),
+    );
     props.insert("tags".into(), tags_value(visible_tags));
     let attrs = BTreeMap::from([("arn".to_string(), arn), ("name".to_string(), name.clone())]);
     Observed {
@@ -229,6 +256,19 @@ fn code_bytes(d: &Desired) -> Result<Vec<u8>, CallError> {
     Ok(bytes)
 }
 
+/// The `TracingConfig` to send (Lambda's default, `PassThrough`, unless `Active`).
+fn tracing_config(props: &Props) -> TracingConfig {
+    let mode = s(props, "tracing").unwrap_or("PassThrough");
+    TracingConfig::builder()
+        .mode(TracingMode::from(mode))
+        .build()
+}
+
+/// The desired reserved concurrency (`None`: no reservation).
+fn reserved_concurrency(props: &Props) -> Option<i32> {
+    i(props, "reserved_concurrency").and_then(|n| i32::try_from(n).ok())
+}
+
 fn architectures(props: &Props) -> Vec<Architecture> {
     strs(props, "architectures")
         .iter()
@@ -260,6 +300,10 @@ impl LambdaFunction {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
+        let reserved = out
+            .concurrency
+            .as_ref()
+            .and_then(|c| c.reserved_concurrent_executions);
         let Some(cfg) = out.configuration else {
             return Ok(None);
         };
@@ -279,7 +323,12 @@ impl LambdaFunction {
             Err(e) if is_not_found(&e) => (None, None),
             Err(e) => return Err(e),
         };
-        Ok(Some(observed(id, &cfg, &tags, retries, age)))
+        let extras = Extras {
+            reserved,
+            retries,
+            event_age: age,
+        };
+        Ok(Some(observed(id, &cfg, &tags, extras)))
     }
 
     async fn must_read(cx: &Ctx, id: &str, name: &str) -> Result<Observed, CallError> {
@@ -381,9 +430,36 @@ impl LambdaFunction {
             )
             .description(s(props, "description").unwrap_or_default())
             .vpc_config(vpc_config(props))
+            .tracing_config(tracing_config(props))
             .send()
             .await
             .call("UpdateFunctionConfiguration")?;
+        Ok(())
+    }
+
+    /// Reserve the desired concurrency, or delete the reservation when none is desired.
+    async fn sync_concurrency(cx: &Ctx, name: &str, props: &Props) -> Result<(), CallError> {
+        match reserved_concurrency(props) {
+            Some(n) => {
+                cx.aws
+                    .lambda
+                    .put_function_concurrency()
+                    .function_name(name)
+                    .reserved_concurrent_executions(n)
+                    .send()
+                    .await
+                    .call("PutFunctionConcurrency")?;
+            }
+            None => {
+                cx.aws
+                    .lambda
+                    .delete_function_concurrency()
+                    .function_name(name)
+                    .send()
+                    .await
+                    .call("DeleteFunctionConcurrency")?;
+            }
+        }
         Ok(())
     }
 
@@ -478,6 +554,7 @@ impl LambdaFunction {
         if !vpc_ids(props).0.is_empty() {
             call = call.vpc_config(vpc_config(props));
         }
+        call = call.tracing_config(tracing_config(props));
         for (k, v) in desired_tags(props) {
             call = call.tags(k, v);
         }
@@ -575,6 +652,12 @@ impl KindApi for LambdaFunction {
             })
             .await?;
         }
+        if reserved_concurrency(&d.props).is_some() {
+            retry_while(cx, &d.id, &FUNCTION_BUSY, || {
+                Self::sync_concurrency(cx, &name, &d.props)
+            })
+            .await?;
+        }
         Self::must_read(cx, &d.id, &name).await
     }
 
@@ -629,6 +712,12 @@ impl KindApi for LambdaFunction {
         if has("maximum_retry_attempts") || has("maximum_event_age") {
             retry_while(cx, id, &FUNCTION_BUSY, || {
                 Self::put_invoke_config(cx, name, &d.props)
+            })
+            .await?;
+        }
+        if has("reserved_concurrency") {
+            retry_while(cx, id, &FUNCTION_BUSY, || {
+                Self::sync_concurrency(cx, name, &d.props)
             })
             .await?;
         }
@@ -687,7 +776,9 @@ fn with_reason(state: &str, reason: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_lambda::types::{EnvironmentResponse, Layer, VpcConfigResponse};
+    use aws_sdk_lambda::types::{
+        EnvironmentResponse, Layer, TracingConfigResponse, VpcConfigResponse,
+    };
     use std::path::Path;
 
     fn config(vars: &[(&str, &str)]) -> FunctionConfiguration {
@@ -734,8 +825,7 @@ mod tests {
             "fn".into(),
             &config(&[("LOG_LEVEL", "INFO"), ("API_KEY", "hunter2")]),
             &tags,
-            None,
-            None,
+            Extras::default(),
         );
         assert_eq!(o.props["environment"], json!({"LOG_LEVEL": "INFO"}));
         assert_eq!(o.props["secret_environment"], json!({"API_KEY": "hunter2"}));
@@ -757,7 +847,12 @@ mod tests {
 
     #[test]
     fn defaults_match_a_function_created_with_nothing_optional() {
-        let o = observed("fn".into(), &config(&[]), &HashMap::new(), None, None);
+        let o = observed(
+            "fn".into(),
+            &config(&[]),
+            &HashMap::new(),
+            Extras::default(),
+        );
         for p in model::SCHEMA.props {
             if let (Some(d), true) = (p.default, p.name != "name") {
                 let d: Value = serde_json::from_str(d).unwrap();
@@ -784,7 +879,7 @@ mod tests {
                 .vpc_id("vpc-1")
                 .build(),
         );
-        let o = observed("fn".into(), &cfg, &HashMap::new(), None, None);
+        let o = observed("fn".into(), &cfg, &HashMap::new(), Extras::default());
         assert_eq!(
             o.props["vpc"],
             json!({"subnets": ["subnet-a", "subnet-b"], "security_groups": ["sg-1"]})
@@ -800,6 +895,38 @@ mod tests {
         );
         assert!(attach_wait(&o.props, "waiting").contains("2 subnet(s)"));
         assert_eq!(attach_wait(&Props::new(), "waiting"), "waiting");
+    }
+
+    #[test]
+    fn tracing_and_reserved_concurrency_are_read_back_and_sent() {
+        let mut cfg = config(&[]);
+        cfg.tracing_config = Some(
+            TracingConfigResponse::builder()
+                .mode(TracingMode::Active)
+                .build(),
+        );
+        let extras = Extras {
+            reserved: Some(0),
+            ..Extras::default()
+        };
+        let o = observed("fn".into(), &cfg, &HashMap::new(), extras);
+        assert_eq!(o.props["tracing"], json!("Active"));
+        // Zero is a reservation (every invocation throttled), not "none".
+        assert_eq!(o.props["reserved_concurrency"], json!(0));
+        assert_eq!(reserved_concurrency(&o.props), Some(0));
+        assert_eq!(tracing_config(&o.props).mode, Some(TracingMode::Active));
+        let none = observed(
+            "fn".into(),
+            &config(&[]),
+            &HashMap::new(),
+            Extras::default(),
+        );
+        assert_eq!(none.props["reserved_concurrency"], Value::Null);
+        assert_eq!(reserved_concurrency(&none.props), None);
+        assert_eq!(
+            tracing_config(&none.props).mode,
+            Some(TracingMode::PassThrough)
+        );
     }
 
     #[test]

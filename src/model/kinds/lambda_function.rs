@@ -11,6 +11,11 @@
 //! `vpc` places the function's network interfaces in subnets with security groups; it changes
 //! in place (UpdateFunctionConfiguration), and an absent `vpc` means "not in a VPC" (a live VPC
 //! configuration is detached with empty lists, as AWS allows).
+//!
+//! `tracing` is the function's X-Ray `TracingConfig.Mode` (`PassThrough` unless set, as on
+//! AWS) and `reserved_concurrency` its reserved concurrency (none unless set; `0` throttles
+//! every invocation, which the plan warns about). Both change in place and are read back from
+//! GetFunction, which mskctl makes anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -174,6 +179,28 @@ static PROPS: &[Prop] = &[
         "{\"subnets\": [], \"security_groups\": []}",
         "Run the function in a VPC: `subnets` and `security_groups`. Omitted: not in a VPC.",
     ),
+    dflt(
+        "tracing",
+        Ty::Enum(TRACING_MODES),
+        Update::InPlace,
+        "\"PassThrough\"",
+        "X-Ray tracing: `Active` samples and traces requests (the role needs \
+         `xray:PutTraceSegments` and `xray:PutTelemetryRecords`); `PassThrough` only passes on \
+         a caller's trace header.",
+    ),
+    dflt(
+        "reserved_concurrency",
+        Ty::Int {
+            min: 0,
+            max: MAX_RESERVED_CONCURRENCY,
+        },
+        Update::InPlace,
+        "null",
+        "Concurrent executions reserved for (and limiting) this function. AWS keeps 100 of the \
+         account's concurrency limit unreserved, so at most limit - 100 (900 on a default \
+         account of 1000) across all functions. `0` throttles every invocation. Omitted: no \
+         reservation (removing it deletes the reservation).",
+    ),
     opt(
         "tags",
         Ty::StrMap,
@@ -181,6 +208,14 @@ static PROPS: &[Prop] = &[
         "Tags for the function.",
     ),
 ];
+
+/// Lambda's `TracingConfig.Mode` values.
+pub const TRACING_MODES: &[&str] = &["Active", "PassThrough"];
+
+/// Upper bound checked when loading. The real bound is the account's concurrency limit (1,000
+/// by default, raised on request) minus the 100 AWS keeps unreserved, which only AWS knows:
+/// PutFunctionConcurrency refuses more at apply.
+pub const MAX_RESERVED_CONCURRENCY: i64 = 1_000_000;
 
 pub static SCHEMA: Schema = Schema {
     kind: "lambda_function",
@@ -208,6 +243,18 @@ impl KindModel for LambdaFunction {
             "vpc" => normalize_vpc(value),
             _ => value.clone(),
         }
+    }
+
+    fn change_warning(&self, desired: &Wanted, observed: Option<&Props>) -> Option<String> {
+        let want = desired.get("reserved_concurrency")?.as_known()?.as_i64()?;
+        let have = observed
+            .and_then(|o| o.get("reserved_concurrency"))
+            .and_then(Value::as_i64);
+        (want == 0 && have != Some(0)).then(|| {
+            "reserved_concurrency 0 throttles every invocation of this function \
+             (nothing runs it until the reservation is raised or removed)"
+                .to_string()
+        })
     }
 
     fn check(&self, props: &Wanted) -> Result<(), String> {
@@ -495,6 +542,43 @@ mod tests {
             )
         );
         assert_eq!(vpc_ids(&Props::new()), (vec![], vec![]));
+    }
+
+    #[test]
+    fn zero_reserved_concurrency_is_warned_when_it_is_planned() {
+        let zero = wanted(json!({"reserved_concurrency": 0}));
+        let warn = LambdaFunction.change_warning(&zero, None).unwrap();
+        assert!(warn.contains("throttles every invocation"), "{warn}");
+        let live: Props = [("reserved_concurrency".to_string(), json!(5))].into();
+        assert!(LambdaFunction.change_warning(&zero, Some(&live)).is_some());
+        // Already zero: nothing new to warn about; other values and none never warn.
+        let live_zero: Props = [("reserved_concurrency".to_string(), json!(0))].into();
+        assert!(
+            LambdaFunction
+                .change_warning(&zero, Some(&live_zero))
+                .is_none()
+        );
+        let five = wanted(json!({"reserved_concurrency": 5}));
+        assert!(LambdaFunction.change_warning(&five, None).is_none());
+        assert!(
+            LambdaFunction
+                .change_warning(&wanted(json!({})), None)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn tracing_and_concurrency_defaults_are_lambdas() {
+        let w = wanted(json!({}));
+        assert_eq!(w["tracing"].as_known(), Some(&json!("PassThrough")));
+        assert_eq!(w["reserved_concurrency"].as_known(), Some(&Value::Null));
+        let c = SCHEMA.prop("reserved_concurrency").unwrap();
+        assert!(matches!(c.ty, Ty::Int { min: 0, .. }));
+        assert!(
+            c.doc.contains("100"),
+            "the help says AWS keeps 100 unreserved"
+        );
+        assert!(matches!(SCHEMA.prop("tracing").unwrap().ty, Ty::Enum(m) if m == TRACING_MODES));
     }
 
     #[test]

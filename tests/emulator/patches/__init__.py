@@ -17,6 +17,8 @@ PATCHES = [
     lambda_functions.patch_other_accounts_layers,
     lambda_functions.patch_event_invoke_config_put_replaces,
     lambda_functions.patch_role_propagation,
+    lambda_functions.patch_tracing_config_update,
+    lambda_functions.patch_reserved_concurrency,
     lambda_esm.patch_kafka_event_source_mappings,
     ec2.patch_nat_gateway_client_token,
     ec2.patch_nat_gateway_delete_frees_address,

@@ -1,5 +1,7 @@
-"""Lambda function patches: dead-letter config and other accounts' layers."""
+"""Lambda function patches: dead-letter config, other accounts' layers, tracing and
+reserved concurrency."""
 
+import os
 import re
 from typing import Any
 
@@ -72,9 +74,10 @@ def patch_event_invoke_config_put_replaces() -> None:
 
 ROLE_NOT_ASSUMABLE = "The role defined for the function cannot be assumed by Lambda."
 NO_SEND_MESSAGE = "The provided execution role does not have permissions to call SendMessage on SQS"
+NO_PUT_TRACE_SEGMENTS = "The provided execution role does not have permissions to call PutTraceSegments on XRAY"
 
 
-def check_role_propagated(role_arn: str, dead_letter_target: str | None) -> None:
+def check_role_propagated(role_arn: str, dead_letter_target: str | None, tracing: str | None = None) -> None:
     """What Lambda answers while the role, or its new policies, have not propagated (iam.py)."""
     from moto.awslambda.exceptions import LambdaClientError
 
@@ -84,6 +87,8 @@ def check_role_propagated(role_arn: str, dead_letter_target: str | None) -> None
         raise LambdaClientError("InvalidParameterValueException", ROLE_NOT_ASSUMABLE)
     if dead_letter_target and ":sqs:" in dead_letter_target and iam.policies_are_new(role_arn):
         raise LambdaClientError("InvalidParameterValueException", NO_SEND_MESSAGE)
+    if tracing == "Active" and iam.policies_are_new(role_arn):
+        raise LambdaClientError("InvalidParameterValueException", NO_PUT_TRACE_SEGMENTS)
 
 
 def patch_role_propagation() -> None:
@@ -96,16 +101,61 @@ def patch_role_propagation() -> None:
 
     def create_function(self: LambdaBackend, spec: dict[str, Any]) -> LambdaFunction:
         dlq = (spec.get("DeadLetterConfig") or {}).get("TargetArn")
-        check_role_propagated(spec.get("Role", ""), dlq)
+        tracing = (spec.get("TracingConfig") or {}).get("Mode")
+        check_role_propagated(spec.get("Role", ""), dlq, tracing)
         return original_create(self, spec)
 
     def update_function_configuration(self: LambdaBackend, function_name: str, qualifier: str, body: dict[str, Any]) -> Any:
-        if "Role" in body or "DeadLetterConfig" in body:
+        if "Role" in body or "DeadLetterConfig" in body or "TracingConfig" in body:
             fn = self.get_function(function_name, qualifier)
             dlq = (body.get("DeadLetterConfig") or {}).get("TargetArn") if "DeadLetterConfig" in body \
                 else getattr(fn, "dead_letter_target", None)
-            check_role_propagated(body.get("Role") or fn.role, dlq)
+            tracing = (body.get("TracingConfig") or fn.tracing_config or {}).get("Mode")
+            check_role_propagated(body.get("Role") or fn.role, dlq, tracing)
         return original_update(self, function_name, qualifier, body)
 
     LambdaBackend.create_function = create_function
     LambdaBackend.update_function_configuration = update_function_configuration
+
+
+def patch_tracing_config_update() -> None:
+    # moto keeps the TracingConfig given to CreateFunction but ignores it in
+    # UpdateFunctionConfiguration, so turning X-Ray tracing on or off never shows.
+    original_update = LambdaFunction.update_configuration
+
+    def update_configuration(self: LambdaFunction, updates: dict[str, Any]) -> dict[str, Any]:
+        mode = (updates.get("TracingConfig") or {}).get("Mode")
+        if mode is not None:
+            if mode not in ("Active", "PassThrough"):
+                from moto.awslambda.exceptions import LambdaClientError
+
+                raise LambdaClientError(
+                    "ValidationException",
+                    f"1 validation error detected: Value '{mode}' at 'tracingConfig.mode' failed to satisfy "
+                    "constraint: Member must satisfy enum value set: [Active, PassThrough]",
+                )
+            self.tracing_config = {"Mode": mode}
+        return original_update(self, updates)
+
+    LambdaFunction.update_configuration = update_configuration
+
+
+# AWS's default concurrency limit per account and region (Lambda quotas); 100 of it always
+# stays unreserved.
+ACCOUNT_CONCURRENCY_LIMIT = "1000"
+
+
+def patch_reserved_concurrency() -> None:
+    # moto omits GetFunction's `Concurrency` when the reservation is 0 (a falsy value), so a
+    # function reserved to 0 (every invocation throttled) reads as having no reservation; and
+    # it enforces no account limit unless MOTO_LAMBDA_CONCURRENCY_QUOTA is set.
+    os.environ.setdefault("MOTO_LAMBDA_CONCURRENCY_QUOTA", ACCOUNT_CONCURRENCY_LIMIT)
+    original_get = LambdaFunction.get_code
+
+    def get_code(self: LambdaFunction) -> dict[str, Any]:
+        resp = original_get(self)
+        if self.reserved_concurrency is not None and "Concurrency" not in resp:
+            resp["Concurrency"] = {"ReservedConcurrentExecutions": int(self.reserved_concurrency)}
+        return resp
+
+    LambdaFunction.get_code = get_code

@@ -7,13 +7,17 @@ calls it made, one after another, where a wait's repeated polls (the same read o
 several times in a row) count as their last poll only, plus the provisioning time the
 emulator was told to take for that kind and action (`--delay`). A resource's path is its
 own cost plus the longest path among the resources it waits for (its dependencies for
-apply; its dependents for destroy). The critical path is the longest resource path plus the
+apply; its dependents for destroy). The walk needs at least the longest resource path, and at
+least the sum of all costs divided by the parallelism (mskctl's default 10): `chain_s` is the
+larger of the two. The critical path is `chain_s` plus the
 calls outside any resource operation before the first one (identity, lock, bulk read,
 measured as their span) and after the last one (final read, unlock). It is what this run's
 own calls would take if every resource started the moment its dependencies finished and
 every wait ended the moment the resource was ready.
 
-Prints `critical_path_s=… chain=… calls=…` on one line.
+Prints `critical_path_s=… chain_s=… walk_s=… walk/chain=… calls=…` on one line: `chain_s` is the
+longest resource path alone, `walk_s` the span from the first to the last resource call, so
+`walk/chain` measures the walk itself without the fixed reads before and after it.
 """
 
 import argparse
@@ -49,7 +53,7 @@ def op_cost(ops: list[tuple[float, float, str]], delay: float) -> float:
     return cost + delay
 
 
-def critical_path(mode: str, deps, calls, delays: dict[str, float]):
+def critical_path(mode: str, deps, calls, delays: dict[str, float], parallelism: int = 10):
     scoped = [c for c in calls if c[4] != "-"]
     unscoped = [c for c in calls if c[4] == "-"]
     per_op: dict[tuple[str, str, str], list] = defaultdict(list)
@@ -77,12 +81,16 @@ def critical_path(mode: str, deps, calls, delays: dict[str, float]):
         return memo[rid]
 
     chain = max((path(r) for r in set(cost) | set(deps)), default=0.0)
+    # With at most `parallelism` operations at once, the walk also needs all the work divided
+    # among them: the bound is whichever is longer.
+    walk_bound = max(chain, sum(cost.values()) / parallelism)
     first = min((c[0] for c in scoped), default=None)
     last = max((c[1] for c in scoped), default=None)
     pre = [c for c in unscoped if first is None or c[1] <= first]
     post = [c for c in unscoped if last is not None and c[0] >= last]
     span = lambda cs: (max(c[1] for c in cs) - min(c[0] for c in cs)) if cs else 0.0  # noqa: E731
-    return span(pre) + chain + span(post), chain, len(calls)
+    walk = (last - first) if scoped else 0.0
+    return span(pre) + walk_bound + span(post), walk_bound, walk, len(calls)
 
 
 def main() -> None:
@@ -90,6 +98,7 @@ def main() -> None:
     parser.add_argument("mode", choices=["apply", "destroy"])
     parser.add_argument("log")
     parser.add_argument("--delay", action="append", default=[], help="KIND:ACTION=SECONDS")
+    parser.add_argument("--parallelism", type=int, default=10, help="mskctl's --parallelism (default 10)")
     args = parser.parse_args()
     delays = {}
     for d in args.delay:
@@ -98,8 +107,9 @@ def main() -> None:
     deps, calls = parse(args.log)
     if not calls:
         sys.exit(f"{args.log}: no calls logged")
-    total, chain, n = critical_path(args.mode, deps, calls, delays)
-    print(f"critical_path_s={total:.2f} chain_s={chain:.2f} calls={n}")
+    total, chain, walk, n = critical_path(args.mode, deps, calls, delays, max(args.parallelism, 1))
+    ratio = walk / chain if chain else 0.0
+    print(f"critical_path_s={total:.2f} chain_s={chain:.2f} walk_s={walk:.2f} walk/chain={ratio:.2f} calls={n}")
 
 
 if __name__ == "__main__":

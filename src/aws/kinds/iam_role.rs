@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, Role, Tag};
 use serde_json::{Map, Value, json};
 
+use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::iam_role as model;
@@ -94,6 +95,20 @@ fn iam_tag(key: &str, value: &str) -> Result<Tag, CallError> {
 /// Live tags as sorted pairs.
 fn tag_pairs(tags: &[Tag]) -> Vec<(&str, &str)> {
     tags.iter().map(|t| (t.key(), t.value())).collect()
+}
+
+/// The text PutRolePolicy sends for a desired policy document: written with `Version` (AWS
+/// would otherwise read it as the 2008 language, which `normalize_policy` does not assume).
+fn policy_text(doc: &Value) -> String {
+    match policy_value(doc) {
+        Value::Object(mut m) => {
+            m.entry("Version")
+                .or_insert_with(|| Value::String(POLICY_VERSION.into()));
+            Value::Object(m).to_string()
+        }
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
 }
 
 /// The `mskctl:id` tag of a role.
@@ -290,17 +305,7 @@ impl IamRole {
     }
 
     async fn put_policy(cx: &Ctx, role: &str, name: &str, doc: &Value) -> Result<(), CallError> {
-        // Written with `Version` (AWS would otherwise read it as the 2008 language, which
-        // `normalize_policy` does not assume).
-        let text = match policy_value(doc) {
-            Value::Object(mut m) => {
-                m.entry("Version")
-                    .or_insert_with(|| Value::String(POLICY_VERSION.into()));
-                Value::Object(m).to_string()
-            }
-            Value::String(s) => s,
-            other => other.to_string(),
-        };
+        let text = policy_text(doc);
         cx.aws
             .iam
             .put_role_policy()
@@ -426,14 +431,39 @@ impl KindApi for IamRole {
         for (k, v) in tags_of(&d.props) {
             call = call.tags(iam_tag(&k, &v)?);
         }
-        call.send().await.call("CreateRole")?;
-        for (policy, doc) in desired_policies(&d.props) {
-            Self::put_policy(cx, &name, &policy, &doc).await?;
-        }
-        for arn in strs(&d.props, "managed_policy_arns") {
-            Self::attach(cx, &name, &arn).await?;
-        }
-        Self::read_one(cx, &d.id, &name).await
+        let created = call.send().await.call("CreateRole")?;
+        // Every policy at once, and no read back: the role is what CreateRole returned, with
+        // the tags and policies just set.
+        let policies = desired_policies(&d.props);
+        let managed = strs(&d.props, "managed_policy_arns");
+        let puts = policies
+            .iter()
+            .map(|(policy, doc)| Self::put_policy(cx, &name, policy, doc));
+        let attaches = managed.iter().map(|arn| Self::attach(cx, &name, arn));
+        tokio::try_join!(
+            try_join_windowed(puts, READ_WINDOW),
+            try_join_windowed(attaches, READ_WINDOW)
+        )?;
+        let Some(role) = created.role else {
+            return Self::read_one(cx, &d.id, &name).await;
+        };
+        let tags = tags_of(&d.props)
+            .iter()
+            .map(|(k, v)| iam_tag(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inline = policies
+            .iter()
+            .map(|(policy, doc)| {
+                (
+                    policy.clone(),
+                    policy_value(&Value::String(policy_text(doc))),
+                )
+            })
+            .collect();
+        let mut managed = managed;
+        managed.sort();
+        managed.dedup();
+        Ok(Self::observed(d.id.clone(), &role, &tags, inline, managed))
     }
 
     async fn update(

@@ -88,6 +88,24 @@ fn observed(
     }
 }
 
+/// A queue's ARN from its URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`): the account
+/// and name are the URL's last two path segments.
+fn queue_arn(region: &str, url: &str) -> Option<String> {
+    let mut segments = url.trim_end_matches('/').rsplit('/');
+    let name = segments.next().filter(|n| !n.is_empty())?;
+    let account = segments
+        .next()
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))?;
+    let partition = if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    };
+    Some(format!("arn:{partition}:sqs:{region}:{account}:{name}"))
+}
+
 /// The longest prefix all `names` share.
 fn common_prefix(names: &BTreeSet<String>) -> &str {
     // Sorted: the common prefix of the first and the last is everyone's.
@@ -287,7 +305,26 @@ impl KindApi for SqsQueue {
         })
         .await?;
         let url = out.queue_url.unwrap_or_default();
-        let created = Self::read_one(cx, &d.id, &url).await?;
+        // Only the tags are read (the ownership check below); the attributes are what was
+        // just set, and the ARN follows from the URL.
+        let tags = cx
+            .aws
+            .sqs
+            .list_queue_tags()
+            .queue_url(&url)
+            .send()
+            .await
+            .call("ListQueueTags")?;
+        let tags: BTreeMap<String, String> = tags.tags.unwrap_or_default().into_iter().collect();
+        let mut set: std::collections::HashMap<QueueAttributeName, String> =
+            attributes.iter().cloned().collect();
+        let created = match queue_arn(&cx.region, &url) {
+            Some(arn) => {
+                set.insert(QueueAttributeName::QueueArn, arn);
+                observed(d.id.clone(), &url, &set, &tags)
+            }
+            None => Self::read_one(cx, &d.id, &url).await?,
+        };
         // SQS answers CreateQueue for an existing name with identical attributes with the
         // existing queue (and ignores the tags): never take over a queue another owner made.
         let tag = |k: &str| {
@@ -450,6 +487,23 @@ mod tests {
         let attrs = desired_attributes(&props);
         assert_eq!(attrs.len(), 5);
         assert!(attrs.contains(&(QueueAttributeName::MessageRetentionPeriod, "1209600".into())));
+    }
+
+    #[test]
+    fn queue_arn_from_url() {
+        assert_eq!(
+            queue_arn(
+                "ap-northeast-1",
+                "https://sqs.ap-northeast-1.amazonaws.com/123456789012/s-dlq"
+            )
+            .as_deref(),
+            Some("arn:aws:sqs:ap-northeast-1:123456789012:s-dlq")
+        );
+        assert_eq!(
+            queue_arn("cn-north-1", "http://127.0.0.1:4566/123456789012/q.fifo").as_deref(),
+            Some("arn:aws-cn:sqs:cn-north-1:123456789012:q.fifo")
+        );
+        assert_eq!(queue_arn("us-east-1", "http://localhost/q"), None);
     }
 
     #[test]

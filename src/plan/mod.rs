@@ -3,6 +3,7 @@
 //! and after of every attribute and the dependency edges the engine needs to run it. Pure:
 //! no AWS calls; rendering lives in [`render`], saved plan files in [`saved`].
 
+mod moves;
 pub mod render;
 mod rules_nodes;
 pub mod saved;
@@ -106,6 +107,14 @@ pub struct Change {
 impl Change {
     pub fn observed(&self) -> Option<&Observed> {
         self.live.as_ref().map(|l| &l.observed)
+    }
+
+    /// The logical id the live resource had before a rename (`renamed_from:`, or the same
+    /// explicit name under a new id): it is moved, not deleted and created.
+    pub fn moved_from(&self) -> Option<&str> {
+        let live = self.live.as_ref()?;
+        (self.action != Action::Delete && live.observed.id != self.id && live.kind == self.kind)
+            .then_some(live.observed.id.as_str())
     }
 
     /// Top-level properties an update changes (the settling pseudo-attribute aside).
@@ -242,18 +251,21 @@ pub fn plan(
     facts: &Facts,
     artifacts: &Artifacts,
 ) -> Result<Plan, PlanError> {
+    // Renamed logical ids: the live resource is planned under its new id.
+    let moves = moves::detect(stack, live)?;
     // Security groups are planned as the group and its rules naming other groups.
     let live = &rules_nodes::split_live(live)[..];
-    let stack = &rules_nodes::split_stack(stack, live);
+    let stack = &rules_nodes::split_stack(stack, &moves.renamed(live));
     // The first live resource per logical id is the one we manage; any other copy (from a
     // tool that crashed between create and tag, or a hand-made duplicate) is deleted.
     let mut by_id: BTreeMap<&str, &Live> = BTreeMap::new();
     let mut extra: Vec<&Live> = Vec::new();
     for l in live {
-        if by_id.contains_key(l.observed.id.as_str()) {
+        let id = moves.id_of(&l.observed.id);
+        if by_id.contains_key(id) {
             extra.push(l);
         } else {
-            by_id.insert(&l.observed.id, l);
+            by_id.insert(id, l);
         }
     }
 
@@ -385,9 +397,9 @@ pub fn plan(
     }
 
     let orphans = by_id
-        .values()
-        .filter(|l| !stack.resources.contains_key(&l.observed.id))
-        .copied();
+        .iter()
+        .filter(|(id, _)| !stack.resources.contains_key(**id))
+        .map(|(_, l)| *l);
     for l in orphans.chain(extra) {
         let change = deletion(l);
         if is_protected_live(l) {
@@ -398,7 +410,7 @@ pub fn plan(
     Ok(Plan {
         changes,
         file_deps: deps,
-        live_deps: live_dependencies(live),
+        live_deps: moves.rename_deps(live_dependencies(live)),
     })
 }
 

@@ -100,6 +100,11 @@ fn render_change(out: &mut String, c: &Change, names: &Names) {
         Action::Delete => "will be destroyed".to_string(),
         Action::NoOp => "is up to date".to_string(),
     };
+    // A renamed logical id: the live resource is kept (or replaced) under its new id.
+    let what = match c.moved_from() {
+        Some(old) => format!("renamed from {old}, {what}"),
+        None => what,
+    };
     let _ = writeln!(
         out,
         "  {} {} ({}){physical} {what}",
@@ -657,7 +662,7 @@ pub fn plan_json_in(plan: &Plan, stack: &str, region: &str, account: Option<&str
                     })
                 })
                 .collect();
-            json!({
+            let mut change = json!({
                 "id": c.id,
                 "kind": c.kind,
                 "action": action_name(c.action),
@@ -665,7 +670,12 @@ pub fn plan_json_in(plan: &Plan, stack: &str, region: &str, account: Option<&str
                 "replace_forced_by": forcing(c),
                 "attributes": attributes,
                 "warnings": c.warnings,
-            })
+            });
+            // Only on a renamed logical id: the id the live resource had.
+            if let Some(old) = c.moved_from() {
+                change["moved_from"] = json!(old);
+            }
+            change
         })
         .collect();
     json!({

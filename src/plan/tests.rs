@@ -92,6 +92,7 @@ fn stack(resources: Vec<(&str, Vec<(&str, Expr)>)>) -> Stack {
                     props: props.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
                     depends_on: Vec::new(),
                     protect: false,
+                    renamed_from: None,
                 };
                 (id.to_string(), spec)
             })

@@ -622,6 +622,7 @@ impl<'a> Loader<'a> {
         }
         resources.append(&mut failed);
         self.current = None;
+        self.check_renames(&declared);
 
         let outputs = match top.get("outputs") {
             Some(e) => self.outputs(&e.value),
@@ -934,7 +935,7 @@ impl<'a> Loader<'a> {
     fn resource(&mut self, d: &Declared<'_>) -> ResourceSpec {
         let schema = d.schema;
         // `silence:` (rule ids → reasons) is read and checked by the preflight rules.
-        let mut valid: Vec<&str> = vec!["type", "depends_on", "protect", "silence"];
+        let mut valid: Vec<&str> = vec!["type", "depends_on", "protect", "silence", "renamed_from"];
         if schema.taggable {
             valid.push("tags");
         }
@@ -952,9 +953,11 @@ impl<'a> Loader<'a> {
         let mut props = BTreeMap::new();
         let mut depends_on = Vec::new();
         let mut protect = false;
+        let mut renamed_from = None;
         for (key, e) in &fields {
             match *key {
                 "type" | "silence" => {}
+                "renamed_from" => renamed_from = self.renamed_from(&id, &e.value),
                 "depends_on" => depends_on = self.depends_on(&e.value),
                 "protect" => {
                     protect = matches!(
@@ -987,6 +990,62 @@ impl<'a> Loader<'a> {
             props,
             depends_on,
             protect,
+            renamed_from,
+        }
+    }
+
+    /// `renamed_from: <old id>`: the id the resource had before, which must have left the file.
+    fn renamed_from(&mut self, id: &str, node: &Node) -> Option<String> {
+        let old = self.plain_text(node, "`renamed_from`")?;
+        if old == id {
+            self.err(
+                node.span.clone(),
+                format!("resource `{id}` is `renamed_from` itself"),
+                "same logical id",
+                Some("remove `renamed_from:`, or give the id the resource had before".into()),
+            );
+            return None;
+        }
+        if self.ids.contains_key(&old) {
+            self.err(
+                node.span.clone(),
+                format!(
+                    "resource `{id}` is `renamed_from: {old}`, but `{old}` is still declared in this file"
+                ),
+                "still declared",
+                Some(format!(
+                    "a rename moves the live `{old}` to `{id}`: remove `{old}` from `resources:`, or remove `renamed_from:`"
+                )),
+            );
+            return None;
+        }
+        Some(old)
+    }
+
+    /// Two resources cannot both be renamed from the same old id.
+    fn check_renames(&mut self, declared: &[Declared<'_>]) {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for d in declared {
+            let Some(e) = d
+                .entries
+                .iter()
+                .find(|e| e.key.scalar().is_some_and(|k| k.text == "renamed_from"))
+            else {
+                continue;
+            };
+            let Some(old) = e.value.scalar().map(|s| s.text.clone()) else {
+                continue;
+            };
+            if let Some(first) = seen.get(&old) {
+                let message = format!(
+                    "resources `{first}` and `{}` are both `renamed_from: {old}`",
+                    d.id
+                );
+                let help = Some(format!("only one resource can take over the live `{old}`"));
+                self.err(e.value.span.clone(), message, "renamed twice", help);
+            } else {
+                seen.insert(old, d.id.clone());
+            }
         }
     }
 

@@ -66,6 +66,9 @@ pub struct ResourceSpec {
     pub depends_on: Vec<String>,
     /// `protect: true`: a plan that would delete or replace it fails before any change.
     pub protect: bool,
+    /// `renamed_from: <old id>`: the live resource tagged with the old logical id is this one
+    /// (moved, not deleted and created).
+    pub renamed_from: Option<String>,
 }
 
 /// An output: a string template resolved from live attributes after apply.

@@ -198,6 +198,7 @@ mod tests {
             props: [("subnets".to_string(), subnets(&["subnet-1", "subnet-3"]))].into(),
             depends_on: Vec::new(),
             protect: false,
+            renamed_from: None,
         };
         let stack = Stack {
             name: "demo".into(),

@@ -191,6 +191,7 @@ pub fn split_spec(spec: &ResourceSpec) -> (ResourceSpec, ResourceSpec, bool) {
         .into(),
         depends_on: Vec::new(),
         protect: false,
+        renamed_from: spec.renamed_from.as_deref().map(rules_id),
     };
     let mut any = false;
     for prop in ["ingress", "egress"] {
@@ -618,6 +619,7 @@ mod tests {
             .into(),
             depends_on: Vec::new(),
             protect: false,
+            renamed_from: None,
         };
         let (group, rules, names_others) = split_spec(&spec);
         assert!(names_others);

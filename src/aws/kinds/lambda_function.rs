@@ -264,6 +264,23 @@ fn tracing_config(props: &Props) -> TracingConfig {
         .build()
 }
 
+/// Lambda's refusal of a reservation that leaves fewer than 100 executions of the account's
+/// limit unreserved, with what to do about it.
+fn explain_unreserved_minimum(err: CallError) -> CallError {
+    if !err.message.contains("UnreservedConcurrentExecution") {
+        return err;
+    }
+    CallError {
+        message: format!(
+            "{} (AWS keeps 100 of the account's concurrency limit unreserved: the reservations \
+             of all functions in the account and region must stay at or below the limit minus \
+             100; lower `reserved_concurrency` or ask AWS for a higher concurrency limit)",
+            err.message
+        ),
+        ..err
+    }
+}
+
 /// The desired reserved concurrency (`None`: no reservation).
 fn reserved_concurrency(props: &Props) -> Option<i32> {
     i(props, "reserved_concurrency").and_then(|n| i32::try_from(n).ok())
@@ -448,7 +465,8 @@ impl LambdaFunction {
                     .reserved_concurrent_executions(n)
                     .send()
                     .await
-                    .call("PutFunctionConcurrency")?;
+                    .call("PutFunctionConcurrency")
+                    .map_err(explain_unreserved_minimum)?;
             }
             None => {
                 cx.aws
@@ -927,6 +945,21 @@ mod tests {
             tracing_config(&none.props).mode,
             Some(TracingMode::PassThrough)
         );
+    }
+
+    #[test]
+    fn a_reservation_over_the_account_limit_says_what_to_do() {
+        let err = CallError::new(
+            "PutFunctionConcurrency",
+            Some("InvalidParameterValueException"),
+            "Specified ReservedConcurrentExecutions for function decreases account's \
+             UnreservedConcurrentExecution below its minimum value of [100].",
+        );
+        let explained = explain_unreserved_minimum(err);
+        assert!(explained.message.contains("lower `reserved_concurrency`"));
+        assert!(explained.code_is("InvalidParameterValueException"));
+        let other = CallError::new("PutFunctionConcurrency", Some("Throttling"), "slow down");
+        assert_eq!(explain_unreserved_minimum(other).message, "slow down");
     }
 
     #[test]

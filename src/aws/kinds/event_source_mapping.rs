@@ -17,6 +17,7 @@ use aws_sdk_lambda::types::{
 };
 use serde_json::{Value, json};
 
+use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
 use crate::aws::retry::{Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
@@ -82,12 +83,12 @@ impl KindApi for EventSourceMapping {
                 break;
             }
         }
-        let mut out = Vec::new();
-        for m in kafka {
+        // Each mapping's tags (ownership), all mappings at once.
+        let tagged = kafka.iter().map(|m| async move {
             let Some(arn) = m.event_source_mapping_arn() else {
-                continue;
+                return Ok(None);
             };
-            let tags = match cx
+            match cx
                 .aws
                 .lambda
                 .list_tags()
@@ -96,15 +97,18 @@ impl KindApi for EventSourceMapping {
                 .await
                 .call("ListTags")
             {
-                Ok(t) => t.tags().cloned().unwrap_or_default(),
-                Err(e) if e.code_is("ResourceNotFoundException") => continue,
-                Err(e) => return Err(e),
-            };
-            if tags.get(TAG_STACK) == Some(&cx.stack) {
-                out.push(observed(&m, &tags));
+                Ok(t) => Ok(Some((m, t.tags().cloned().unwrap_or_default()))),
+                Err(e) if e.code_is("ResourceNotFoundException") => Ok(None),
+                Err(e) => Err(e),
             }
-        }
-        Ok(out)
+        });
+        Ok(try_join_windowed(tagged, READ_WINDOW)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter(|(_, tags)| tags.get(TAG_STACK) == Some(&cx.stack))
+            .map(|(m, tags)| observed(m, &tags))
+            .collect())
     }
 
     async fn create(&self, cx: &Ctx, desired: &Desired) -> Result<Observed, CallError> {

@@ -1045,6 +1045,7 @@ fn print_props(props: &[Prop], indent: &str) {
         let need = match (p.required, p.default) {
             (true, _) => "required".to_string(),
             (false, Some("\"$name\"")) => "default <stack>-<id>".to_string(),
+            (false, Some("null")) => "default none".to_string(),
             (false, Some(d)) => format!("default {d}"),
             (false, None) if p.name == "tags" => STACK_TAGS.to_string(),
             (false, None) => "optional".to_string(),

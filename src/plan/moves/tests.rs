@@ -29,7 +29,12 @@ fn applied(src: &str) -> Vec<Live> {
     let stack = load(src).unwrap();
     let mut attrs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut live = Vec::new();
-    let order = crate::graph::topo_order(&super::super::file_deps(&stack));
+    let deps = stack
+        .resources
+        .values()
+        .map(|r| (r.id.clone(), r.dependencies().into_iter().collect()))
+        .collect();
+    let order = crate::graph::topo_order(&deps);
     for id in order {
         let spec = &stack.resources[&id];
         let lookup = |i: &str, a: &str| attrs.get(i).and_then(|m| m.get(a).cloned());
@@ -255,4 +260,41 @@ fn renamed_from_errors_name_their_place() {
     let e = load(list).unwrap_err();
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].starts_with("stack.yaml:5:19: "), "{e:?}");
+}
+
+#[test]
+fn a_renamed_security_group_takes_its_rules_node_along() {
+    let before = "stack: demo
+resources:
+  vpc: {type: vpc, cidr_block: 10.0.0.0/16}
+  client: {type: security_group, vpc: vpc, description: clients, group_name: demo-client}
+  cluster:
+    type: security_group
+    vpc: vpc
+    description: brokers
+    group_name: demo-cluster
+    ingress:
+      - {protocol: tcp, from_port: 9098, source_security_group: client}
+";
+    let after = before.replace("  cluster:\n", "  brokers:\n");
+    let p = plan_src(&after, &applied(before)).unwrap();
+    let acts = actions(&p);
+    assert!(
+        acts.iter().all(|(_, a, _)| *a == Action::Update),
+        "no create, delete or replace: {acts:?}"
+    );
+    assert!(
+        acts.contains(&("brokers".into(), Action::Update, Some("cluster".into()))),
+        "{acts:?}"
+    );
+    let rules = p
+        .changes
+        .iter()
+        .find(|c| c.id == "brokers.rules")
+        .expect("rules node");
+    assert_eq!(rules.moved_from(), Some("cluster.rules"));
+    assert!(
+        p.changes.iter().all(|c| !c.id.starts_with("cluster")),
+        "{acts:?}"
+    );
 }

@@ -303,8 +303,8 @@ fn cross_property_rules_are_reported_with_location_before_aws() {
     rejects(
         &["apply", "--auto-approve"],
         &content,
-        "7:3",
-        "resource `sg` (security_group): ingress[0]: from_port 9098 is greater than to_port 9092",
+        "12:9",
+        "resource `sg` (security_group): ingress[0]: from_port 9098 is greater than to_port 9092 [NET008]",
         None,
     );
 }
@@ -317,8 +317,8 @@ fn rules_across_resources_are_reported_before_aws() {
     rejects(
         &["plan"],
         &content,
-        "7:3",
-        "resource `sub` (subnet): `cidr_block` 10.9.0.0/24 is not inside the VPC's 10.0.0.0/16; AWS rejects such a subnet (InvalidSubnet.Range)",
+        "10:17",
+        "resource `sub` (subnet): `cidr_block` 10.9.0.0/24 is not inside the VPC's 10.0.0.0/16; AWS rejects such a subnet (InvalidSubnet.Range) [NET007]",
         None,
     );
 }

@@ -1060,7 +1060,38 @@ impl<'a> Loader<'a> {
         let stack = self.stack_name.clone().unwrap_or_default();
         if let Err(message) = self.rules.kind_rules(spec, resources, &stack) {
             let what = format!("resource `{}` ({}): {message}", d.id, d.schema.kind);
-            self.err(d.key.span.clone(), what, "declared here", None);
+            // Point at the property the rule names first (`iam_auth`, `topics`…) when the
+            // resource writes it: a scalar at its value, a mapping or list at its key.
+            let named = d
+                .entries
+                .iter()
+                .filter_map(|e| Some((e.key.scalar()?.text.as_str(), e)))
+                .filter(|(k, _)| *k != "type")
+                .filter_map(|(k, e)| {
+                    // `key`, or `key[i]` for one item of a list (`ingress[0]: …`).
+                    let item = message.find(&format!("{k}[")).and_then(|at| {
+                        let rest = &message[at + k.len() + 1..];
+                        let i: usize = rest[..rest.find(']')?].parse().ok()?;
+                        match &e.value.kind {
+                            NodeKind::Seq(items) => Some((at, items.get(i)?.span.clone())),
+                            _ => None,
+                        }
+                    });
+                    let named = message.find(&format!("`{k}")).map(|at| {
+                        let span = match e.value.scalar() {
+                            Some(_) => e.value.span.clone(),
+                            None => e.key.span.clone(),
+                        };
+                        (at, span)
+                    });
+                    item.or(named)
+                })
+                .min_by_key(|(at, _)| *at)
+                .map(|(_, span)| span);
+            match named {
+                Some(span) => self.err(span, what, "", None),
+                None => self.err(d.key.span.clone(), what, "declared here", None),
+            }
         }
     }
 

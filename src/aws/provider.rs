@@ -167,3 +167,70 @@ impl Provider for AwsProvider {
             .map_err(message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind's index type matches the ARNs AWS gives its resources (a wrong type would
+    /// make a plan skip a kind the stack still owns resources of).
+    #[test]
+    fn index_types_match_the_arns_of_their_kinds() {
+        let arns = [
+            ("vpc", "arn:aws:ec2:ap-northeast-1:123456789012:vpc/vpc-1"),
+            (
+                "subnet",
+                "arn:aws:ec2:ap-northeast-1:123456789012:subnet/subnet-1",
+            ),
+            (
+                "internet_gateway",
+                "arn:aws:ec2:ap-northeast-1:123456789012:internet-gateway/igw-1",
+            ),
+            (
+                "eip",
+                "arn:aws:ec2:ap-northeast-1:123456789012:elastic-ip/eipalloc-1",
+            ),
+            (
+                "nat_gateway",
+                "arn:aws:ec2:ap-northeast-1:123456789012:natgateway/nat-1",
+            ),
+            (
+                "route_table",
+                "arn:aws:ec2:ap-northeast-1:123456789012:route-table/rtb-1",
+            ),
+            (
+                "security_group",
+                "arn:aws:ec2:ap-northeast-1:123456789012:security-group/sg-1",
+            ),
+            (
+                "vpc_endpoint",
+                "arn:aws:ec2:ap-northeast-1:123456789012:vpc-endpoint/vpce-1",
+            ),
+            (
+                "msk_serverless_cluster",
+                "arn:aws:kafka:ap-northeast-1:123456789012:cluster/c/uuid-s1",
+            ),
+            ("sqs_queue", "arn:aws:sqs:ap-northeast-1:123456789012:q"),
+            (
+                "lambda_function",
+                "arn:aws:lambda:ap-northeast-1:123456789012:function:f",
+            ),
+            ("pipe", "arn:aws:pipes:ap-northeast-1:123456789012:pipe/p"),
+            (
+                "event_source_mapping",
+                "arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:u",
+            ),
+        ];
+        for (kind, arn) in arns {
+            let t = indexed_type(kind).unwrap_or_else(|| panic!("{kind} has no index type"));
+            assert!(arn_has_type(arn, t), "{kind}: {t} does not match {arn}");
+            for (other, other_arn) in arns {
+                if other != kind {
+                    assert!(!arn_has_type(other_arn, t), "{kind}'s {t} matches {other}");
+                }
+            }
+        }
+        // GetResources does not list IAM roles: they are always read.
+        assert_eq!(indexed_type("iam_role"), None);
+    }
+}

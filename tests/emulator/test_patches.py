@@ -985,6 +985,7 @@ class LatencyKnobTest(unittest.TestCase):
         finally:
             own.terminate()
             self.assertEqual(own.wait(timeout=10), 0)
+            own.stdout.close()
 
     def test_a_bad_latency_is_refused(self) -> None:
         bad = subprocess.run(

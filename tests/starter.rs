@@ -22,7 +22,7 @@ fn init_writes_a_starter_that_validates_and_refuses_to_overwrite() {
     let file = dir.path("orders/mskctl.yaml");
     let validate = common::Run::from(
         mskctl_at(NO_AWS)
-            .args(["validate", "-f", &file])
+            .args(["validate", "--deny-warnings", "-f", &file])
             .output()
             .unwrap(),
     )

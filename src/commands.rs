@@ -11,7 +11,7 @@ use miette::{IntoDiagnostic, Result, miette};
 
 use crate::aws::kinds as aws_kinds;
 use crate::aws::provider::AwsProvider;
-use crate::aws::{Clients, Ctx, Target};
+use crate::aws::{Clients, Ctx, Target, concurrent};
 use crate::cli::{
     ApplyArgs, Cli, Command, DestroyArgs, GraphArgs, InitArgs, OutputsArgs, PlanArgs, StackArgs,
     UnlockArgs, ValidateArgs,
@@ -305,22 +305,22 @@ fn place(s: &Session) -> String {
 /// creates under a name something else already holds (typically the same stack in another
 /// region) fails the plan before any change, saying who holds it.
 async fn check_role_names(s: &Session, plan: &Plan) -> Result<()> {
-    let mut taken = Vec::new();
-    for c in &plan.changes {
+    let checks = plan.changes.iter().filter_map(|c| {
         if c.kind != "iam_role" || !matches!(c.action, Action::Create | Action::Replace) {
-            continue;
+            return None;
         }
-        let Some(name) = c.desired.as_ref().and_then(|d| model::s(d, "name")) else {
-            continue;
-        };
+        let name = c.desired.as_ref().and_then(|d| model::s(d, "name"))?;
         if c.observed().is_some_and(|o| o.physical_id == name) {
-            continue; // replaced under its own name: deleted first
+            return None; // replaced under its own name: deleted first
         }
-        let found = aws_kinds::iam_role::name_taken(&s.cx, &c.id, name)
-            .await
-            .map_err(|e| miette!("checking IAM role names: {e}"))?;
-        taken.extend(found);
-    }
+        Some(aws_kinds::iam_role::name_taken(&s.cx, &c.id, name))
+    });
+    let taken: Vec<_> = concurrent::try_join_windowed(checks, concurrent::READ_WINDOW)
+        .await
+        .map_err(|e| miette!("checking IAM role names: {e}"))?
+        .into_iter()
+        .flatten()
+        .collect();
     if taken.is_empty() {
         return Ok(());
     }

@@ -146,6 +146,8 @@ impl Intercept for CallCounter {
 /// One client per service, all sharing configuration and the call counter.
 #[derive(Clone)]
 pub struct Clients {
+    /// API Gateway HTTP APIs (`http_api`).
+    pub apigw: aws_sdk_apigatewayv2::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -211,6 +213,7 @@ impl Clients {
             };
         }
         Ok(Clients {
+            apigw: client!(aws_sdk_apigatewayv2),
             ec2: client!(aws_sdk_ec2),
             iam: client!(aws_sdk_iam),
             sqs: client!(aws_sdk_sqs),

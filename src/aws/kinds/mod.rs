@@ -12,6 +12,7 @@ use crate::model::{Desired, KindModel, Observed, TAG_STACK};
 mod ec2;
 pub mod eip;
 pub mod event_source_mapping;
+pub mod http_api;
 pub mod iam_role;
 pub mod internet_gateway;
 pub mod lambda_function;
@@ -74,6 +75,7 @@ pub fn registry() -> Vec<&'static dyn KindApi> {
         &pipe::Pipe,
         &event_source_mapping::EventSourceMapping,
         &vpc_endpoint::VpcEndpoint,
+        &http_api::HttpApi,
         // Derived by the planner from each security group, never declared (not in the catalog).
         &security_group::SecurityGroupRules,
     ]

@@ -5,6 +5,7 @@ use super::{Catalog, KindModel};
 
 pub mod eip;
 pub mod event_source_mapping;
+pub mod http_api;
 pub mod iam_role;
 pub mod internet_gateway;
 pub mod lambda_function;
@@ -35,6 +36,7 @@ pub fn catalog() -> Catalog {
         &pipe::Pipe,
         &event_source_mapping::EventSourceMapping,
         &vpc_endpoint::VpcEndpoint,
+        &http_api::HttpApi,
     ];
     Catalog::new(kinds)
 }

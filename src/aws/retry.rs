@@ -134,6 +134,73 @@ fn pacing(max: Duration) -> impl Iterator<Item = Duration> {
         .build()
 }
 
+/// How often a wait polls one kind of resource: from the first pause (1 s, or `MSKCTL_POLL_MS`)
+/// doubling up to `interval`, then every `interval`. The cap bounds the overshoot: the resource is
+/// seen ready at most one interval after it became ready (plus one call's round trip).
+///
+/// Intervals follow what AWS's own tools use (sources, checked 2026-11):
+/// - Terraform AWS provider: `internal/service/kafka` `waitClusterCreated`/`Deleted` and
+///   `internal/service/pipes` `waitPipeCreated`/`Updated`/`Deleted` set neither `Delay`,
+///   `MinTimeout` nor `PollInterval`, so the plugin SDK's `StateChangeConf` default applies:
+///   refresh after 100 ms, doubling, capped at 10 s. Event source mappings get the same cap
+///   (they leave `Creating`/`Enabling` in seconds to a minute).
+/// - botocore `ec2/waiters-2.json` `NatGatewayAvailable`/`NatGatewayDeleted`: every 15 s;
+///   `VpcEndpointExists` (and the Ansible amazon.aws `VpcEndpointExists` waiter): every 5 s.
+/// - botocore `lambda/waiters-2.json` `FunctionActiveV2`/`FunctionUpdatedV2` (the SDK-generated
+///   waiters, also in aws-sdk-rust): every 1 s (the older `FunctionActive`: 5 s).
+/// - SQS: a deleted queue's name frees within 60 s (`DeleteQueue` reference); 5 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub interval: Duration,
+}
+
+pub const MSK_CLUSTER_PACE: Pace = Pace {
+    interval: Duration::from_secs(10),
+};
+pub const PIPE_PACE: Pace = Pace {
+    interval: Duration::from_secs(10),
+};
+pub const EVENT_SOURCE_MAPPING_PACE: Pace = Pace {
+    interval: Duration::from_secs(10),
+};
+pub const NAT_GATEWAY_PACE: Pace = Pace {
+    interval: Duration::from_secs(15),
+};
+pub const VPC_ENDPOINT_PACE: Pace = Pace {
+    interval: Duration::from_secs(5),
+};
+pub const LAMBDA_FUNCTION_PACE: Pace = Pace {
+    interval: Duration::from_secs(1),
+};
+pub const SQS_QUEUE_PACE: Pace = Pace {
+    interval: Duration::from_secs(5),
+};
+
+impl Pace {
+    /// The pauses between polls: `floor`, doubling, capped at `interval`, all multiplied by
+    /// `scale` (`MSKCTL_POLL_SCALE`). Pure, so the schedule is unit-tested.
+    pub fn delays(self, floor: Duration, scale: f64) -> impl Iterator<Item = Duration> {
+        let cap = self.interval.mul_f64(scale);
+        let mut next = floor.mul_f64(scale).min(cap);
+        std::iter::from_fn(move || {
+            let d = next;
+            next = (next * 2).min(cap);
+            Some(d)
+        })
+    }
+}
+
+/// Multiplier on every readiness poll's pauses, for the local emulator whose provisioning
+/// delays are AWS's compressed ~50–100 times (`scripts/bench` sets 0.02). Unset, unparsable or
+/// not positive: 1.
+fn poll_scale() -> f64 {
+    std::env::var("MSKCTL_POLL_SCALE")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0)
+}
+
 /// Smallest pause between polls. AWS resources take seconds to minutes; the local emulator
 /// answers in milliseconds, so tests may lower it with `MSKCTL_POLL_MS`.
 fn poll_floor() -> Duration {
@@ -234,13 +301,14 @@ pub enum Poll<T> {
     Pending(String),
 }
 
-/// Poll `check` until it is ready, reporting "`what`: STATE" for `id` each time the state
-/// changes (not on every poll: the reporter shows timestamps and elapsed time); fail after
-/// `timeout`.
+/// Poll `check` until it is ready, paced by `pace`, reporting "`what`: STATE" for `id` each
+/// time the state changes (not on every poll: the reporter shows timestamps and elapsed time);
+/// fail after `timeout`.
 pub async fn wait_for<T, F, Fut>(
     cx: &Ctx,
     id: &str,
     what: &str,
+    pace: Pace,
     timeout: Duration,
     mut check: F,
 ) -> Result<T, CallError>
@@ -249,7 +317,7 @@ where
     Fut: Future<Output = Result<Poll<T>, CallError>>,
 {
     let start = Instant::now();
-    let mut delays = pacing(Duration::from_secs(10));
+    let mut delays = pace.delays(poll_floor(), poll_scale());
     let mut said = Said::default();
     loop {
         match check().await? {
@@ -266,7 +334,7 @@ where
                     ));
                 }
                 said.say(cx, id, format!("{what}: {state}"));
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                tokio::time::sleep(delays.next().unwrap_or(pace.interval)).await;
             }
         }
     }
@@ -297,6 +365,115 @@ impl Said {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ALL_PACES: [(&str, Pace); 7] = [
+        ("msk cluster", MSK_CLUSTER_PACE),
+        ("pipe", PIPE_PACE),
+        ("event source mapping", EVENT_SOURCE_MAPPING_PACE),
+        ("nat gateway", NAT_GATEWAY_PACE),
+        ("vpc endpoint", VPC_ENDPOINT_PACE),
+        ("lambda function", LAMBDA_FUNCTION_PACE),
+        ("sqs queue", SQS_QUEUE_PACE),
+    ];
+
+    fn secs(v: &[Duration]) -> Vec<f64> {
+        v.iter().map(|d| d.as_secs_f64()).collect()
+    }
+
+    /// When readiness is first seen: polls at 0 and after each delay (call time ignored).
+    fn seen_at(pace: Pace, floor: Duration, scale: f64, ready: Duration) -> Duration {
+        let mut t = Duration::ZERO;
+        let mut delays = pace.delays(floor, scale);
+        while t < ready {
+            t += delays.next().unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn each_kind_polls_from_the_floor_doubling_up_to_its_interval() {
+        let one = Duration::from_secs(1);
+        let first = |p: Pace| secs(&p.delays(one, 1.0).take(7).collect::<Vec<_>>());
+        assert_eq!(
+            first(MSK_CLUSTER_PACE),
+            [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+        );
+        assert_eq!(first(PIPE_PACE), [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]);
+        assert_eq!(
+            first(EVENT_SOURCE_MAPPING_PACE),
+            [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+        );
+        assert_eq!(
+            first(NAT_GATEWAY_PACE),
+            [1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
+        );
+        assert_eq!(
+            first(VPC_ENDPOINT_PACE),
+            [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+        );
+        assert_eq!(first(LAMBDA_FUNCTION_PACE), [1.0; 7]);
+        assert_eq!(first(SQS_QUEUE_PACE), [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]);
+        // The tests' floor (MSKCTL_POLL_MS=100) and the bench's scale (0.02).
+        let ms = |p: Pace, floor: u64, scale: f64| {
+            p.delays(Duration::from_millis(floor), scale)
+                .take(6)
+                .map(|d| d.as_millis())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ms(MSK_CLUSTER_PACE, 100, 1.0),
+            [100, 200, 400, 800, 1600, 3200]
+        );
+        assert_eq!(
+            ms(MSK_CLUSTER_PACE, 1000, 0.02),
+            [20, 40, 80, 160, 200, 200]
+        );
+        assert_eq!(
+            ms(LAMBDA_FUNCTION_PACE, 1000, 0.02),
+            [20, 20, 20, 20, 20, 20]
+        );
+    }
+
+    #[test]
+    fn readiness_is_seen_at_most_one_interval_late() {
+        for (kind, pace) in ALL_PACES {
+            for (floor, scale) in [(1000, 1.0), (100, 1.0), (1000, 0.02), (1, 1.0)] {
+                let floor = Duration::from_millis(floor);
+                let interval = pace.interval.mul_f64(scale);
+                // Readiness every 250 ms (scaled) over the first 20 minutes (scaled).
+                for step in 1..=4_800u32 {
+                    let ready = Duration::from_millis(250).mul_f64(scale) * step;
+                    let seen = seen_at(pace, floor, scale, ready);
+                    assert!(
+                        seen - ready <= interval,
+                        "{kind}: ready at {ready:?}, seen at {seen:?} (interval {interval:?})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_seeded_cluster_is_seen_within_one_scaled_interval_and_long_waits_poll_at_the_interval() {
+        // The seed stack's emulated 2 s cluster with the tests' floor: no worse than before
+        // (3.1 s), and with the bench's scale within 0.2 s.
+        let ready = Duration::from_secs(2);
+        let tests = seen_at(MSK_CLUSTER_PACE, Duration::from_millis(100), 1.0, ready);
+        assert_eq!(tests, Duration::from_millis(3100));
+        let bench = seen_at(MSK_CLUSTER_PACE, Duration::from_secs(1), 0.02, ready);
+        assert!(bench - ready <= Duration::from_millis(200), "{bench:?}");
+        // A 20-minute cluster on AWS: 4 ramp polls then one every 10 s, so about 120 calls,
+        // and seen within 10 s.
+        let polls = MSK_CLUSTER_PACE
+            .delays(Duration::from_secs(1), 1.0)
+            .scan(Duration::ZERO, |t, d| {
+                *t += d;
+                Some(*t)
+            })
+            .take_while(|t| *t < Duration::from_secs(20 * 60))
+            .count();
+        assert_eq!(polls, 4 + 118);
+    }
 
     #[test]
     fn waits_report_state_changes_not_every_poll() {

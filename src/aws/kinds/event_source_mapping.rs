@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
-use crate::aws::retry::{Poll, ROLE_PROPAGATION, retry_while, wait_for};
+use crate::aws::retry::{EVENT_SOURCE_MAPPING_PACE, Poll, ROLE_PROPAGATION, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::event_source_mapping::{
     self as model, Assessment, TRANSITIONAL, access_configs, access_value, assess, conflict_uuid,
@@ -271,6 +271,7 @@ impl KindApi for EventSourceMapping {
             cx,
             &observed.id,
             "waiting to delete the event source mapping",
+            EVENT_SOURCE_MAPPING_PACE,
             TIMEOUT,
             || {
                 let uuid = uuid.clone();
@@ -300,6 +301,7 @@ impl KindApi for EventSourceMapping {
             cx,
             &observed.id,
             "waiting for the event source mapping to be deleted",
+            EVENT_SOURCE_MAPPING_PACE,
             TIMEOUT,
             || {
                 let uuid = uuid.clone();
@@ -386,6 +388,7 @@ async fn wait_not_transitional(cx: &Ctx, id: &str, uuid: &str) -> Result<String,
         cx,
         id,
         "waiting for the event source mapping to finish its current change",
+        EVENT_SOURCE_MAPPING_PACE,
         TIMEOUT,
         || async move {
             let m = get(cx, uuid).await?.ok_or_else(|| {
@@ -420,7 +423,7 @@ async fn wait_settled(
     } else {
         "waiting for the event source mapping to be Disabled"
     };
-    let m = wait_for(cx, id, what, TIMEOUT, || async move {
+    let m = wait_for(cx, id, what, EVENT_SOURCE_MAPPING_PACE, TIMEOUT, || async move {
         let m = get(cx, uuid).await?.ok_or_else(|| {
             CallError::state(
                 "GetEventSourceMapping",

@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 
 use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::{KindApi, tagged_resources};
-use crate::aws::retry::{FUNCTION_BUSY, Poll, ROLE_PROPAGATION, retry_while, wait_for};
+use crate::aws::retry::{
+    FUNCTION_BUSY, LAMBDA_FUNCTION_PACE, Poll, ROLE_PROPAGATION, retry_while, wait_for,
+};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::lambda_function::{
     self as model, SECRET_TAG, desired_tags, parse_secret_tag, secret_tag_value, str_map, vpc_ids,
@@ -363,45 +365,52 @@ impl LambdaFunction {
         what: &str,
         check_failed: bool,
     ) -> Result<(), CallError> {
-        wait_for(cx, id, what, Duration::from_secs(15 * 60), || async {
-            let cfg = cx
-                .aws
-                .lambda
-                .get_function_configuration()
-                .function_name(name)
-                .send()
-                .await
-                .call("GetFunctionConfiguration")?;
-            if cfg.state == Some(State::Pending) {
-                return Ok(Poll::Pending(with_reason(
-                    "Pending",
-                    cfg.state_reason.as_deref(),
-                )));
-            }
-            if cfg.last_update_status == Some(LastUpdateStatus::InProgress) {
-                return Ok(Poll::Pending(with_reason(
-                    "update InProgress",
-                    cfg.last_update_status_reason.as_deref(),
-                )));
-            }
-            if check_failed && cfg.state == Some(State::Failed) {
-                let reason = cfg.state_reason.unwrap_or_else(|| "no reason given".into());
-                return Err(CallError::state(
-                    "function state",
-                    format!("function {name} is Failed: {reason}"),
-                ));
-            }
-            if check_failed && cfg.last_update_status == Some(LastUpdateStatus::Failed) {
-                let reason = cfg
-                    .last_update_status_reason
-                    .unwrap_or_else(|| "no reason given".into());
-                return Err(CallError::state(
-                    "function update",
-                    format!("update of {name} failed: {reason}"),
-                ));
-            }
-            Ok(Poll::Ready(()))
-        })
+        wait_for(
+            cx,
+            id,
+            what,
+            LAMBDA_FUNCTION_PACE,
+            Duration::from_secs(15 * 60),
+            || async {
+                let cfg = cx
+                    .aws
+                    .lambda
+                    .get_function_configuration()
+                    .function_name(name)
+                    .send()
+                    .await
+                    .call("GetFunctionConfiguration")?;
+                if cfg.state == Some(State::Pending) {
+                    return Ok(Poll::Pending(with_reason(
+                        "Pending",
+                        cfg.state_reason.as_deref(),
+                    )));
+                }
+                if cfg.last_update_status == Some(LastUpdateStatus::InProgress) {
+                    return Ok(Poll::Pending(with_reason(
+                        "update InProgress",
+                        cfg.last_update_status_reason.as_deref(),
+                    )));
+                }
+                if check_failed && cfg.state == Some(State::Failed) {
+                    let reason = cfg.state_reason.unwrap_or_else(|| "no reason given".into());
+                    return Err(CallError::state(
+                        "function state",
+                        format!("function {name} is Failed: {reason}"),
+                    ));
+                }
+                if check_failed && cfg.last_update_status == Some(LastUpdateStatus::Failed) {
+                    let reason = cfg
+                        .last_update_status_reason
+                        .unwrap_or_else(|| "no reason given".into());
+                    return Err(CallError::state(
+                        "function update",
+                        format!("update of {name} failed: {reason}"),
+                    ));
+                }
+                Ok(Poll::Ready(()))
+            },
+        )
         .await
     }
 
@@ -762,6 +771,7 @@ impl KindApi for LambdaFunction {
             cx,
             &o.id,
             "waiting for the function to be deleted",
+            LAMBDA_FUNCTION_PACE,
             Duration::from_secs(300),
             || async {
                 match cx

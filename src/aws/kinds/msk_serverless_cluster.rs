@@ -14,7 +14,7 @@ use aws_sdk_kafka::types::{
 use serde_json::Value;
 
 use crate::aws::kinds::KindApi;
-use crate::aws::retry::{Poll, wait_for};
+use crate::aws::retry::{MSK_CLUSTER_PACE, Poll, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::msk_serverless_cluster as model;
 use crate::model::{
@@ -184,6 +184,7 @@ impl KindApi for MskServerlessCluster {
             cx,
             &observed.id,
             "waiting for the MSK Serverless cluster to be deleted",
+            MSK_CLUSTER_PACE,
             DELETE_TIMEOUT,
             || {
                 let arn = arn.clone();
@@ -213,6 +214,7 @@ async fn wait_active(cx: &Ctx, id: &str, arn: &str) -> Result<Observed, CallErro
         cx,
         id,
         "waiting for the MSK Serverless cluster to become ACTIVE",
+        MSK_CLUSTER_PACE,
         CREATE_TIMEOUT,
         || {
             let arn = arn.clone();

@@ -14,7 +14,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{EC2_NOT_YET_VISIBLE, Poll, retry_while, wait_for};
+use crate::aws::retry::{EC2_NOT_YET_VISIBLE, NAT_GATEWAY_PACE, Poll, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::nat_gateway as model;
 use crate::model::{Desired, KindModel, Observed, Props, s};
@@ -101,18 +101,25 @@ impl KindApi for NatGateway {
         let what = format!(
             "waiting for NAT gateway {nat_id} to be deleted (its Elastic IP is released after)"
         );
-        wait_for(cx, &observed.id, &what, DELETE_TIMEOUT, || async {
-            Ok(
-                match describe_one(cx, &nat_id)
-                    .await?
-                    .as_ref()
-                    .and_then(|g| g.state())
-                {
-                    None | Some(NatGatewayState::Deleted) => Poll::Ready(()),
-                    Some(other) => Poll::Pending(other.as_str().to_string()),
-                },
-            )
-        })
+        wait_for(
+            cx,
+            &observed.id,
+            &what,
+            NAT_GATEWAY_PACE,
+            DELETE_TIMEOUT,
+            || async {
+                Ok(
+                    match describe_one(cx, &nat_id)
+                        .await?
+                        .as_ref()
+                        .and_then(|g| g.state())
+                    {
+                        None | Some(NatGatewayState::Deleted) => Poll::Ready(()),
+                        Some(other) => Poll::Pending(other.as_str().to_string()),
+                    },
+                )
+            },
+        )
         .await
     }
 }
@@ -187,7 +194,7 @@ async fn wait_available(
     connectivity: &str,
 ) -> Result<Observed, CallError> {
     let what = format!("waiting for {connectivity} NAT gateway {nat_id} to become available");
-    wait_for(cx, id, &what, CREATE_TIMEOUT, || async {
+    wait_for(cx, id, &what, NAT_GATEWAY_PACE, CREATE_TIMEOUT, || async {
         let g = describe_one(cx, nat_id).await?;
         match g.as_ref().and_then(|g| g.state()) {
             Some(NatGatewayState::Available) => Ok(Poll::Ready(())),

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
 use crate::aws::retry::{
-    PIPE_CREATE_ATTEMPTS, PIPE_ROLE_PROPAGATION, Poll, ROLE_PROPAGATION, recreate_while,
+    PIPE_CREATE_ATTEMPTS, PIPE_PACE, PIPE_ROLE_PROPAGATION, Poll, ROLE_PROPAGATION, recreate_while,
     retry_while, wait_for,
 };
 use crate::aws::{CallError, CallResult, Ctx};
@@ -294,33 +294,41 @@ async fn create_pipe(
 /// before the function and role it uses are deleted, and its name is free again.
 async fn delete_and_wait(cx: &Ctx, id: &str, name: &str) -> Result<(), CallError> {
     // DeletePipe is refused (ConflictException) while the pipe is creating/updating/starting.
-    wait_for(cx, id, "waiting to delete the pipe", TIMEOUT, || {
-        let name = name.to_string();
-        async move {
-            match cx
-                .aws
-                .pipes
-                .delete_pipe()
-                .name(&name)
-                .send()
-                .await
-                .call("DeletePipe")
-            {
-                Ok(_) => Ok(Poll::Ready(())),
-                Err(e) if e.code_is("NotFoundException") => Ok(Poll::Ready(())),
-                Err(e) if e.code_is("ConflictException") => {
-                    Ok(Poll::Pending(format!("busy ({})", e.message)))
+    wait_for(
+        cx,
+        id,
+        "waiting to delete the pipe",
+        PIPE_PACE,
+        TIMEOUT,
+        || {
+            let name = name.to_string();
+            async move {
+                match cx
+                    .aws
+                    .pipes
+                    .delete_pipe()
+                    .name(&name)
+                    .send()
+                    .await
+                    .call("DeletePipe")
+                {
+                    Ok(_) => Ok(Poll::Ready(())),
+                    Err(e) if e.code_is("NotFoundException") => Ok(Poll::Ready(())),
+                    Err(e) if e.code_is("ConflictException") => {
+                        Ok(Poll::Pending(format!("busy ({})", e.message)))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
             }
-        }
-    })
+        },
+    )
     .await?;
     // The pipe's pollers must be gone before the function and role it uses are deleted.
     wait_for(
         cx,
         id,
         "waiting for the pipe to be deleted",
+        PIPE_PACE,
         TIMEOUT,
         || {
             let name = name.to_string();
@@ -396,7 +404,7 @@ async fn wait_outcome(
     want: &str,
 ) -> Result<Result<Observed, (String, String)>, CallError> {
     let what = format!("waiting for the pipe to be {want}");
-    wait_for(cx, id, &what, TIMEOUT, || async move {
+    wait_for(cx, id, &what, PIPE_PACE, TIMEOUT, || async move {
         let pipe = describe(cx, name)
             .await?
             .ok_or_else(|| CallError::state("DescribePipe", format!("pipe {name} disappeared")))?;
@@ -427,6 +435,7 @@ async fn wait_not_transitional(cx: &Ctx, id: &str, name: &str) -> Result<(), Cal
         cx,
         id,
         "waiting for the pipe to finish its current change",
+        PIPE_PACE,
         TIMEOUT,
         || async move {
             let pipe = describe(cx, name).await?.ok_or_else(|| {

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::{KindApi, tagged_resources};
-use crate::aws::retry::{Poll, QUEUE_DELETED_RECENTLY, retry_while, wait_for};
+use crate::aws::retry::{Poll, QUEUE_DELETED_RECENTLY, SQS_QUEUE_PACE, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::sqs_queue as model;
 use crate::model::{
@@ -412,6 +412,7 @@ impl KindApi for SqsQueue {
             cx,
             &o.id,
             "waiting for the SQS queue to be deleted",
+            SQS_QUEUE_PACE,
             Duration::from_secs(120),
             || async {
                 let out = cx

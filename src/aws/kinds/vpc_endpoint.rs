@@ -16,7 +16,7 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{EC2_NOT_YET_VISIBLE, Poll, retry_while, wait_for};
+use crate::aws::retry::{EC2_NOT_YET_VISIBLE, Poll, VPC_ENDPOINT_PACE, retry_while, wait_for};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::vpc_endpoint::{
     self as model, effective_type, full_service, observed_endpoint_type,
@@ -199,15 +199,22 @@ impl KindApi for VpcEndpoint {
         let what = format!(
             "waiting for VPC endpoint {endpoint_id} to be deleted (its network interfaces go with it)"
         );
-        wait_for(cx, &observed.id, &what, DELETE_TIMEOUT, || async {
-            Ok(match describe_one(cx, &endpoint_id).await? {
-                None => Poll::Ready(()),
-                Some(e) => match state_of(&e).as_str() {
-                    "deleted" => Poll::Ready(()),
-                    other => Poll::Pending(other.to_string()),
-                },
-            })
-        })
+        wait_for(
+            cx,
+            &observed.id,
+            &what,
+            VPC_ENDPOINT_PACE,
+            DELETE_TIMEOUT,
+            || async {
+                Ok(match describe_one(cx, &endpoint_id).await? {
+                    None => Poll::Ready(()),
+                    Some(e) => match state_of(&e).as_str() {
+                        "deleted" => Poll::Ready(()),
+                        other => Poll::Pending(other.to_string()),
+                    },
+                })
+            },
+        )
         .await
     }
 }
@@ -237,34 +244,41 @@ async fn wait_available(
     what: &str,
 ) -> Result<Observed, CallError> {
     let message = format!("waiting for VPC {what} {endpoint_id} to become available");
-    wait_for(cx, id, &message, CREATE_TIMEOUT, || async {
-        let Some(e) = describe_one(cx, endpoint_id).await? else {
-            // Describe can lag behind create for a moment.
-            return Ok(Poll::Pending("not yet visible".into()));
-        };
-        let state = state_of(&e);
-        match state.to_ascii_lowercase().as_str() {
-            "available" => Ok(Poll::Ready(())),
-            "failed" | "rejected" | "expired" => {
-                let reason = e
-                    .last_error()
-                    .map(|l| {
-                        format!(
-                            "{}: {}",
-                            l.code().unwrap_or("unknown"),
-                            l.message().unwrap_or("no reason given")
-                        )
-                    })
-                    .or_else(|| e.failure_reason().map(String::from))
-                    .unwrap_or_else(|| "no reason given".into());
-                Err(CallError::state(
-                    "CreateVpcEndpoint",
-                    format!("VPC endpoint {endpoint_id} is {state}: {reason}"),
-                ))
+    wait_for(
+        cx,
+        id,
+        &message,
+        VPC_ENDPOINT_PACE,
+        CREATE_TIMEOUT,
+        || async {
+            let Some(e) = describe_one(cx, endpoint_id).await? else {
+                // Describe can lag behind create for a moment.
+                return Ok(Poll::Pending("not yet visible".into()));
+            };
+            let state = state_of(&e);
+            match state.to_ascii_lowercase().as_str() {
+                "available" => Ok(Poll::Ready(())),
+                "failed" | "rejected" | "expired" => {
+                    let reason = e
+                        .last_error()
+                        .map(|l| {
+                            format!(
+                                "{}: {}",
+                                l.code().unwrap_or("unknown"),
+                                l.message().unwrap_or("no reason given")
+                            )
+                        })
+                        .or_else(|| e.failure_reason().map(String::from))
+                        .unwrap_or_else(|| "no reason given".into());
+                    Err(CallError::state(
+                        "CreateVpcEndpoint",
+                        format!("VPC endpoint {endpoint_id} is {state}: {reason}"),
+                    ))
+                }
+                _ => Ok(Poll::Pending(state)),
             }
-            _ => Ok(Poll::Pending(state)),
-        }
-    })
+        },
+    )
     .await?;
     reread(cx, id, endpoint_id).await
 }

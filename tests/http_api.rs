@@ -293,6 +293,35 @@ async fn http_api_applies_changes_in_place_repairs_drift_and_destroys() {
     )
     .await;
 
+    step(
+        "drift: the stage deleted out of band is created again",
+        async {
+            s.apigw
+                .delete_stage()
+                .api_id(&api_id)
+                .stage_name("$default")
+                .send()
+                .await
+                .unwrap();
+            let plan = s.plan(2);
+            assert!(
+                plan.stdout.contains("stage") && plan.stdout.contains("1 to change"),
+                "{}",
+                plan.all()
+            );
+            s.apply();
+            let stages = s.apigw.get_stages().api_id(&api_id).send().await.unwrap();
+            let names: Vec<_> = stages
+                .items()
+                .iter()
+                .filter_map(|s| s.stage_name())
+                .collect();
+            assert_eq!(names, ["$default"]);
+            s.plan(0);
+        },
+    )
+    .await;
+
     step("destroy leaves no API and no permission", async {
         s.em.run(&["destroy", "-f", &s.file, "--auto-approve"]).ok();
         assert!(s.apis().await.is_empty());
@@ -326,6 +355,17 @@ fn bad_route_keys_are_refused_at_their_place() {
     let run = em.run(&["plan", "-f", &auth]).code(1);
     assert!(
         run.stderr.contains("auth.yaml:21:24") && run.stderr.contains("AWS_IAM"),
+        "{}",
+        run.all()
+    );
+    let name = dir.write(
+        "name.yaml",
+        &STACK.replace("function: producer", "function: httpapi-producer"),
+    );
+    let run = em.run(&["plan", "-f", &name]).code(1);
+    assert!(
+        run.stderr.contains("name.yaml:20:19")
+            && run.stderr.contains("unknown resource `httpapi-producer`"),
         "{}",
         run.all()
     );

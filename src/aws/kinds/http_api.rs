@@ -105,11 +105,13 @@ struct Live {
 }
 
 impl Live {
+    /// The stage mskctl manages: `$default` when present, else the first; empty when the API
+    /// has none (deleted out of band), which shows as drift.
     fn stage(&self) -> String {
-        if self.stages.iter().any(|s| s == "$default") || self.stages.is_empty() {
+        if self.stages.iter().any(|s| s == "$default") {
             "$default".into()
         } else {
-            self.stages[0].clone()
+            self.stages.first().cloned().unwrap_or_default()
         }
     }
 
@@ -637,6 +639,11 @@ impl KindApi for HttpApi {
             let want = s(&d.props, "stage").unwrap_or("$default");
             let old = s(&o.props, "stage").unwrap_or("$default");
             Self::create_stage(cx, api_id, want, &tags_of(&d.props)).await?;
+            if old.is_empty() || old == want {
+                return Self::read_one(cx, &d.id, api_id).await?.ok_or_else(|| {
+                    CallError::state("GetApi", "the API was deleted during the update")
+                });
+            }
             match cx
                 .aws
                 .apigw

@@ -196,6 +196,15 @@ impl KindModel for HttpApi {
         let mut seen = BTreeSet::new();
         for (i, item) in items.into_iter().enumerate() {
             let Some(item) = item else { continue };
+            // A function written as text rather than a reference must be an ARN: an
+            // integration URI is never a bare function name.
+            if let Some(Value::String(f)) = item.get("function").and_then(|v| v.as_known().cloned())
+                && !f.starts_with("arn:")
+            {
+                return Err(format!(
+                    "routes[{i}]: `function` `{f}` is neither a lambda_function of this stack nor a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
+                ));
+            }
             let Some(key) = item.get("route").and_then(|v| v.as_known().cloned()) else {
                 continue;
             };
@@ -259,22 +268,34 @@ mod tests {
     fn check_names_the_route_item_at_fault() {
         let err = HttpApi
             .check(&wanted(json!([
-                {"route": "POST /messages", "function": "f"},
-                {"route": "POST/messages", "function": "f"}
+                {"route": "POST /messages", "function": "arn:aws:lambda:r:123456789012:function:f"},
+                {"route": "POST/messages", "function": "arn:aws:lambda:r:123456789012:function:f"}
             ])))
             .unwrap_err();
         assert!(err.starts_with("routes[1]: "), "{err}");
         let err = HttpApi
             .check(&wanted(json!([
-                {"route": "POST /m", "function": "f"},
-                {"route": "POST /m", "function": "g"}
+                {"route": "POST /m", "function": "arn:aws:lambda:r:123456789012:function:f"},
+                {"route": "POST /m", "function": "arn:aws:lambda:r:123456789012:function:g"}
             ])))
             .unwrap_err();
         assert!(err.contains("routes[1]") && err.contains("twice"), "{err}");
+        let err = HttpApi
+            .check(&wanted(
+                json!([{"route": "POST /m", "function": "producer-fn"}]),
+            ))
+            .unwrap_err();
+        assert!(
+            err.contains("routes[0]") && err.contains("function ARN"),
+            "{err}"
+        );
         assert!(HttpApi.check(&wanted(json!([]))).is_err());
         assert!(
             HttpApi
-                .check(&wanted(json!([{"route": "POST /m", "function": "f"}])))
+                .check(&wanted(json!([{
+                    "route": "POST /m",
+                    "function": "arn:aws:lambda:ap-northeast-1:123456789012:function:f"
+                }])))
                 .is_ok()
         );
     }

@@ -370,3 +370,49 @@ fn bad_route_keys_are_refused_at_their_place() {
         run.all()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_dropped_from_the_file_is_deleted_with_its_permission() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    dir.with_handler();
+    let file = dir.write("stack.yaml", STACK);
+    let conf = em.sdk().await;
+    let s = Scenario {
+        apigw: aws_sdk_apigatewayv2::Client::new(&conf),
+        lambda: aws_sdk_lambda::Client::new(&conf),
+        em,
+        _dir: dir,
+        file,
+    };
+    s.apply();
+    let api_id = s.live().await.api_id;
+    // The file stops naming the API only once the (lagging) tagging index lists it.
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(&conf);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = tagging.get_resources().send().await.unwrap();
+        let listed = out
+            .resource_tag_mapping_list()
+            .iter()
+            .any(|m| m.resource_arn().is_some_and(|a| a.ends_with(&api_id)));
+        if listed {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "API never indexed");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let text = std::fs::read_to_string(&s.file).unwrap();
+    let cut = text.find("  api:\n").unwrap();
+    std::fs::write(&s.file, &text[..cut]).unwrap();
+    let plan = s.plan(2);
+    assert!(
+        plan.stdout.contains("1 to destroy") && plan.stdout.contains("api"),
+        "{}",
+        plan.all()
+    );
+    s.apply();
+    assert!(s.apis().await.is_empty());
+    assert!(!s.permitted(&api_id).await);
+    s.plan(0);
+}

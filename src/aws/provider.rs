@@ -112,6 +112,7 @@ fn indexed_type(kind: &str) -> Option<&'static str> {
         "lambda_function" => "lambda:function",
         "pipe" => "pipes:pipe",
         "event_source_mapping" => "lambda:event-source-mapping",
+        "http_api" => "apigateway",
         _ => return None,
     })
 }
@@ -220,6 +221,7 @@ mod tests {
                 "event_source_mapping",
                 "arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:u",
             ),
+            ("http_api", "arn:aws:apigateway:ap-northeast-1::/apis/a1b2c3"),
         ];
         for (kind, arn) in arns {
             let t = indexed_type(kind).unwrap_or_else(|| panic!("{kind} has no index type"));

@@ -947,6 +947,14 @@ class TaggingIndexTest(EmulatorTest):
 
         wait_for(listed_after_settling, [])
 
+    def test_http_apis_are_indexed(self) -> None:
+        # AWS's GetResources lists API Gateway APIs; moto's apigatewayv2 does not feed its index.
+        api = client("apigatewayv2").create_api(Name="idx-api", ProtocolType="HTTP", Tags={"stack": "idxapi"})
+        arn = f"arn:aws:apigateway:ap-northeast-1::/apis/{api['ApiId']}"
+        wait_for(lambda: sorted(self.listed("idxapi")), [arn])
+        client("apigatewayv2").delete_api(ApiId=api["ApiId"])
+        wait_for(lambda: sorted(self.listed("idxapi")), [])
+
     def test_tagging_lag_knob(self) -> None:
         control("faults", {"delays": {"tagging_lag": 0}})
         self.assertEqual(faults()["delays"]["tagging_lag"], 0)

@@ -519,7 +519,6 @@ impl KindApi for HttpApi {
                 .apigw
                 .get_apis()
                 .set_next_token(token)
-                .max_results("500")
                 .send()
                 .await
                 .call("GetApis")?;

@@ -70,6 +70,22 @@ def _unindexed(account: str, region: str) -> list[TaggedResource]:
         for pipe in list(pipes_backends[account][region].pipes.values()):
             if pipe.tags:
                 found.append(TaggedResource(pipe.arn, dict(pipe.tags), "pipes:pipe"))
+    found.extend(_unindexed_http_apis(account, region))
+    return found
+
+
+def _unindexed_http_apis(account: str, region: str) -> list[TaggedResource]:
+    """API Gateway HTTP APIs (`arn:aws:apigateway:REGION::/apis/ID`), which AWS's index lists
+    and moto's apigatewayv2 backend does not yield."""
+    from moto.apigatewayv2.models import apigatewayv2_backends
+
+    found: list[TaggedResource] = []
+    if account in apigatewayv2_backends and region in apigatewayv2_backends[account]:
+        backend = apigatewayv2_backends[account][region]
+        for api in list(backend.apis.values()):
+            tags = dict(backend.get_tags(api.arn))
+            if tags:
+                found.append(TaggedResource(api.arn, tags, "apigateway:apis"))
     return found
 
 

@@ -901,6 +901,9 @@ class TaggingIndexTest(EmulatorTest):
         return {m["ResourceARN"]: {t["Key"]: t["Value"] for t in m["Tags"]} for m in found["ResourceTagMappingList"]}
 
     def test_tagging_index_lags_behind_creates_tag_changes_and_deletes(self) -> None:
+        # A 3 s lag (not the module's 0.5 s): each "not yet" check below must come within the
+        # window of the change before it, even on a loaded machine.
+        control("faults", {"delays": {"tagging_lag": 3}})
         sqs = client("sqs")
         url = sqs.create_queue(QueueName="lagging", tags={"stack": "lag", "v": "1"})["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -908,18 +911,18 @@ class TaggingIndexTest(EmulatorTest):
         fn_arn = "arn:aws:lambda:ap-northeast-1:123456789012:function:lagging-fn"
         # Created, but not indexed yet.
         self.assertEqual(self.listed("lag"), {})
-        seen = wait_for(lambda: sorted(self.listed("lag")), sorted([arn, fn_arn]))
+        seen = wait_for(lambda: sorted(self.listed("lag")), sorted([arn, fn_arn]), timeout=10)
         self.assertEqual(seen[0], [])
         # A tag change shows late.
         sqs.tag_queue(QueueUrl=url, Tags={"v": "2"})
         self.assertEqual(self.listed("lag")[arn]["v"], "1")
-        wait_for(lambda: self.listed("lag")[arn]["v"], "2")
+        wait_for(lambda: self.listed("lag")[arn]["v"], "2", timeout=10)
         # Deleted, but still listed with its tags.
         sqs.delete_queue(QueueUrl=url)
         client("lambda").delete_function(FunctionName="lagging-fn")
         self.assertEqual(self.listed("lag")[fn_arn], {"stack": "lag"})
         self.assertIn(arn, self.listed("lag"))
-        seen = wait_for(lambda: sorted(self.listed("lag")), [])
+        seen = wait_for(lambda: sorted(self.listed("lag")), [], timeout=10)
         self.assertEqual(seen[0], sorted([arn, fn_arn]))
 
     def test_elastic_ips_event_source_mappings_and_pipes_are_indexed(self) -> None:

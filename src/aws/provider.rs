@@ -221,7 +221,10 @@ mod tests {
                 "event_source_mapping",
                 "arn:aws:lambda:ap-northeast-1:123456789012:event-source-mapping:u",
             ),
-            ("http_api", "arn:aws:apigateway:ap-northeast-1::/apis/a1b2c3"),
+            (
+                "http_api",
+                "arn:aws:apigateway:ap-northeast-1::/apis/a1b2c3",
+            ),
         ];
         for (kind, arn) in arns {
             let t = indexed_type(kind).unwrap_or_else(|| panic!("{kind} has no index type"));

@@ -77,22 +77,16 @@ struct Scenario {
 
 impl Scenario {
     fn apply(&self) -> Run {
-        self.em
-            .run(&["apply", "-f", &self.file, "--auto-approve"])
-            .ok()
+        self.em.apply(&self.file)
     }
 
     #[track_caller]
     fn plan(&self, code: i32) -> Run {
-        self.em
-            .run(&["plan", "-f", &self.file, "--detailed-exitcode"])
-            .code(code)
+        self.em.plan_exits(&self.file, code)
     }
 
     fn edit(&self, from: &str, to: &str) {
-        let text = std::fs::read_to_string(&self.file).unwrap();
-        assert!(text.contains(from), "{from:?} not in the stack file");
-        std::fs::write(&self.file, text.replacen(from, to, 1)).unwrap();
+        common::edit(&self.file, from, to)
     }
 
     /// The live (not deleted) endpoint with logical id `id`.

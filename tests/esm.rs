@@ -4,7 +4,7 @@
 mod common;
 
 use aws_sdk_lambda::types::SourceAccessType;
-use common::{Emulator, StackDir, repo_path};
+use common::{Emulator, StackDir, edit, repo_path};
 
 /// Copy an example stack and the handler it packages into a temp dir.
 fn example(dir: &StackDir, name: &str) -> String {
@@ -13,12 +13,6 @@ fn example(dir: &StackDir, name: &str) -> String {
         "stack.yaml",
         &std::fs::read_to_string(repo_path(&format!("stacks/{name}"))).unwrap(),
     )
-}
-
-fn edit(path: &str, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{from:?} not in {path}");
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 async fn mappings(

@@ -104,17 +104,13 @@ impl Scenario {
     }
 
     fn apply(&self) -> Run {
-        self.em
-            .run(&["apply", "-f", &self.file, "--auto-approve"])
-            .ok()
+        self.em.apply(&self.file)
     }
 
     /// `plan --detailed-exitcode`, asserting its exit code (0: no changes, 2: changes).
     #[track_caller]
     fn plan(&self, code: i32) -> Run {
-        self.em
-            .run(&["plan", "-f", &self.file, "--detailed-exitcode"])
-            .code(code)
+        self.em.plan_exits(&self.file, code)
     }
 
     /// The stack's VPCs, by id.

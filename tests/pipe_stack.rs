@@ -4,19 +4,13 @@
 mod common;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::{Emulator, Run, StackDir, repo_path, step};
+use common::{Emulator, Run, StackDir, edit, repo_path, step};
 
 /// Copy the seed stack and its handler into a temp dir so tests can edit them.
 fn seed_copy(dir: &StackDir) -> String {
     let src = std::fs::read_to_string(repo_path("stacks/msk-serverless-pipe.yaml")).unwrap();
     dir.with_handler();
     dir.write("stack.yaml", &src)
-}
-
-fn edit(path: &str, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{from:?} not in {path}");
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 /// One emulator and one copy of the seed stack, shared by the steps of the scenario below
@@ -68,17 +62,13 @@ impl Scenario {
     }
 
     fn apply(&self) -> Run {
-        self.em
-            .run(&["apply", "-f", &self.file, "--auto-approve"])
-            .ok()
+        self.em.apply(&self.file)
     }
 
     /// `plan --detailed-exitcode`, asserting its exit code (0: no changes, 2: changes).
     #[track_caller]
     fn plan(&self, code: i32) -> Run {
-        self.em
-            .run(&["plan", "-f", &self.file, "--detailed-exitcode"])
-            .code(code)
+        self.em.plan_exits(&self.file, code)
     }
 
     async fn pipe(&self) -> aws_sdk_pipes::operation::describe_pipe::DescribePipeOutput {

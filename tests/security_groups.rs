@@ -95,16 +95,12 @@ impl Scenario {
     }
 
     fn apply(&self) -> Run {
-        self.em
-            .run(&["apply", "-f", &self.file, "--auto-approve"])
-            .ok()
+        self.em.apply(&self.file)
     }
 
     #[track_caller]
     fn plan(&self, code: i32) -> Run {
-        self.em
-            .run(&["plan", "-f", &self.file, "--detailed-exitcode"])
-            .code(code)
+        self.em.plan_exits(&self.file, code)
     }
 
     /// The stack's groups by logical id (the `mskctl:id` tag).

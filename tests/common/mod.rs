@@ -69,6 +69,20 @@ impl Emulator {
         Run::from(self.mskctl().args(args).output().expect("run mskctl"))
     }
 
+    /// `mskctl apply -f FILE --auto-approve`, asserting success.
+    #[track_caller]
+    pub fn apply(&self, file: &str) -> Run {
+        self.run(&["apply", "-f", file, "--auto-approve"]).ok()
+    }
+
+    /// `mskctl plan -f FILE --detailed-exitcode`, asserting its exit code (0: no changes,
+    /// 2: changes).
+    #[track_caller]
+    pub fn plan_exits(&self, file: &str, code: i32) -> Run {
+        self.run(&["plan", "-f", file, "--detailed-exitcode"])
+            .code(code)
+    }
+
     /// Run mskctl with `args` and kill it (SIGKILL: no cleanup) as soon as a stdout line
     /// satisfies `at`; returns the lines seen up to then.
     pub fn kill_at(&self, args: &[&str], at: impl Fn(&str) -> bool) -> Vec<String> {
@@ -393,4 +407,12 @@ pub fn flat(text: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Replace the first `from` in the stack file at `path` with `to`; `from` must be there.
+#[track_caller]
+pub fn edit(path: &str, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {path}");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }

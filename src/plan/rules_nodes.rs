@@ -61,6 +61,14 @@ pub fn split_live(live: &[Live]) -> Vec<Live> {
 pub fn split_stack(stack: &Stack, live: &[Live]) -> Stack {
     let mut out = stack.clone();
     for spec in stack.resources.values().filter(|r| is_group(r)) {
+        let own_id = live
+            .iter()
+            .find(|l| l.kind == sg::SCHEMA.kind && l.observed.id == spec.id)
+            .map(|l| l.observed.physical_id.as_str());
+        let spec = &match own_id {
+            Some(own_id) => sg::own_id_as_self(spec, own_id),
+            None => spec.clone(),
+        };
         let (group, mut rules, names_others) = sg::split_spec(spec);
         let live_node = live
             .iter()
@@ -280,6 +288,25 @@ resources:
                 .unwrap()
                 .contains_key("ingress")
         );
+    }
+
+    #[test]
+    fn a_rule_naming_the_groups_own_id_is_its_self_rule() {
+        // Written with the group's own live id instead of `self`: the same rule as read back
+        // (as `self`), so the re-plan is clean instead of moving it between group and node.
+        let own = MUTUAL.replace(
+            "      - {protocol: all, source_security_group: self}\n",
+            "      - {protocol: all, source_security_group: sg-0c1a57e4}\n",
+        );
+        assert_ne!(own, MUTUAL);
+        let p = plan_of(&load(&own), &applied());
+        let changed: Vec<&str> = p
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert!(changed.is_empty(), "{changed:?}");
     }
 
     #[test]

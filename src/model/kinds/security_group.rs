@@ -210,6 +210,27 @@ pub fn split_spec(spec: &ResourceSpec) -> (ResourceSpec, ResourceSpec, bool) {
     (group, rules, any)
 }
 
+/// The group as written with each rule that names the group's own live id (`sg-…`) written as
+/// `self`, which is how the group's rules read back: otherwise the rule would belong to the
+/// rules node as written and to the group as read, and every apply would move it.
+pub fn own_id_as_self(spec: &ResourceSpec, own_id: &str) -> ResourceSpec {
+    let mut out = spec.clone();
+    for prop in ["ingress", "egress"] {
+        let Some(Expr::List(items)) = out.props.get_mut(prop) else {
+            continue;
+        };
+        for rule in items {
+            let Expr::Map(fields) = rule else { continue };
+            if let Some(peer @ Expr::Str(_)) = fields.get_mut("source_security_group") {
+                if matches!(peer, Expr::Str(parts) if literal(parts).as_deref() == Some(own_id)) {
+                    *peer = Expr::lit(SELF);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Logical ids a security group as written depends on for its own creation: every reference
 /// except the peers of rules that name other groups (those belong to its rules node).
 pub fn group_dependencies(spec: &ResourceSpec) -> Vec<String> {

@@ -35,10 +35,15 @@ pub fn render(plan: &Plan, stack: &str, place: &str) -> String {
         .filter(|c| c.action != Action::NoOp)
         .collect();
     if changes.is_empty() {
+        // Resources of the file: a group's derived rules node is part of its group.
+        let resources = plan
+            .changes
+            .iter()
+            .filter(|c| super::rules_nodes::kind(c.kind).is_none())
+            .count();
         let _ = writeln!(
             out,
-            "No changes. Stack `{stack}` in {place} matches the file ({} resources up to date).",
-            plan.count(Action::NoOp)
+            "No changes. Stack `{stack}` in {place} matches the file ({resources} resources up to date)."
         );
         return out;
     }

@@ -321,6 +321,9 @@ resources:
             .map(|c| c.id.as_str())
             .collect();
         assert!(changed.is_empty(), "{changed:?}");
+        // The file's three resources, not five: a rules node is part of its group.
+        let text = crate::plan::render::render(&p, "sgt", "ap-northeast-1");
+        assert!(text.contains("(3 resources up to date)"), "{text}");
 
         // Revoked out of band: the peer rule and the self rule show, each on its node.
         let mut drifted = live.clone();

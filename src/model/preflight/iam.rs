@@ -31,9 +31,12 @@ pub fn check(cx: &Ctx, out: &mut Vec<Finding>) {
     for (mapping, _) in cx.of_kind("event_source_mapping") {
         mapping_role(cx, mapping, out);
     }
-    for (function, _) in cx.of_kind("lambda_function") {
+    for (function, props) in cx.of_kind("lambda_function") {
         dead_letter_queue(cx, function, out);
         vpc_function(cx, function, out);
+        if crate::model::s(props, "tracing") == Some("Active") {
+            traced_function(cx, function, out);
+        }
     }
     for (role, _) in cx.of_kind("iam_role") {
         overbroad(cx, role, out);
@@ -439,6 +442,45 @@ fn vpc_function(cx: &Ctx, function: &ResourceSpec, out: &mut Vec<Finding>) {
         .label(format!("`{}` cannot manage network interfaces", role.id))
         .fix(format!(
             "attach arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole to `{}` (or grant those ec2: actions)",
+            role.id
+        )),
+    );
+}
+
+/// IAM008: with `tracing: Active` Lambda checks, at CreateFunction and
+/// UpdateFunctionConfiguration, that the function's role may send traces to X-Ray
+/// (AWSXRayDaemonWriteAccess grants exactly that).
+fn traced_function(cx: &Ctx, function: &ResourceSpec, out: &mut Vec<Finding>) {
+    let Some(role) = cx.target(function, &["role"]) else {
+        return;
+    };
+    let Some(grants) = cx.grants(role) else {
+        return;
+    };
+    let lacking: Vec<&str> = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        .into_iter()
+        .filter(|a| !allows(&grants, a, "*"))
+        .collect();
+    if lacking.is_empty() {
+        return;
+    }
+    out.push(
+        Finding::new(
+            "IAM008",
+            &function.id,
+            &["tracing"],
+            format!(
+                "this function has active X-Ray tracing, and Lambda sends its traces with role `{}`, which lacks {}, \
+                 so AWS refuses to create or update the function (\"The provided execution role does not have \
+                 permissions to call PutTraceSegments on XRAY\")",
+                role.id,
+                lacking.join(", ")
+            ),
+        )
+        .label(format!("`{}` cannot send traces", role.id))
+        .fix(format!(
+            "attach arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess to `{}` (or grant xray:PutTraceSegments and \
+             xray:PutTelemetryRecords on \"*\"), or drop `tracing: Active`",
             role.id
         )),
     );

@@ -98,6 +98,11 @@ pub static RULES: &[Rule] = &[
         "function in a VPC whose role may not manage its network interfaces",
     ),
     rule(
+        "IAM008",
+        Warning,
+        "function with active tracing whose role may not send traces to X-Ray",
+    ),
+    rule(
         "ERR001",
         Warning,
         "REQUEST_RESPONSE pipe: the function's async retries and dead-letter queue never apply",
@@ -142,6 +147,11 @@ pub static RULES: &[Rule] = &[
         "NET006",
         Warning,
         "function in a VPC with no way out to AWS services",
+    ),
+    rule(
+        "NET010",
+        Error,
+        "interface endpoint with private DNS in a VPC without DNS support and hostnames",
     ),
     rule(
         "MSK004",

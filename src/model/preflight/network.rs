@@ -8,7 +8,8 @@ use ipnet::Ipv4Net;
 
 use super::msk::zone_of;
 use super::{Ctx, Finding};
-use crate::model::s;
+use crate::model::kinds::vpc_endpoint::effective_type;
+use crate::model::{b, s};
 use crate::stack::{Expr, ResourceSpec};
 
 pub fn check(cx: &Ctx, out: &mut Vec<Finding>) {
@@ -17,6 +18,7 @@ pub fn check(cx: &Ctx, out: &mut Vec<Finding>) {
     foreign_internet_gateway(cx, out);
     pollers_way_out(cx, out);
     cross_zone_nat(cx, out);
+    endpoint_private_dns(cx, out);
 }
 
 /// The in-file route table a subnet is associated with.
@@ -391,5 +393,68 @@ fn cross_zone_nat(cx: &Ctx, out: &mut Vec<Finding>) {
                 );
             }
         }
+    }
+}
+
+/// NET010: an interface endpoint with private DNS (the default) associates a private hosted
+/// zone with its VPC, which AWS allows only when the VPC has both DNS support and DNS
+/// hostnames (CreateVpcEndpoint and ModifyVpcEndpoint are refused otherwise).
+fn endpoint_private_dns(cx: &Ctx, out: &mut Vec<Finding>) {
+    for (endpoint, props) in cx.of_kind("vpc_endpoint") {
+        if b(props, "private_dns") != Some(true) {
+            continue;
+        }
+        // An interpolated service name (`com.amazonaws.${aws.region}.sts`) still ends with it.
+        let service = match endpoint.props.get("service") {
+            Some(Expr::Str(parts)) => super::policy::glob(parts, &|id, attr| cx.shape(id, attr)),
+            _ => continue,
+        };
+        let short = service.rsplit('.').next().unwrap_or_default();
+        if effective_type(short, s(props, "endpoint_type").unwrap_or("auto")) != "interface" {
+            continue;
+        }
+        let Some(vpc) = cx.target(endpoint, &["vpc"]) else {
+            continue;
+        };
+        let Some(vpc_props) = cx.props(&vpc.id) else {
+            continue;
+        };
+        let off: Vec<&str> = ["enable_dns_support", "enable_dns_hostnames"]
+            .into_iter()
+            .filter(|a| b(vpc_props, a) == Some(false))
+            .collect();
+        if off.is_empty() {
+            continue;
+        }
+        let written = endpoint.props.contains_key("private_dns");
+        let path: &[&str] = if written { &["private_dns"] } else { &["vpc"] };
+        let defaulted = if written { "" } else { " (the default)" };
+        let attrs = off
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        out.push(
+            Finding::new(
+                "NET010",
+                &endpoint.id,
+                path,
+                format!(
+                    "this interface endpoint has private DNS{defaulted}, but VPC `{}` has {attrs} false, so AWS refuses \
+                     to create or modify it (private DNS needs both enableDnsSupport and enableDnsHostnames set to true)",
+                    vpc.id
+                ),
+            )
+            .label(if written {
+                format!("private DNS in `{}`", vpc.id)
+            } else {
+                format!("private DNS (default) in `{}`: {attrs} off", vpc.id)
+            })
+            .fix(format!(
+                "set `enable_dns_support: true` and `enable_dns_hostnames: true` on `{}`, or `private_dns: false` on \
+                 this endpoint (then clients must use its own DNS name)",
+                vpc.id
+            )),
+        );
     }
 }

@@ -152,6 +152,26 @@ const MANAGED: &[(&str, &[&str])] = &[
     ),
     ("service-role/AWSLambdaRole", &["lambda:InvokeFunction"]),
     (
+        "AWSXRayDaemonWriteAccess",
+        &[
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+            "xray:GetSamplingStatisticSummaries",
+        ],
+    ),
+    (
+        "AWSXrayWriteOnlyAccess",
+        &[
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+            "xray:GetSamplingStatisticSummaries",
+        ],
+    ),
+    (
         "AWSLambda_FullAccess",
         &["lambda:*", "logs:*", "iam:PassRole", "iam:GetRole"],
     ),

@@ -73,6 +73,8 @@ fn each_rule_stack_triggers_its_rule_on_the_offending_property() {
         ("NET005", "private_routes", "subnets.1"),
         ("IAM006", "fn", "vpc"),
         ("NET006", "fn", "vpc.subnets"),
+        ("IAM008", "fn", "tracing"),
+        ("NET010", "sts", "vpc"),
         ("SIL001", "dlq", "silence.NET05"),
         ("SIL002", "dlq", "silence.VAL004"),
     ];
@@ -259,4 +261,111 @@ fn kind_rules_checked_by_the_loader_carry_their_rule_id() {
         "private_routes",
         "silence.NET007",
     );
+}
+
+#[test]
+fn a_traced_function_is_fine_once_its_role_may_send_traces() {
+    let only = |f: &[(String, String, String)]| -> bool { f.iter().any(|f| f.0 == "IAM008") };
+    assert!(only(&found("IAM008")));
+    // Either AWS managed policy that grants both actions.
+    for policy in ["AWSXRayDaemonWriteAccess", "AWSXrayWriteOnlyAccess"] {
+        let text = file("IAM008").replace(
+            "service-role/AWSLambdaBasicExecutionRole]",
+            &format!("service-role/AWSLambdaBasicExecutionRole, arn:aws:iam::aws:policy/{policy}]"),
+        );
+        assert!(text.contains(policy));
+        assert_eq!(run("x.yaml", &text), vec![], "{policy}");
+    }
+    // An inline policy: both actions are needed, one is not enough.
+    let inline = |actions: &str| {
+        file("IAM008").replace(
+            "    managed_policy_arns:",
+            &format!(
+                "    policies:\n      xray:\n        Statement:\n          - {{Effect: Allow, Action: [{actions}], Resource: \"*\"}}\n    managed_policy_arns:"
+            ),
+        )
+    };
+    assert_eq!(
+        run(
+            "x.yaml",
+            &inline("xray:PutTraceSegments, xray:PutTelemetryRecords")
+        ),
+        vec![]
+    );
+    let one = run("x.yaml", &inline("xray:PutTraceSegments"));
+    has(&one, "IAM008", "fn", "tracing");
+    // PassThrough (the default) sends nothing to X-Ray.
+    let text = file("IAM008").replace("    tracing: Active\n", "    tracing: PassThrough\n");
+    assert!(!only(&run("x.yaml", &text)));
+    let text = file("IAM008").replace("    tracing: Active\n", "");
+    assert!(!only(&run("x.yaml", &text)));
+}
+
+#[test]
+fn a_traced_function_whose_role_cannot_be_read_is_not_judged() {
+    // A managed policy mskctl does not know.
+    let text = file("IAM008").replace(
+        "service-role/AWSLambdaBasicExecutionRole]",
+        "service-role/AWSLambdaBasicExecutionRole, arn:aws:iam::123456789012:policy/team-tracing]",
+    );
+    assert!(text.contains("team-tracing"));
+    assert!(!run("x.yaml", &text).iter().any(|f| f.0 == "IAM008"));
+    // A role outside the stack.
+    let text = file("IAM008").replace(
+        "    role: fn_role\n",
+        "    role: arn:aws:iam::123456789012:role/traced\n",
+    );
+    assert!(text.contains("role/traced"));
+    assert!(!run("x.yaml", &text).iter().any(|f| f.0 == "IAM008"));
+}
+
+#[test]
+fn private_dns_needs_both_dns_attributes_of_the_vpc() {
+    let net010 = |text: &str| -> Vec<(String, String, String)> {
+        run("x.yaml", text)
+            .into_iter()
+            .filter(|f| f.0 == "NET010")
+            .collect()
+    };
+    let vpc = "    cidr_block: 10.0.0.0/16\n";
+    // Both on: fine.
+    let both = file("NET010").replacen(
+        vpc,
+        &format!("{vpc}    enable_dns_support: true\n    enable_dns_hostnames: true\n"),
+        1,
+    );
+    assert_ne!(both, file("NET010"));
+    assert_eq!(run("x.yaml", &both), vec![]);
+    // DNS support off (hostnames on) is refused as well.
+    let no_support = both.replace("enable_dns_support: true", "enable_dns_support: false");
+    has(&net010(&no_support), "NET010", "sts", "vpc");
+    // Written `private_dns: true` is pointed at.
+    let written = file("NET010").replace(
+        "    security_groups: [endpoint_sg]\n",
+        "    security_groups: [endpoint_sg]\n    private_dns: true\n",
+    );
+    assert_eq!(
+        net010(&written),
+        vec![("NET010".into(), "sts".into(), "private_dns".into())]
+    );
+    // Without private DNS AWS associates no hosted zone: fine.
+    let off = written.replace("private_dns: true", "private_dns: false");
+    assert_eq!(net010(&off), vec![]);
+    // A VPC outside the stack is not judged.
+    let literal = file("NET010").replace(
+        "    vpc: vpc\n    subnets",
+        "    vpc: vpc-0a1b2c3d\n    subnets",
+    );
+    assert!(literal.contains("vpc-0a1b2c3d"));
+    assert_eq!(net010(&literal), vec![]);
+    // A gateway endpoint has no private DNS.
+    let gateway = format!(
+        "{}  s3:\n    type: vpc_endpoint\n    service: s3\n    vpc: vpc\n",
+        both.replace("enable_dns_hostnames: true", "enable_dns_hostnames: false")
+            .replace("  sts:\n", "  sts:\n    private_dns: false\n")
+    );
+    assert_eq!(net010(&gateway), vec![]);
+    // A full, interpolated service name is still an interface endpoint.
+    let full = file("NET010").replace("service: sts", "service: com.amazonaws.${aws.region}.sts");
+    has(&net010(&full), "NET010", "sts", "vpc");
 }

@@ -221,10 +221,10 @@ pub fn own_id_as_self(spec: &ResourceSpec, own_id: &str) -> ResourceSpec {
         };
         for rule in items {
             let Expr::Map(fields) = rule else { continue };
-            if let Some(peer @ Expr::Str(_)) = fields.get_mut("source_security_group") {
-                if matches!(peer, Expr::Str(parts) if literal(parts).as_deref() == Some(own_id)) {
-                    *peer = Expr::lit(SELF);
-                }
+            if let Some(peer) = fields.get_mut("source_security_group")
+                && matches!(peer, Expr::Str(parts) if literal(parts).as_deref() == Some(own_id))
+            {
+                *peer = Expr::lit(SELF);
             }
         }
     }

@@ -340,24 +340,52 @@ where
     }
 }
 
+/// How long a wait or retry loop stays silent about an unchanged state: CI systems kill a job
+/// that prints nothing for a while (CircleCI and Travis CI: 10 minutes by default), and an MSK
+/// creation or a network-interface drain can take longer than that.
+const HEARTBEAT: Duration = Duration::from_secs(5 * 60);
+
 /// The last progress line a wait or retry loop reported: a poll or retry that finds the same
-/// state says nothing, so a wait of minutes prints one line per state change, not per poll.
+/// state says nothing, so a wait of minutes prints one line per state change, not per poll,
+/// plus a line saying how long it has been unchanged every [`HEARTBEAT`].
 #[derive(Default)]
-struct Said(Option<String>);
+struct Said {
+    last: Option<String>,
+    /// When `last` was first said, and when anything was last said.
+    since: Option<Instant>,
+    spoken: Option<Instant>,
+}
 
 impl Said {
     fn say(&mut self, cx: &Ctx, id: &str, line: String) {
-        if self.changed(&line) {
+        if let Some(line) = self.line_at(line, Instant::now()) {
             cx.progress(id, &line);
         }
     }
 
+    /// What to report at `now` for a poll that found `line`: the line when it changed, a
+    /// heartbeat when it has been unchanged and unsaid for [`HEARTBEAT`], else nothing.
+    fn line_at(&mut self, line: String, now: Instant) -> Option<String> {
+        if self.changed(&line) {
+            self.since = Some(now);
+            self.spoken = Some(now);
+            return Some(line);
+        }
+        let spoken = self.spoken.unwrap_or(now);
+        if now.duration_since(spoken) < HEARTBEAT {
+            return None;
+        }
+        self.spoken = Some(now);
+        let minutes = now.duration_since(self.since.unwrap_or(now)).as_secs() / 60;
+        Some(format!("{line} (unchanged for {minutes} min)"))
+    }
+
     /// True (and remembered) when `line` differs from the last one said.
     fn changed(&mut self, line: &str) -> bool {
-        if self.0.as_deref() == Some(line) {
+        if self.last.as_deref() == Some(line) {
             return false;
         }
-        self.0 = Some(line.to_string());
+        self.last = Some(line.to_string());
         true
     }
 }
@@ -483,6 +511,28 @@ mod tests {
         ];
         let reported: Vec<&str> = polls.iter().copied().filter(|p| said.changed(p)).collect();
         assert_eq!(reported, ["CREATING", "UPDATING", "CREATING"]);
+    }
+
+    #[test]
+    fn a_long_unchanged_wait_says_so_every_five_minutes() {
+        let mut said = Said::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut poll = |s: u64, line: &str| said.line_at(line.to_string(), at(s));
+        assert_eq!(poll(0, "CREATING").as_deref(), Some("CREATING"));
+        assert_eq!(poll(60, "CREATING"), None);
+        assert_eq!(poll(299, "CREATING"), None);
+        assert_eq!(
+            poll(300, "CREATING").as_deref(),
+            Some("CREATING (unchanged for 5 min)")
+        );
+        assert_eq!(poll(420, "CREATING"), None);
+        assert_eq!(
+            poll(610, "CREATING").as_deref(),
+            Some("CREATING (unchanged for 10 min)")
+        );
+        assert_eq!(poll(620, "ACTIVE").as_deref(), Some("ACTIVE"));
+        assert_eq!(poll(900, "ACTIVE"), None);
     }
 
     fn err(code: &str, message: &str) -> CallError {

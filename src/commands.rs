@@ -17,7 +17,7 @@ use crate::cli::{
     UnlockArgs, ValidateArgs,
 };
 use crate::engine::{self, Event, Outcome, Reporter};
-use crate::guard::RunGuard;
+use crate::guard::{EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, RunGuard};
 use crate::model::{self, Artifacts, Catalog, Facts, Val};
 use crate::package;
 use crate::plan::saved::{self, SavedPlan, Sources};
@@ -31,12 +31,6 @@ mod graph;
 mod init;
 mod preflight;
 mod vars;
-
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_ERROR: i32 = 1;
-pub const EXIT_CHANGES: i32 = 2;
-/// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
-pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub async fn run(cli: Cli, guard: Arc<RunGuard>) -> Result<i32> {
     let target = Target {

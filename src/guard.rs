@@ -22,8 +22,15 @@ use tokio::sync::watch;
 use crate::aws::Clients;
 use crate::aws::lock::{LockError, Release, StackLock};
 use crate::cli::{Cli, Command};
-use crate::commands::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK};
 use crate::engine::{Event, OpKind, Reporter};
+
+/// Exit codes (README "Exit codes"): how a run ended.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+/// `plan --detailed-exitcode` found changes.
+pub const EXIT_CHANGES: i32 = 2;
+/// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// How long an interrupted command may take to stop before the lock is released anyway (a
 /// blocking prompt cannot be cancelled).

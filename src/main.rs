@@ -31,7 +31,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(commands::EXIT_ERROR);
+            std::process::exit(guard::EXIT_ERROR);
         }
     };
     let guard = std::sync::Arc::new(guard::RunGuard::for_command(&cli));
@@ -46,7 +46,7 @@ fn main() {
             } else {
                 eprint!("{}", one_style(&format!("{report:?}")));
             }
-            commands::EXIT_ERROR
+            guard::EXIT_ERROR
         }
     };
     std::process::exit(code);
@@ -90,9 +90,9 @@ fn parse_args() -> cli::Cli {
     cli::Cli::try_parse().unwrap_or_else(|e| {
         let _ = e.print();
         std::process::exit(if e.use_stderr() {
-            commands::EXIT_ERROR
+            guard::EXIT_ERROR
         } else {
-            commands::EXIT_OK
+            guard::EXIT_OK
         })
     })
 }

@@ -633,18 +633,30 @@ async fn destroy_waits_out_lingering_network_interfaces() {
         .group_id()
         .unwrap()
         .to_string();
-    let eni = ec2
-        .create_network_interface()
-        .subnet_id(&subnet)
-        .groups(&sg)
-        .description("AWS Lambda VPC ENI-poller")
-        .send()
-        .await
-        .unwrap()
-        .network_interface
-        .unwrap()
-        .network_interface_id
-        .unwrap();
+    // The subnet and group were created moments ago: like any EC2 client, retry while the
+    // emulator (as EC2) still answers NotFound for their fresh ids.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let eni = loop {
+        match ec2
+            .create_network_interface()
+            .subnet_id(&subnet)
+            .groups(&sg)
+            .description("AWS Lambda VPC ENI-poller")
+            .send()
+            .await
+        {
+            Ok(out) => break out.network_interface.unwrap().network_interface_id.unwrap(),
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && e.as_service_error()
+                        .and_then(|e| e.meta().code())
+                        .is_some_and(|c| c.ends_with(".NotFound")) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("CreateNetworkInterface: {e:?}"),
+        }
+    };
 
     let mut child = em
         .mskctl()

@@ -135,6 +135,49 @@ impl Emulator {
         serde_json::from_slice(&out.stdout).expect("the fault snapshot is JSON")
     }
 
+    /// `host:port` of the emulator's local Kafka broker (Tansu, plaintext), the address MSK
+    /// GetBootstrapBrokers answers for every cluster (`GET /_emulator/kafka`).
+    pub fn kafka_bootstrap(&self) -> String {
+        let out = Command::new(emulator_python())
+            .args([
+                "-c",
+                "import json,sys,urllib.request as u; sys.stdout.write(json.load(u.urlopen(sys.argv[1]))['bootstrap'] or '')",
+                &format!("{}/_emulator/kafka", self.url),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET /_emulator/kafka failed");
+        let bootstrap = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !bootstrap.is_empty(),
+            "the emulator runs no Kafka broker (EMULATOR_KAFKA_BROKER=0?)"
+        );
+        bootstrap
+    }
+
+    /// The emulator URL that serves an HTTP API invoke URL
+    /// (`https://ID.execute-api.REGION.amazonaws.com/STAGE` → `EMULATOR/_execute-api/ID/STAGE`),
+    /// with `path` (e.g. `/messages`) appended. Requests to it are routed and authorised as API
+    /// Gateway does (tests/emulator/README.md, "HTTP API execution").
+    pub fn execute_api_url(&self, invoke_url: &str, path: &str) -> String {
+        let rest = invoke_url
+            .strip_prefix("https://")
+            .unwrap_or_else(|| panic!("not an invoke URL: {invoke_url}"));
+        let (host, stage_path) = rest.split_once('/').unwrap_or((rest, ""));
+        let api_id = host
+            .split_once(".execute-api.")
+            .unwrap_or_else(|| panic!("not an execute-api host: {invoke_url}"))
+            .0;
+        let stage_path = stage_path.trim_end_matches('/');
+        let mut url = format!("{}/_execute-api/{api_id}", self.url);
+        if !stage_path.is_empty() {
+            url.push('/');
+            url.push_str(stage_path);
+        }
+        url.push_str(path);
+        url
+    }
+
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)

@@ -10,6 +10,8 @@ lifecycle and bootstrap brokers, Kafka event source mappings, ...); the
 
 `--port 0` picks a free port. Once listening, it prints exactly one line,
 `EMULATOR_READY http://HOST:PORT`, on stdout; SIGTERM or SIGINT stops it.
+It also runs a local Kafka-protocol broker (patches/kafka_broker.py) for as
+long as it lives; `GET /_emulator/kafka` tells its address.
 """
 
 import argparse
@@ -32,6 +34,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 import patches  # noqa: E402
+import patches.kafka_broker  # noqa: E402
 
 
 class QuietHandler(MotoRequestHandler):
@@ -77,10 +80,19 @@ def main() -> None:
 
     patches.apply_all()
     app = Latency(
-        patches.faults.ControlApp(DomainDispatcherApplication(create_backend_app)), latency_ms()
+        patches.kafka_broker.KafkaRoute(
+            patches.faults.ControlApp(DomainDispatcherApplication(create_backend_app))
+        ),
+        latency_ms(),
     )
     server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietHandler)
     host, port = server.server_address[:2]
+    # Before the server's threads: the broker is forked with a parent-death signal.
+    try:
+        patches.kafka_broker.start()
+    except RuntimeError as error:
+        server.server_close()
+        sys.exit(f"emulator: {error}")
 
     def stop(signum: int, frame: object) -> None:
         # shutdown() waits for serve_forever to return: call it off this thread.
@@ -90,8 +102,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop)
 
     print(f"EMULATOR_READY http://{host}:{port}", flush=True)
-    server.serve_forever()
-    server.server_close()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        patches.kafka_broker.stop()
     sys.exit(0)
 
 

@@ -10,7 +10,7 @@ from moto.kafka.exceptions import KafkaException
 from moto.kafka.models import FakeKafkaCluster, KafkaBackend
 from moto.kafka.responses import KafkaResponse
 
-from . import faults
+from . import faults, kafka_broker
 from .lifecycle import Lifecycle
 
 
@@ -131,7 +131,16 @@ def _realistic_info(cluster: FakeKafkaCluster, info: dict[str, Any]) -> dict[str
 
 
 def bootstrap_brokers(cluster: FakeKafkaCluster) -> dict[str, str]:
-    """The broker strings AWS returns, derived deterministically from the cluster id."""
+    """The broker strings AWS returns: the local broker's address (kafka_broker.py) in each
+    string AWS would fill, so a client finds "the cluster"; with the broker off, names derived
+    deterministically from the cluster id."""
+    local = kafka_broker.address()
+    if local:
+        return {key: local for key in _fake_bootstrap_brokers(cluster)}
+    return _fake_bootstrap_brokers(cluster)
+
+
+def _fake_bootstrap_brokers(cluster: FakeKafkaCluster) -> dict[str, str]:
     region = cluster.region_name
     if cluster.cluster_type == "SERVERLESS":
         short = hashlib.sha256(cluster.cluster_id.encode()).hexdigest()[:8]

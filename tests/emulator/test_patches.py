@@ -1229,3 +1229,125 @@ def make_cluster_with(kafka, name: str) -> str:
         Serverless={"VpcConfigs": [{"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}],
                     "ClientAuthentication": {"Sasl": {"Iam": {"Enabled": True}}}},
     )["ClusterArn"]
+
+
+class LostReplyTest(EmulatorTest):
+    """replies.patch_dropped_replies: the call takes effect, its answer never arrives."""
+
+    def no_retries(self, service: str, **config: object):
+        return client(service, retries={"total_max_attempts": 1}, **config)
+
+    def lost(self, call) -> str:
+        try:
+            call()
+        except ClientError as error:
+            raise AssertionError(f"AWS answered: {error}")
+        except Exception as error:  # botocore's ConnectionClosedError, ReadTimeoutError...
+            return type(error).__name__
+        raise AssertionError("the reply arrived")
+
+    def test_each_service_performs_the_call_and_drops_its_first_reply(self) -> None:
+        control("faults", {"drop_reply": "CreateVpc:1,CreateRole,CreateQueue,CreateFunction,"
+                                         "CreateClusterV2,apigatewayv2:CreateApi,PutParameter,ec2:CreateRoute"})
+        ec2, iam, sqs = self.no_retries("ec2"), self.no_retries("iam"), self.no_retries("sqs")
+        lam, kafka, apigw, ssm = (self.no_retries(s) for s in ("lambda", "kafka", "apigatewayv2", "ssm"))
+        tag = [{"ResourceType": "vpc", "Tags": [{"Key": "lost", "Value": "vpc"}]}]
+        self.lost(lambda: ec2.create_vpc(CidrBlock="10.91.0.0/16", TagSpecifications=tag))
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:lost", "Values": ["vpc"]}])["Vpcs"]
+        self.assertEqual(len(vpcs), 1, "the dropped CreateVpc made its VPC")
+        # The count is spent: the next call answers.
+        ec2.create_vpc(CidrBlock="10.92.0.0/16")
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        self.lost(lambda: iam.create_role(RoleName="lost-role", AssumeRolePolicyDocument=trust))
+        self.assertEqual(iam.get_role(RoleName="lost-role")["Role"]["RoleName"], "lost-role")
+        self.assertEqual(error_code(lambda: iam.create_role(RoleName="lost-role", AssumeRolePolicyDocument=trust)),
+                         "EntityAlreadyExists")
+        self.lost(lambda: sqs.create_queue(QueueName="lost-queue"))
+        self.assertIn("lost-queue", sqs.get_queue_url(QueueName="lost-queue")["QueueUrl"])
+        self.lost(lambda: lam.create_function(
+            FunctionName="lost-fn", Runtime="python3.11", Role=ROLE, Handler="handler.handler",
+            Code={"ZipFile": function_zip()}))
+        self.assertEqual(lam.get_function(FunctionName="lost-fn")["Configuration"]["FunctionName"], "lost-fn")
+        self.lost(lambda: make_cluster_with(kafka, "lost-cluster"))
+        names = [c["ClusterName"] for c in kafka.list_clusters_v2()["ClusterInfoList"]]
+        self.assertIn("lost-cluster", names)
+        self.lost(lambda: apigw.create_api(Name="lost-api", ProtocolType="HTTP"))
+        self.assertIn("lost-api", [a["Name"] for a in apigw.get_apis()["Items"]])
+        self.lost(lambda: ssm.put_parameter(Name="/lost/lock", Value="me", Type="String"))
+        self.assertEqual(ssm.get_parameter(Name="/lost/lock")["Parameter"]["Value"], "me")
+        # `ec2:CreateRoute` is EC2's: API Gateway's CreateRoute still answers.
+        api = apigw.create_api(Name="lost-api-2", ProtocolType="HTTP")["ApiId"]
+        apigw.create_route(ApiId=api, RouteKey="GET /x")
+        seen = faults()
+        self.assertEqual(seen["dropped"], [
+            "ec2:CreateVpc", "iam:CreateRole", "sqs:CreateQueue", "lambda:CreateFunction",
+            "kafka:CreateClusterV2", "apigatewayv2:CreateApi", "ssm:PutParameter"])
+        self.assertEqual(seen["drop_reply"]["ec2:CreateRoute"], 1)
+
+    def test_only_successful_replies_are_dropped(self) -> None:
+        control("faults", {"drop_reply": {"CreateSecurityGroup": 1}})
+        ec2 = self.no_retries("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.93.0.0/16")["Vpc"]["VpcId"]
+        control("reset-faults")
+        ec2.create_security_group(GroupName="lost-g", Description="d", VpcId=vpc)
+        control("faults", {"drop_reply": {"CreateSecurityGroup": 1}})
+        # Refused by EC2 (the name is taken): the error arrives and the drop stays due.
+        self.assertEqual(error_code(lambda: ec2.create_security_group(
+            GroupName="lost-g", Description="d", VpcId=vpc)), "InvalidGroup.Duplicate")
+        self.lost(lambda: ec2.create_security_group(GroupName="lost-g2", Description="d", VpcId=vpc))
+        groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["lost-g2"]}])
+        self.assertEqual(len(groups["SecurityGroups"]), 1)
+        self.assertEqual(faults()["dropped"], ["ec2:CreateSecurityGroup"])
+
+    def test_hang_mode_times_the_client_out(self) -> None:
+        control("faults", {"drop_reply": "CreateInternetGateway", "drop_reply_mode": "hang",
+                           "drop_reply_hang_seconds": 1.5})
+        ec2 = self.no_retries("ec2", read_timeout=0.5, connect_timeout=1)
+        tag = [{"ResourceType": "internet-gateway", "Tags": [{"Key": "lost", "Value": "igw"}]}]
+        started = time.monotonic()
+        self.assertEqual(self.lost(lambda: ec2.create_internet_gateway(TagSpecifications=tag)), "ReadTimeoutError")
+        self.assertLess(time.monotonic() - started, 1.4)
+        made = ec2.describe_internet_gateways(Filters=[{"Name": "tag:lost", "Values": ["igw"]}])
+        self.assertEqual(len(made["InternetGateways"]), 1)
+
+    def test_random_rate_is_seeded_and_validated(self) -> None:
+        control("faults", {"drop_reply_rate": 1.0, "drop_reply_seed": 7})
+        sqs = self.no_retries("sqs")
+        self.lost(lambda: sqs.list_queues())
+        control("faults", {"drop_reply_rate": 0})
+        sqs.list_queues()
+        for bad in ({"drop_reply_rate": 2}, {"drop_reply": "Create Vpc"}, {"drop_reply_mode": "slow"},
+                    {"drop_reply": {"CreateVpc": 0}}):
+            with self.assertRaises(urllib.error.HTTPError, msg=str(bad)) as raised:
+                control("faults", bad)
+            self.assertEqual(raised.exception.code, 400)
+        control("reset-faults")
+        self.assertEqual(faults()["dropped"], [])
+        self.assertEqual(faults()["drop_reply_rate"], 0.0)
+
+
+class ClientTokenTest(EmulatorTest):
+    def test_route_tables_and_vpc_endpoints_honour_client_tokens(self) -> None:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.94.0.0/16")["Vpc"]["VpcId"]
+        first = ec2.create_route_table(VpcId=vpc, ClientToken="rt-1")["RouteTable"]["RouteTableId"]
+        self.assertEqual(ec2.create_route_table(VpcId=vpc, ClientToken="rt-1")["RouteTable"]["RouteTableId"], first)
+        self.assertNotEqual(ec2.create_route_table(VpcId=vpc, ClientToken="rt-2")["RouteTable"]["RouteTableId"], first)
+        other = ec2.create_vpc(CidrBlock="10.95.0.0/16")["Vpc"]["VpcId"]
+        self.assertEqual(error_code(lambda: ec2.create_route_table(VpcId=other, ClientToken="rt-1")),
+                         "IdempotentParameterMismatch")
+        make = lambda token: ec2.create_vpc_endpoint(
+            VpcId=vpc, ServiceName="com.amazonaws.ap-northeast-1.s3", VpcEndpointType="Gateway",
+            RouteTableIds=[first], ClientToken=token)["VpcEndpoint"]["VpcEndpointId"]
+        endpoint = make("vpce-1")
+        self.assertEqual(make("vpce-1"), endpoint)
+        self.assertEqual(len(ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["VpcEndpoints"]), 1)
+
+
+def make_cluster_with(kafka, name: str) -> str:
+    return kafka.create_cluster_v2(
+        ClusterName=name,
+        Serverless={"VpcConfigs": [{"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}],
+                    "ClientAuthentication": {"Sasl": {"Iam": {"Enabled": True}}}},
+    )["ClusterArn"]

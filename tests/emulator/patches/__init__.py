@@ -5,7 +5,7 @@ them in order. tests/emulator/README.md lists them with the moto gap each one
 closes and the test in test_patches.py that proves it.
 """
 
-from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, ssm, tagging, vpc
+from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, replies, ssm, tagging, vpc
 
 PATCHES = [
     kafka.patch_creation_time_rfc3339,
@@ -32,6 +32,9 @@ PATCHES = [
     ssm.patch_put_parameter_atomic,
     tagging.patch_tagging_index_lags,
     faults.patch_throttling,
+    replies.patch_client_tokens,
+    # Last: wraps every other patch, so a dropped reply's call has had its full effect.
+    replies.patch_dropped_replies,
 ]
 
 

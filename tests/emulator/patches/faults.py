@@ -13,7 +13,7 @@ from typing import Any
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, BaseResponse, get_service_model
 
-from . import lifecycle
+from . import lifecycle, replies
 
 _lock = threading.Lock()
 _faults: dict[str, Any] = {"esm": [], "pipes": [], "msk": [], "throttle": {}}
@@ -22,7 +22,7 @@ PIPE_FAILURES = {"CREATE_FAILED", "START_FAILED", "UPDATE_FAILED", "STOP_FAILED"
 
 
 def add(payload: dict[str, Any]) -> None:
-    unknown = set(payload) - {"esm", "pipes", "msk", "throttle", "delays"}
+    unknown = set(payload) - {"esm", "pipes", "msk", "throttle", "delays"} - replies.KEYS
     if unknown:
         raise ValueError(f"unknown fault kind(s) {sorted(unknown)}")
     for esm in payload.get("esm", []):
@@ -37,6 +37,7 @@ def add(payload: dict[str, Any]) -> None:
     for throttle in payload.get("throttle", []):
         if not throttle.get("action") or int(throttle.get("count", 1)) < 1:
             raise ValueError("a throttle fault needs action and count >= 1")
+    replies.add({k: v for k, v in payload.items() if k in replies.KEYS})
     with _lock:
         lifecycle.override_delays(payload.get("delays", {}))
         _faults["esm"].extend(payload.get("esm", []))
@@ -56,11 +57,13 @@ def reset() -> None:
             _faults[kind].clear()
         _faults["throttle"].clear()
         lifecycle.clear_overrides()
+    replies.reset()
 
 
 def snapshot() -> dict[str, Any]:
     with _lock:
-        return {**json.loads(json.dumps(_faults)), "delays": lifecycle.current_delays()}
+        faults = {**json.loads(json.dumps(_faults)), "delays": lifecycle.current_delays()}
+    return {**faults, **replies.snapshot()}
 
 
 def esm_fault(function_arn: str, topics: list[str]) -> dict[str, Any] | None:
@@ -137,7 +140,7 @@ class ControlApp:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if not path.startswith("/_emulator/"):
-            return self.app(environ, start_response)
+            return replies.respond(self.app, environ, start_response)
         method = environ["REQUEST_METHOD"]
         try:
             if path == "/_emulator/faults" and method == "GET":

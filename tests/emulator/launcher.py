@@ -87,6 +87,7 @@ def main() -> None:
     )
     server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietHandler)
     host, port = server.server_address[:2]
+    patches.lambda_invoke.set_endpoint(f"http://{host}:{port}")
     # Before the server's threads: the broker is forked with a parent-death signal.
     try:
         patches.kafka_broker.start()

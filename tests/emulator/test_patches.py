@@ -6,6 +6,7 @@ through the environment; every test uses its own resource names and clears
 the faults it set.
 """
 
+import base64
 import io
 import json
 import os
@@ -1108,127 +1109,151 @@ class KafkaBrokerTest(EmulatorTest):
         self.assertEqual(wait_for(listening, False)[-1], False)
 
 
+HANDLER_CODE = """
+import importlib.util, json, os, sys, time
+import boto3
+
+def echo(event, context):
+    print("echo got", json.dumps(event))
+    queues = boto3.client("sqs").list_queues().get("QueueUrls", [])
+    return {
+        "event": event,
+        "env": {k: os.environ.get(k) for k in (
+            "GREETING", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_LAMBDA_FUNCTION_NAME",
+            "KAFKA_SECURITY_OVERRIDE", "AWS_ACCESS_KEY_ID")},
+        "visible": {m: importlib.util.find_spec(m) is not None for m in ("boto3", "botocore", "moto", "flask", "kafka")},
+        "function_name": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "queues": queues,
+    }
+
+def boom(event, context):
+    raise ValueError("boom: " + event.get("why", ""))
+
+def slow(event, context):
+    time.sleep(10)
+
+def to_queue(event, context):
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=event["queue"])["QueueUrl"], MessageBody="ran")
+"""
+
+
+def handler_zip(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+class LambdaInvokeTest(EmulatorTest):
+    """patches/lambda_invoke.py: Python handlers run for real, replies as the Invoke API's."""
+
+    def function(self, name: str, handler: str, files: dict[str, str] | None = None, **extra) -> None:
+        client("lambda").create_function(
+            FunctionName=name, Runtime="python3.12", Role=ROLE, Handler=handler,
+            Code={"ZipFile": handler_zip(files or {"app.py": HANDLER_CODE})}, **extra,
+        )
+
+    def test_invoke_runs_the_handler_with_its_event_and_environment(self) -> None:
+        self.function("inv-echo", "app.echo", Environment={"Variables": {"GREETING": "hi"}}, Timeout=30)
+        client("sqs").create_queue(QueueName="inv-echo-q")
+        started = time.monotonic()
+        out = client("lambda").invoke(FunctionName="inv-echo", Payload=json.dumps({"n": 1}), LogType="Tail")
+        elapsed = time.monotonic() - started
+        self.assertEqual(out["StatusCode"], 200)
+        self.assertNotIn("FunctionError", out)
+        body = json.loads(out["Payload"].read())
+        self.assertEqual(body["event"], {"n": 1})
+        self.assertEqual(body["env"], {
+            "GREETING": "hi", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": endpoint,
+            "AWS_LAMBDA_FUNCTION_NAME": "inv-echo", "KAFKA_SECURITY_OVERRIDE": "plaintext",
+            "AWS_ACCESS_KEY_ID": "test"})
+        # What the Lambda Python runtime provides, and nothing else of the emulator's venv.
+        self.assertEqual(body["visible"], {"boto3": True, "botocore": True, "moto": False, "flask": False, "kafka": False})
+        self.assertEqual(body["function_name"], "inv-echo")
+        self.assertTrue(25000 < body["remaining_ms"] <= 30000, body["remaining_ms"])
+        # boto3 in the handler calls the emulator.
+        self.assertTrue(any(q.endswith("/inv-echo-q") for q in body["queues"]), body["queues"])
+        log = base64.b64decode(out["LogResult"]).decode()
+        self.assertRegex(log, r"^START RequestId: [0-9a-f-]{36} Version: \$LATEST\n")
+        self.assertIn('echo got {"n": 1}\n', log)
+        self.assertRegex(log, r"END RequestId: [0-9a-f-]{36}\nREPORT RequestId: [0-9a-f-]{36}\tDuration: ")
+        self.assertLess(elapsed, 10)
+        # Without LogType=Tail there is no log.
+        self.assertNotIn("LogResult", client("lambda").invoke(FunctionName="inv-echo", Payload=b"{}"))
+
+    def test_invoke_reports_an_exception_as_unhandled(self) -> None:
+        self.function("inv-boom", "app.boom")
+        out = client("lambda").invoke(FunctionName="inv-boom", Payload=json.dumps({"why": "bad input"}))
+        self.assertEqual(out["StatusCode"], 200)
+        self.assertEqual(out["FunctionError"], "Unhandled")
+        body = json.loads(out["Payload"].read())
+        self.assertEqual((body["errorType"], body["errorMessage"]), ("ValueError", "boom: bad input"))
+        self.assertTrue(any('in boom' in line for line in body["stackTrace"]), body["stackTrace"])
+
+    def test_invoke_of_a_package_missing_a_dependency(self) -> None:
+        # kafka-python is installed in the emulator's venv, but not in the function's package.
+        self.function("inv-nodeps", "producer.handler",
+                      {"producer.py": "import kafka\n\ndef handler(event, context):\n    return 1\n"})
+        out = client("lambda").invoke(FunctionName="inv-nodeps")
+        self.assertEqual(out["FunctionError"], "Unhandled")
+        body = json.loads(out["Payload"].read())
+        self.assertEqual(body["errorType"], "Runtime.ImportModuleError")
+        self.assertEqual(body["errorMessage"], "Unable to import module 'producer': No module named 'kafka'")
+        # A missing handler function and a bad payload.
+        self.function("inv-nohandler", "app.nothing")
+        body = json.loads(client("lambda").invoke(FunctionName="inv-nohandler")["Payload"].read())
+        self.assertEqual((body["errorType"], body["errorMessage"]),
+                         ("Runtime.HandlerNotFound", "Handler 'nothing' missing on module 'app'"))
+        self.assertEqual(error_code(lambda: client("lambda").invoke(FunctionName="inv-nohandler", Payload=b"{not json")),
+                         "InvalidRequestContentException")
+
+    def test_invoke_enforces_the_timeout(self) -> None:
+        self.function("inv-slow", "app.slow", Timeout=1)
+        started = time.monotonic()
+        out = client("lambda").invoke(FunctionName="inv-slow")
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(out["FunctionError"], "Unhandled")
+        body = json.loads(out["Payload"].read())
+        self.assertEqual(body["errorType"], "Sandbox.Timedout")
+        self.assertRegex(body["errorMessage"], r"^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$")
+
+    def test_invoke_event_runs_in_the_background_and_dry_run_does_not_run(self) -> None:
+        self.function("inv-event", "app.to_queue", Timeout=30)
+        sqs = client("sqs")
+        url = sqs.create_queue(QueueName="inv-event-q")["QueueUrl"]
+        lam = client("lambda")
+        self.assertEqual(lam.invoke(FunctionName="inv-event", InvocationType="DryRun",
+                                    Payload=json.dumps({"queue": "inv-event-q"}))["StatusCode"], 204)
+        self.assertEqual(lam.invoke(FunctionName="inv-event", InvocationType="Event",
+                                    Payload=json.dumps({"queue": "inv-event-q"}))["StatusCode"], 202)
+        received = lambda: [m["Body"] for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])]
+        wait_for(received, ["ran"], timeout=15)
+        self.assertEqual(received(), [])  # the dry run did not run it
+
+    def test_invoke_of_a_function_not_active_or_throttled(self) -> None:
+        lam, ec2 = client("lambda"), client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
+        sg = ec2.create_security_group(GroupName="inv-g", Description="g", VpcId=vpc)["GroupId"]
+        self.function("inv-pending", "app.echo", VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [sg]})
+        try:
+            lam.invoke(FunctionName="inv-pending")
+            raise AssertionError("invoke of a Pending function succeeded")
+        except ClientError as error:
+            self.assertEqual(error.response["Error"]["Code"], "ResourceConflictException")
+            self.assertEqual(error.response["ResponseMetadata"]["HTTPStatusCode"], 409)
+            self.assertEqual(error.response["Error"]["Message"], "The operation cannot be performed at this time. "
+                             "The function is currently in the following state: Pending")
+        self.function("inv-zero", "app.echo")
+        lam.put_function_concurrency(FunctionName="inv-zero", ReservedConcurrentExecutions=0)
+        self.assertEqual(error_code(lambda: lam.invoke(FunctionName="inv-zero")), "TooManyRequestsException")
+
+
 if __name__ == "__main__":
     unittest.main()
-
-
-class LostReplyTest(EmulatorTest):
-    """replies.patch_dropped_replies: the call takes effect, its answer never arrives."""
-
-    def no_retries(self, service: str, **config: object):
-        return client(service, retries={"total_max_attempts": 1}, **config)
-
-    def lost(self, call) -> str:
-        try:
-            call()
-        except ClientError as error:
-            raise AssertionError(f"AWS answered: {error}")
-        except Exception as error:  # botocore's ConnectionClosedError, ReadTimeoutError...
-            return type(error).__name__
-        raise AssertionError("the reply arrived")
-
-    def test_each_service_performs_the_call_and_drops_its_first_reply(self) -> None:
-        control("faults", {"drop_reply": "CreateVpc:1,CreateRole,CreateQueue,CreateFunction,"
-                                         "CreateClusterV2,apigatewayv2:CreateApi,PutParameter,ec2:CreateRoute"})
-        ec2, iam, sqs = self.no_retries("ec2"), self.no_retries("iam"), self.no_retries("sqs")
-        lam, kafka, apigw, ssm = (self.no_retries(s) for s in ("lambda", "kafka", "apigatewayv2", "ssm"))
-        tag = [{"ResourceType": "vpc", "Tags": [{"Key": "lost", "Value": "vpc"}]}]
-        self.lost(lambda: ec2.create_vpc(CidrBlock="10.91.0.0/16", TagSpecifications=tag))
-        vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:lost", "Values": ["vpc"]}])["Vpcs"]
-        self.assertEqual(len(vpcs), 1, "the dropped CreateVpc made its VPC")
-        # The count is spent: the next call answers.
-        ec2.create_vpc(CidrBlock="10.92.0.0/16")
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-        self.lost(lambda: iam.create_role(RoleName="lost-role", AssumeRolePolicyDocument=trust))
-        self.assertEqual(iam.get_role(RoleName="lost-role")["Role"]["RoleName"], "lost-role")
-        self.assertEqual(error_code(lambda: iam.create_role(RoleName="lost-role", AssumeRolePolicyDocument=trust)),
-                         "EntityAlreadyExists")
-        self.lost(lambda: sqs.create_queue(QueueName="lost-queue"))
-        self.assertIn("lost-queue", sqs.get_queue_url(QueueName="lost-queue")["QueueUrl"])
-        self.lost(lambda: lam.create_function(
-            FunctionName="lost-fn", Runtime="python3.11", Role=ROLE, Handler="handler.handler",
-            Code={"ZipFile": function_zip()}))
-        self.assertEqual(lam.get_function(FunctionName="lost-fn")["Configuration"]["FunctionName"], "lost-fn")
-        self.lost(lambda: make_cluster_with(kafka, "lost-cluster"))
-        names = [c["ClusterName"] for c in kafka.list_clusters_v2()["ClusterInfoList"]]
-        self.assertIn("lost-cluster", names)
-        self.lost(lambda: apigw.create_api(Name="lost-api", ProtocolType="HTTP"))
-        self.assertIn("lost-api", [a["Name"] for a in apigw.get_apis()["Items"]])
-        self.lost(lambda: ssm.put_parameter(Name="/lost/lock", Value="me", Type="String"))
-        self.assertEqual(ssm.get_parameter(Name="/lost/lock")["Parameter"]["Value"], "me")
-        # `ec2:CreateRoute` is EC2's: API Gateway's CreateRoute still answers.
-        api = apigw.create_api(Name="lost-api-2", ProtocolType="HTTP")["ApiId"]
-        apigw.create_route(ApiId=api, RouteKey="GET /x")
-        seen = faults()
-        self.assertEqual(seen["dropped"], [
-            "ec2:CreateVpc", "iam:CreateRole", "sqs:CreateQueue", "lambda:CreateFunction",
-            "kafka:CreateClusterV2", "apigatewayv2:CreateApi", "ssm:PutParameter"])
-        self.assertEqual(seen["drop_reply"]["ec2:CreateRoute"], 1)
-
-    def test_only_successful_replies_are_dropped(self) -> None:
-        control("faults", {"drop_reply": {"CreateSecurityGroup": 1}})
-        ec2 = self.no_retries("ec2")
-        # Refused by EC2 (no such VPC): the error arrives and the drop stays due.
-        self.assertEqual(error_code(lambda: ec2.create_security_group(
-            GroupName="g", Description="d", VpcId="vpc-00000000000000000")), "InvalidVpcID.NotFound")
-        vpc = ec2.create_vpc(CidrBlock="10.93.0.0/16")["Vpc"]["VpcId"]
-        self.lost(lambda: ec2.create_security_group(GroupName="lost-g", Description="d", VpcId=vpc))
-        groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["lost-g"]}])
-        self.assertEqual(len(groups["SecurityGroups"]), 1)
-        self.assertEqual(faults()["dropped"], ["ec2:CreateSecurityGroup"])
-
-    def test_hang_mode_times_the_client_out(self) -> None:
-        control("faults", {"drop_reply": "CreateInternetGateway", "drop_reply_mode": "hang",
-                           "drop_reply_hang_seconds": 1.5})
-        ec2 = self.no_retries("ec2", read_timeout=0.5, connect_timeout=1)
-        tag = [{"ResourceType": "internet-gateway", "Tags": [{"Key": "lost", "Value": "igw"}]}]
-        started = time.monotonic()
-        self.assertEqual(self.lost(lambda: ec2.create_internet_gateway(TagSpecifications=tag)), "ReadTimeoutError")
-        self.assertLess(time.monotonic() - started, 1.4)
-        made = ec2.describe_internet_gateways(Filters=[{"Name": "tag:lost", "Values": ["igw"]}])
-        self.assertEqual(len(made["InternetGateways"]), 1)
-
-    def test_random_rate_is_seeded_and_validated(self) -> None:
-        control("faults", {"drop_reply_rate": 1.0, "drop_reply_seed": 7})
-        sqs = self.no_retries("sqs")
-        self.lost(lambda: sqs.list_queues())
-        control("faults", {"drop_reply_rate": 0})
-        sqs.list_queues()
-        for bad in ({"drop_reply_rate": 2}, {"drop_reply": "Create Vpc"}, {"drop_reply_mode": "slow"},
-                    {"drop_reply": {"CreateVpc": 0}}):
-            with self.assertRaises(urllib.error.HTTPError, msg=str(bad)) as raised:
-                control("faults", bad)
-            self.assertEqual(raised.exception.code, 400)
-        control("reset-faults")
-        self.assertEqual(faults()["dropped"], [])
-        self.assertEqual(faults()["drop_reply_rate"], 0.0)
-
-
-class ClientTokenTest(EmulatorTest):
-    def test_route_tables_and_vpc_endpoints_honour_client_tokens(self) -> None:
-        ec2 = client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.94.0.0/16")["Vpc"]["VpcId"]
-        first = ec2.create_route_table(VpcId=vpc, ClientToken="rt-1")["RouteTable"]["RouteTableId"]
-        self.assertEqual(ec2.create_route_table(VpcId=vpc, ClientToken="rt-1")["RouteTable"]["RouteTableId"], first)
-        self.assertNotEqual(ec2.create_route_table(VpcId=vpc, ClientToken="rt-2")["RouteTable"]["RouteTableId"], first)
-        other = ec2.create_vpc(CidrBlock="10.95.0.0/16")["Vpc"]["VpcId"]
-        self.assertEqual(error_code(lambda: ec2.create_route_table(VpcId=other, ClientToken="rt-1")),
-                         "IdempotentParameterMismatch")
-        make = lambda token: ec2.create_vpc_endpoint(
-            VpcId=vpc, ServiceName="com.amazonaws.ap-northeast-1.s3", VpcEndpointType="Gateway",
-            RouteTableIds=[first], ClientToken=token)["VpcEndpoint"]["VpcEndpointId"]
-        endpoint = make("vpce-1")
-        self.assertEqual(make("vpce-1"), endpoint)
-        self.assertEqual(len(ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["VpcEndpoints"]), 1)
-
-
-def make_cluster_with(kafka, name: str) -> str:
-    return kafka.create_cluster_v2(
-        ClusterName=name,
-        Serverless={"VpcConfigs": [{"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}],
-                    "ClientAuthentication": {"Sasl": {"Iam": {"Enabled": True}}}},
-    )["ClusterArn"]
 
 
 class LostReplyTest(EmulatorTest):

@@ -6,6 +6,7 @@ closes and the test in test_patches.py that proves it.
 """
 
 from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, replies, ssm, tagging, vpc
+from . import lambda_invoke
 
 PATCHES = [
     kafka.patch_creation_time_rfc3339,
@@ -32,6 +33,7 @@ PATCHES = [
     ssm.patch_put_parameter_atomic,
     tagging.patch_tagging_index_lags,
     faults.patch_throttling,
+    lambda_invoke.patch_invoke_runs_python_handlers,
     replies.patch_client_tokens,
     # Last: wraps every other patch, so a dropped reply's call has had its full effect.
     replies.patch_dropped_replies,

@@ -1,0 +1,322 @@
+"""Lambda Invoke runs Python handlers for real.
+
+moto runs handlers only in Docker, which the test machines do not have; without it,
+Invoke answers a canned "Simple Lambda happy path OK". This patch runs a python3.x
+function of package type Zip in a child process of the emulator's own Python
+(lambda_runner.py), as the Lambda Python runtime would:
+
+- the code: the function's zip, unpacked once per CodeSha256 into a temporary directory;
+- the import path: the code directory (/var/task), then boto3, botocore and their
+  dependencies (what the runtime provides), then the standard library. Nothing else of
+  the emulator's virtualenv (moto, flask, kafka-python...): a package that forgot a
+  dependency fails with Runtime.ImportModuleError, as on AWS;
+- the environment: the function's Environment.Variables, AWS_REGION/AWS_DEFAULT_REGION,
+  the runtime's AWS_LAMBDA_* variables, test credentials, AWS_ENDPOINT_URL = the
+  emulator (so boto3 in the handler calls it), and KAFKA_SECURITY_OVERRIDE=plaintext
+  (the local broker, kafka_broker.py, has no IAM authentication);
+- the function's Timeout is enforced (the child is killed).
+
+Replies follow the Invoke API reference. Other runtimes keep moto's behaviour.
+"""
+
+import atexit
+import base64
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda.exceptions import LambdaClientError
+from moto.awslambda.responses import LambdaResponse
+
+RUNNER = Path(__file__).resolve().parent / "lambda_runner.py"
+# What the Lambda Python runtime has besides the standard library.
+RUNTIME_DISTRIBUTIONS = ["boto3"]
+LOG_TAIL_BYTES = 4096
+
+_endpoint = ""
+_lock = threading.Lock()
+_workdir: Path | None = None
+_runtime_dir: Path | None = None
+
+
+class FunctionNotReady(LambdaClientError):
+    code = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceConflictException", message)
+
+
+class Throttled(LambdaClientError):
+    code = 429
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
+        body = json.loads(self.description)
+        body["Reason"] = "ReservedFunctionConcurrentInvocationLimitExceeded"
+        self.description = json.dumps(body)
+
+
+def set_endpoint(url: str) -> None:
+    """The emulator's own URL, given to handlers as AWS_ENDPOINT_URL (set by the launcher)."""
+    global _endpoint
+    _endpoint = url
+
+
+def _work() -> Path:
+    global _workdir
+    if _workdir is None:
+        _workdir = Path(tempfile.mkdtemp(prefix="emulator-lambda-"))
+        atexit.register(shutil.rmtree, _workdir, True)
+    return _workdir
+
+
+def _requirements(dist: importlib.metadata.Distribution) -> list[str]:
+    names = []
+    for req in dist.requires or []:
+        if "extra" in req.partition(";")[2]:
+            continue
+        match = re.match(r"[A-Za-z0-9._-]+", req)
+        if match:
+            names.append(match.group(0))
+    return names
+
+
+def _top_level(dist: importlib.metadata.Distribution) -> set[str]:
+    tops = set()
+    for file in dist.files or []:
+        first = file.parts[0]
+        if first.endswith((".dist-info", ".egg-info", ".pth")) or first in ("..", "__pycache__", "bin"):
+            continue
+        tops.add(first)
+    return tops
+
+
+def runtime_dir() -> Path:
+    """A directory of links to boto3, botocore and their dependencies (closure)."""
+    global _runtime_dir
+    with _lock:
+        if _runtime_dir is not None:
+            return _runtime_dir
+        target = _work() / "runtime"
+        target.mkdir()
+        seen: set[str] = set()
+        todo = list(RUNTIME_DISTRIBUTIONS)
+        while todo:
+            name = todo.pop()
+            key = name.lower().replace("_", "-")
+            if key in seen:
+                continue
+            seen.add(key)
+            dist = importlib.metadata.distribution(name)
+            todo.extend(_requirements(dist))
+            for top in _top_level(dist):
+                source = Path(dist.locate_file(top))
+                if source.exists() and not (target / top).exists():
+                    (target / top).symlink_to(source)
+        _runtime_dir = target
+        return target
+
+
+def code_dir(fn: Any) -> Path:
+    """The function's zip, unpacked once per CodeSha256."""
+    digest = fn.code_sha_256 or hashlib.sha256(fn.code_bytes).hexdigest()
+    safe = hashlib.sha256(digest.encode()).hexdigest()[:32]
+    target = _work() / "code" / safe
+    with _lock:
+        if not target.exists():
+            partial = target.with_name(safe + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            with zipfile.ZipFile(io.BytesIO(fn.code_bytes)) as z:
+                for info in z.infolist():
+                    z.extract(info, partial)
+                    mode = info.external_attr >> 16
+                    if mode & 0o111:
+                        os.chmod(partial / info.filename, mode & 0o777)
+            partial.rename(target)
+    return target
+
+
+def runs_here(fn: Any) -> bool:
+    return (fn.run_time or "").startswith("python3") and (fn.package_type or "Zip") == "Zip" \
+        and bool(getattr(fn, "code_bytes", b""))
+
+
+def _environment(fn: Any, code: Path) -> dict[str, str]:
+    region = fn.region
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
+    env.update({
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_SESSION_TOKEN": "test",
+        "AWS_ENDPOINT_URL": _endpoint,
+        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": str(fn.version),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[{fn.version}]{uuid.uuid4().hex}",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
+        "LAMBDA_TASK_ROOT": str(code),
+        "KAFKA_SECURITY_OVERRIDE": "plaintext",
+    })
+    return env
+
+
+def run(fn: Any, event: Any, request_id: str) -> tuple[dict[str, Any], str, float]:
+    """Runs the handler once: ({"ok": result} or {"error": {...}}, log text, seconds)."""
+    code = code_dir(fn)
+    runtime = runtime_dir()
+    timeout = float(fn.timeout or 3)
+    with tempfile.TemporaryDirectory(dir=_work()) as tmp:
+        request_file, result_file = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request_file.write_text(json.dumps({
+            "event": event,
+            "deadline": time.time() + timeout,
+            "context": {
+                "function_name": fn.function_name,
+                "function_version": str(fn.version),
+                "invoked_function_arn": fn.function_arn,
+                "memory_limit_in_mb": str(fn.memory_size),
+                "aws_request_id": request_id,
+                "log_group_name": f"/aws/lambda/{fn.function_name}",
+                "log_stream_name": f"{time.strftime('%Y/%m/%d')}/[{fn.version}]{uuid.uuid4().hex}",
+            },
+        }))
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(RUNNER), str(code), str(runtime), fn.handler or "",
+             str(request_file), str(result_file)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=_environment(fn, code), cwd=str(code),
+        )
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            timed_out = True
+        elapsed = time.monotonic() - started
+        log = output.decode("utf-8", "replace")
+        if timed_out:
+            outcome = {"error": {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+            }}
+            log += f"{time.strftime('%Y-%m-%dT%H:%M:%S')}Z {request_id} Task timed out after {timeout:.2f} seconds\n"
+        elif result_file.exists():
+            outcome = json.loads(result_file.read_text())
+        else:
+            outcome = {"error": {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {proc.returncode}",
+            }}
+    if "error" in outcome:
+        outcome["error"].setdefault("requestId", request_id)
+    return outcome, log, elapsed
+
+
+def _log_record(fn: Any, request_id: str, log: str, elapsed: float) -> str:
+    ms = elapsed * 1000
+    return (
+        f"START RequestId: {request_id} Version: {fn.version}\n{log}"
+        f"END RequestId: {request_id}\n"
+        f"REPORT RequestId: {request_id}\tDuration: {ms:.2f} ms\tBilled Duration: {int(ms) + 1} ms\t"
+        f"Memory Size: {fn.memory_size} MB\tMax Memory Used: {fn.memory_size} MB\t\n"
+    )
+
+
+def check_invocable(fn: Any) -> None:
+    """AWS refuses to invoke a function that is not Active, or reserved to 0 concurrency."""
+    state = fn.get_configuration().get("State", "Active")
+    if state != "Active":
+        raise FunctionNotReady(
+            f"The operation cannot be performed at this time. The function is currently in the following state: {state}"
+        )
+    if fn.reserved_concurrency is not None and int(fn.reserved_concurrency) == 0:
+        raise Throttled()
+
+
+def invoke_sync(fn: Any, event: Any) -> tuple[dict[str, Any], str]:
+    """One RequestResponse invocation: (outcome, log record). For API Gateway."""
+    request_id = str(uuid.uuid4())
+    outcome, log, elapsed = run(fn, event, request_id)
+    return outcome, _log_record(fn, request_id, log, elapsed)
+
+
+def _event_of(body: bytes) -> Any:
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise LambdaClientError(
+            "InvalidRequestContentException", "Could not parse request body into json: Could not parse payload into json"
+        ) from None
+
+
+def patch_invoke_runs_python_handlers() -> None:
+    original = LambdaResponse.invoke
+
+    def invoke(self: LambdaResponse) -> Any:
+        function_name = self.path.rsplit("/", 2)[-2]
+        from urllib.parse import unquote
+
+        fn = self.backend.get_function(unquote(function_name), self._get_param("qualifier"))
+        if not runs_here(fn):
+            return original(self)
+        kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        if kind not in ("RequestResponse", "Event", "DryRun"):
+            raise LambdaClientError(
+                "ValidationException",
+                f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: "
+                "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+            )
+        check_invocable(fn)
+        event = _event_of(self.body if isinstance(self.body, bytes) else (self.body or "").encode())
+        request_id = str(uuid.uuid4())
+        headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": str(fn.version)}
+        if kind == "DryRun":
+            return 204, {**headers, "status": "204"}, ""
+        if kind == "Event":
+            def background() -> None:
+                outcome, log, elapsed = run(fn, event, request_id)
+                if os.environ.get("EMULATOR_LOG_REQUESTS"):
+                    sys.stderr.write(_log_record(fn, request_id, log, elapsed))
+
+            threading.Thread(target=background, daemon=True).start()
+            return 202, {**headers, "status": "202"}, ""
+        outcome, log, elapsed = run(fn, event, request_id)
+        headers["Content-Type"] = "application/json"
+        if "error" in outcome:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            payload = json.dumps(outcome["error"])
+        else:
+            payload = json.dumps(outcome["ok"])
+        if self.headers.get("X-Amz-Log-Type") == "Tail":
+            tail = _log_record(fn, request_id, log, elapsed).encode()[-LOG_TAIL_BYTES:]
+            headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
+        return 200, {**headers, "status": "200"}, payload
+
+    LambdaResponse.invoke = invoke

@@ -565,8 +565,9 @@ async fn destroy_cmd(target: &Target, args: &DestroyArgs, guard: &RunGuard) -> R
     let quiet = json || args.run.quiet && args.auto_approve;
     let name = s.loaded.stack.name.clone();
     let targets = &args.target.targets;
-    let plan = plan::destroy_plan(&s.live, plan::file_deps(&s.loaded.stack))
+    let mut plan = plan::destroy_plan(&s.live, plan::file_deps(&s.loaded.stack))
         .map_err(|e| miette!("{e}"))?;
+    plan::warn_deletions(&mut plan, &s.loaded.catalog);
     let plan = narrow(&s, plan, targets, Direction::Dependents)?;
     if json {
         json_start(&s, "destroy", &plan);

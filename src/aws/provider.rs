@@ -113,6 +113,8 @@ fn indexed_type(kind: &str) -> Option<&'static str> {
         "pipe" => "pipes:pipe",
         "event_source_mapping" => "lambda:event-source-mapping",
         "http_api" => "apigateway",
+        // A topic's record (the SSM parameter `/mskctl/<stack>/topics/<id>`).
+        "kafka_topic" => "ssm:parameter",
         _ => return None,
     })
 }
@@ -224,6 +226,10 @@ mod tests {
             (
                 "http_api",
                 "arn:aws:apigateway:ap-northeast-1::/apis/a1b2c3",
+            ),
+            (
+                "kafka_topic",
+                "arn:aws:ssm:ap-northeast-1:123456789012:parameter/mskctl/s/topics/orders",
             ),
         ];
         for (kind, arn) in arns {

@@ -118,6 +118,25 @@ pub const FUNCTION_BUSY: Transient = Transient {
     budget: Duration::from_secs(300),
 };
 
+/// A topic-admin request that cannot succeed yet: the function is still being created or
+/// updated (`ResourceConflictException`), its network interface or the cluster's DNS is not
+/// ready (`Unreachable`), or its role's Kafka permissions have not propagated (Kafka's
+/// authorization failures; IAM is eventually consistent), or a topic recreated moments after
+/// its deletion is still being removed by the brokers (`TopicAlreadyExists`).
+pub const TOPIC_ADMIN_NOT_READY: Transient = Transient {
+    codes: &[
+        "ResourceConflictException",
+        "Unreachable",
+        "TopicAuthorizationFailed",
+        "ClusterAuthorizationFailed",
+        "SaslAuthenticationFailed",
+        "TopicAlreadyExists",
+    ],
+    messages: &[],
+    why: "the topic-admin function, its network or its role's Kafka permissions are not ready yet",
+    budget: Duration::from_secs(180),
+};
+
 impl Transient {
     pub fn matches(&self, err: &CallError) -> bool {
         let code_ok = err.code.as_deref().is_some_and(|c| self.codes.contains(&c));

@@ -73,6 +73,18 @@ pub trait KindModel: Send + Sync {
         None
     }
 
+    /// A change of `prop` from `before` to `after` (both normalised) that the schema marks as
+    /// in place but that AWS or the service can only make by recreating the resource (a
+    /// Kafka topic's partitions lowered): the reason, shown in the plan.
+    fn forces_replacement(&self, _prop: &str, _before: &Value, _after: &Value) -> Option<String> {
+        None
+    }
+
+    /// A plain-words warning shown when the plan deletes this resource (a topic's records).
+    fn delete_warning(&self, _observed: &Observed) -> Option<String> {
+        None
+    }
+
     /// Rules across properties that the schema cannot express (exactly one of two sources,
     /// ports in order…). Runs when the stack file is loaded (references unknown) and again
     /// when planning (references known where they exist).

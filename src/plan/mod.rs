@@ -230,11 +230,14 @@ pub fn diff(kind: &dyn KindModel, desired: &Wanted, observed: &Props) -> Vec<Att
             unknown => unknown.clone(),
         };
         if want.as_known() != Some(&have) {
+            let kind_forces = want
+                .as_known()
+                .is_some_and(|w| kind.forces_replacement(name, &have, w).is_some());
             out.push(AttrChange {
                 path: name.clone(),
                 before: Some(have),
                 after: Some(want),
-                forces_replacement: update == Update::Replace,
+                forces_replacement: update == Update::Replace || kind_forces,
                 sensitive,
             });
         }
@@ -355,9 +358,13 @@ pub fn plan(
                     // offsets…) does not apply to it.
                     Action::Replace => match broken {
                         Some((_, why)) => vec![why],
-                        None => kind
-                            .replace_warning(&desired, &l.observed.props)
-                            .into_iter()
+                        None => attrs
+                            .iter()
+                            .filter_map(|a| {
+                                let (before, after) = (a.before.as_ref()?, a.after.as_ref()?);
+                                kind.forces_replacement(&a.path, before, after.as_known()?)
+                            })
+                            .chain(kind.replace_warning(&desired, &l.observed.props))
                             .collect(),
                     },
                     _ => Vec::new(),
@@ -407,11 +414,13 @@ pub fn plan(
         }
         changes.push(change);
     }
-    Ok(Plan {
+    let mut plan = Plan {
         changes,
         file_deps: deps,
         live_deps: moves.rename_deps(live_dependencies(live)),
-    })
+    };
+    warn_deletions(&mut plan, catalog);
+    Ok(plan)
 }
 
 fn is_protected_live(l: &Live) -> bool {
@@ -462,6 +471,20 @@ pub fn destroy_plan(live: &[Live], file_deps: Deps) -> Result<Plan, PlanError> {
         file_deps,
         live_deps: live_dependencies(live),
     })
+}
+
+/// Add each kind's deletion warning (a topic's records) to the plan's deletions.
+pub fn warn_deletions(plan: &mut Plan, catalog: &Catalog) {
+    for change in plan.changes.iter_mut() {
+        if change.action != Action::Delete {
+            continue;
+        }
+        let warning = catalog
+            .get(change.kind)
+            .zip(change.live.as_ref())
+            .and_then(|(kind, l)| kind.delete_warning(&l.observed));
+        change.warnings.extend(warning);
+    }
 }
 
 fn deletion(l: &Live) -> Change {

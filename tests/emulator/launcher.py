@@ -34,6 +34,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 import patches  # noqa: E402
+import patches.execute_api  # noqa: E402
 import patches.kafka_broker  # noqa: E402
 
 
@@ -81,7 +82,9 @@ def main() -> None:
     patches.apply_all()
     app = Latency(
         patches.kafka_broker.KafkaRoute(
-            patches.faults.ControlApp(DomainDispatcherApplication(create_backend_app))
+            patches.execute_api.ExecuteApi(
+                patches.faults.ControlApp(DomainDispatcherApplication(create_backend_app))
+            )
         ),
         latency_ms(),
     )

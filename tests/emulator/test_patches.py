@@ -1136,6 +1136,13 @@ def slow(event, context):
 def to_queue(event, context):
     sqs = boto3.client("sqs")
     sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=event["queue"])["QueueUrl"], MessageBody="ran")
+
+def api_echo(event, context):
+    return {"statusCode": 201, "headers": {"x-got": "yes", "content-type": "application/json"},
+            "body": json.dumps(event)}
+
+def api_bare(event, context):
+    return {"item": event["pathParameters"]["id"], "query": event.get("queryStringParameters")}
 """
 
 
@@ -1250,6 +1257,131 @@ class LambdaInvokeTest(EmulatorTest):
         self.function("inv-zero", "app.echo")
         lam.put_function_concurrency(FunctionName="inv-zero", ReservedConcurrentExecutions=0)
         self.assertEqual(error_code(lambda: lam.invoke(FunctionName="inv-zero")), "TooManyRequestsException")
+
+
+def signed(method: str, url: str, body: bytes = b"", *, secret: str = "test", service: str = "execute-api",
+           headers: dict | None = None) -> dict[str, str]:
+    """Headers of `url` signed with SigV4 as an AWS SDK signs an execute-api request."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url, data=body, headers=headers or {})
+    SigV4Auth(Credentials("test", secret), service, REGION).add_auth(request)
+    return dict(request.headers.items())
+
+
+def http(method: str, url: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, data=body or None, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers.items()), error.read()
+
+
+class ExecuteApiTest(EmulatorTest):
+    """patches/execute_api.py: HTTP API requests routed, authorised and sent to Lambda."""
+
+    def api(self, name: str, *, permit: bool = True) -> tuple[str, str]:
+        lam, apigw = client("lambda"), client("apigatewayv2")
+        files = {"app.py": HANDLER_CODE}
+        arns = {}
+        for fn, handler in ((f"{name}-echo", "app.api_echo"), (f"{name}-bare", "app.api_bare")):
+            arns[fn] = lam.create_function(FunctionName=fn, Runtime="python3.12", Role=ROLE, Handler=handler,
+                                           Timeout=30, Code={"ZipFile": handler_zip(files)})["FunctionArn"]
+        api_id = apigw.create_api(Name=name, ProtocolType="HTTP")["ApiId"]
+        echo = apigw.create_integration(
+            ApiId=api_id, IntegrationType="AWS_PROXY", PayloadFormatVersion="2.0",
+            IntegrationUri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arns[name + '-echo']}/invocations",
+        )["IntegrationId"]
+        bare = apigw.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", PayloadFormatVersion="2.0",
+                                        IntegrationUri=arns[f"{name}-bare"])["IntegrationId"]
+        apigw.create_route(ApiId=api_id, RouteKey="POST /messages", AuthorizationType="AWS_IAM",
+                           Target=f"integrations/{echo}")
+        apigw.create_route(ApiId=api_id, RouteKey="GET /items/{id}", Target=f"integrations/{bare}")
+        apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+        apigw.create_stage(ApiId=api_id, StageName="prod")
+        if permit:
+            for fn in arns:
+                lam.add_permission(FunctionName=fn, StatementId="apigw", Action="lambda:InvokeFunction",
+                                   Principal="apigateway.amazonaws.com",
+                                   SourceArn=f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/*/*")
+        return api_id, f"{endpoint}/_execute-api/{api_id}"
+
+    def test_signed_request_is_routed_to_the_function_with_a_2_0_event(self) -> None:
+        api_id, base = self.api("xa")
+        body = json.dumps({"order": 7}).encode()
+        url = f"{base}/messages?x=1&x=2"
+        status, headers, data = http("POST", url, body, signed("POST", url, body, headers={"Content-Type": "application/json"}))
+        self.assertEqual((status, headers.get("x-got")), (201, "yes"), data)
+        event = json.loads(data)
+        self.assertEqual({k: event[k] for k in ("version", "routeKey", "rawPath", "rawQueryString", "body", "isBase64Encoded")},
+                         {"version": "2.0", "routeKey": "POST /messages", "rawPath": "/messages",
+                          "rawQueryString": "x=1&x=2", "body": '{"order": 7}', "isBase64Encoded": False})
+        self.assertEqual(event["queryStringParameters"], {"x": "1,2"})
+        self.assertEqual(event["headers"]["content-type"], "application/json")
+        self.assertEqual(event["headers"]["host"], f"{api_id}.execute-api.{REGION}.amazonaws.com")
+        ctx = event["requestContext"]
+        self.assertEqual((ctx["accountId"], ctx["apiId"], ctx["stage"], ctx["routeKey"]),
+                         ("123456789012", api_id, "$default", "POST /messages"))
+        self.assertEqual((ctx["http"]["method"], ctx["http"]["path"]), ("POST", "/messages"))
+        self.assertEqual((ctx["authorizer"]["iam"]["accessKey"], ctx["authorizer"]["iam"]["accountId"]),
+                         ("test", "123456789012"))
+        # A named stage is the first path segment, and part of rawPath.
+        url = f"{base}/prod/messages"
+        status, _, data = http("POST", url, b"hi", signed("POST", url, b"hi", headers={"Content-Type": "text/plain"}))
+        event = json.loads(data)
+        self.assertEqual((status, event["rawPath"], event["requestContext"]["stage"], event["body"]),
+                         (201, "/prod/messages", "prod", "hi"))
+        # Binary bodies arrive base64-encoded.
+        status, _, data = http("POST", f"{base}/messages", b"\x00\x01",
+                               signed("POST", f"{base}/messages", b"\x00\x01",
+                                      headers={"Content-Type": "application/octet-stream"}))
+        event = json.loads(data)
+        self.assertEqual((event["body"], event["isBase64Encoded"]), ("AAE=", True))
+        # The Host form: the API's own host name in the Host header.
+        host = f"{api_id}.execute-api.{REGION}.amazonaws.com"
+        url = f"{endpoint}/messages"
+        status, _, data = http("POST", url, b"{}", signed("POST", url, b"{}", headers={"Host": host}))
+        self.assertEqual((status, json.loads(data)["routeKey"]), (201, "POST /messages"))
+
+    def test_iam_routes_refuse_unsigned_and_badly_signed_requests(self) -> None:
+        _, base = self.api("xb")
+        url = f"{base}/messages"
+        self.assertEqual(http("POST", url, b"{}")[::2], (403, b'{"message": "Forbidden"}'))
+        status, _, data = http("POST", url, b"{}", signed("POST", url, b"{}", secret="wrong"))
+        self.assertEqual(status, 403)
+        self.assertIn("The request signature we calculated does not match", json.loads(data)["message"])
+        status, _, data = http("POST", url, b"{}", signed("POST", url, b"{}", service="lambda"))
+        self.assertEqual((status, json.loads(data)["message"]),
+                         (403, "Credential should be scoped to correct service: 'execute-api'. "))
+        # The body is part of the signature.
+        status, _, _ = http("POST", url, b'{"tampered": 1}', signed("POST", url, b"{}"))
+        self.assertEqual(status, 403)
+
+    def test_routes_path_parameters_and_bare_results(self) -> None:
+        _, base = self.api("xc")
+        status, headers, data = http("GET", f"{base}/items/42?q=a")
+        self.assertEqual((status, headers["Content-Type"]), (200, "application/json"))
+        self.assertEqual(json.loads(data), {"item": "42", "query": {"q": "a"}})
+        self.assertEqual(http("GET", f"{base}/nothing/here")[::2], (404, b'{"message": "Not Found"}'))
+        self.assertEqual(http("DELETE", f"{base}/items/42")[::2], (404, b'{"message": "Not Found"}'))
+        self.assertEqual(http("GET", f"{endpoint}/_execute-api/nosuchapi/items/1")[0], 404)
+
+    def test_function_without_permission_for_the_api_is_an_internal_error(self) -> None:
+        api_id, base = self.api("xd", permit=False)
+        self.assertEqual(http("GET", f"{base}/items/1")[::2], (500, b'{"message": "Internal Server Error"}'))
+        # A permission for another API does not do.
+        lam = client("lambda")
+        lam.add_permission(FunctionName="xd-bare", StatementId="other", Action="lambda:InvokeFunction",
+                           Principal="apigateway.amazonaws.com",
+                           SourceArn=f"arn:aws:execute-api:{REGION}:123456789012:otherapi/*/*")
+        self.assertEqual(http("GET", f"{base}/items/1")[0], 500)
+        lam.add_permission(FunctionName="xd-bare", StatementId="this", Action="lambda:InvokeFunction",
+                           Principal="apigateway.amazonaws.com",
+                           SourceArn=f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/*/GET/items/{{id}}")
+        self.assertEqual(http("GET", f"{base}/items/1")[0], 200)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ pub mod event_source_mapping;
 pub mod http_api;
 pub mod iam_role;
 pub mod internet_gateway;
+pub mod kafka_topic;
 pub mod lambda_function;
 pub mod msk_serverless_cluster;
 pub mod nat_gateway;
@@ -76,6 +77,7 @@ pub fn registry() -> Vec<&'static dyn KindApi> {
         &event_source_mapping::EventSourceMapping,
         &vpc_endpoint::VpcEndpoint,
         &http_api::HttpApi,
+        &kafka_topic::KafkaTopic,
         // Derived by the planner from each security group, never declared (not in the catalog).
         &security_group::SecurityGroupRules,
     ]

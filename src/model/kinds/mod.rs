@@ -8,6 +8,7 @@ pub mod event_source_mapping;
 pub mod http_api;
 pub mod iam_role;
 pub mod internet_gateway;
+pub mod kafka_topic;
 pub mod lambda_function;
 pub mod msk_serverless_cluster;
 pub mod nat_gateway;
@@ -37,6 +38,7 @@ pub fn catalog() -> Catalog {
         &event_source_mapping::EventSourceMapping,
         &vpc_endpoint::VpcEndpoint,
         &http_api::HttpApi,
+        &kafka_topic::KafkaTopic,
     ];
     Catalog::new(kinds)
 }

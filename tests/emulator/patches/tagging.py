@@ -15,7 +15,7 @@ answers from the record as it was `tagging_lag` seconds earlier
 GetTagKeys and GetTagValues stay live (mskctl does not use them).
 
 Moto's index also misses Elastic IPs, VPC endpoints, Lambda event source
-mappings and pipes,
+mappings, pipes and SSM parameters,
 which AWS's GetResources lists ("supports all resource types", IAM users and
 roles aside): they are added.
 """
@@ -71,6 +71,23 @@ def _unindexed(account: str, region: str) -> list[TaggedResource]:
             if pipe.tags:
                 found.append(TaggedResource(pipe.arn, dict(pipe.tags), "pipes:pipe"))
     found.extend(_unindexed_http_apis(account, region))
+    found.extend(_unindexed_parameters(account, region))
+    return found
+
+
+def _unindexed_parameters(account: str, region: str) -> list[TaggedResource]:
+    """Tagged SSM parameters (`arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`, NAME without its
+    leading `/`), which AWS's index lists (mskctl's Kafka topic records) and moto's ssm
+    backend does not yield."""
+    from moto.ssm.models import ssm_backends
+
+    found: list[TaggedResource] = []
+    if account in ssm_backends and region in ssm_backends[account]:
+        backend = ssm_backends[account][region]
+        for name, tags in list(backend._resource_tags.get("Parameter", {}).items()):
+            if tags and name in backend._parameters:
+                arn = f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+                found.append(TaggedResource(arn, dict(tags), "ssm:parameter"))
     return found
 
 

@@ -1005,6 +1005,17 @@ class TaggingIndexTest(EmulatorTest):
         client("apigatewayv2").delete_api(ApiId=api["ApiId"])
         wait_for(lambda: sorted(self.listed("idxapi")), [])
 
+    def test_ssm_parameters_are_indexed(self) -> None:
+        # AWS's GetResources lists tagged SSM parameters (mskctl's Kafka topic records); moto's
+        # ssm backend does not feed its index.
+        ssm = client("ssm")
+        ssm.put_parameter(Name="/idx/topics/t", Value="{}", Type="String", Tags=[{"Key": "stack", "Value": "idxssm"}])
+        ssm.put_parameter(Name="/idx/untagged", Value="{}", Type="String")
+        arn = "arn:aws:ssm:ap-northeast-1:123456789012:parameter/idx/topics/t"
+        wait_for(lambda: sorted(self.listed("idxssm")), [arn])
+        ssm.delete_parameter(Name="/idx/topics/t")
+        wait_for(lambda: sorted(self.listed("idxssm")), [])
+
     def test_tagging_lag_knob(self) -> None:
         control("faults", {"delays": {"tagging_lag": 0}})
         self.assertEqual(faults()["delays"]["tagging_lag"], 0)

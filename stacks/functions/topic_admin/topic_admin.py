@@ -323,7 +323,12 @@ class Topics:
             raise kafka_failure(answer["error_code"], answer.get("error_message"), f"CreateTopics {topic}")
 
     def raise_partitions(self, topic, count):
-        response = self.admin.create_partitions({topic: count}, timeout_ms=self.timeout_ms, raise_errors=False)
+        try:
+            response = self.admin.create_partitions({topic: count}, timeout_ms=self.timeout_ms, raise_errors=False)
+        except Errors.IncompatibleBrokerVersion:
+            raise Failure(
+                "UnsupportedVersion", f"CreatePartitions {topic} to {count}: the broker does not support CreatePartitions"
+            ) from None
         [answer] = response.results
         if answer.error_code:
             raise kafka_failure(answer.error_code, answer.error_message, f"CreatePartitions {topic} to {count}")

@@ -35,7 +35,8 @@ pub trait Provider: Send + Sync {
     async fn delete(&self, kind: &str, observed: &Observed) -> Result<(), String>;
 }
 
-/// What an operation does to one resource. A replacement is a `Delete` and a `Create`.
+/// What an operation does to one resource. A replacement is a `Delete` and a `Create`, in
+/// that order, or the other way round when the plan creates the new copy first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
     Create,
@@ -208,7 +209,9 @@ pub async fn run(
 
 /// Edges between operations: creations follow the file's dependencies, deletions go the other
 /// way round (file and live dependencies), an update that drops a reference runs before the
-/// referenced resource is deleted, and a replacement deletes before it creates.
+/// referenced resource is deleted, and a replacement deletes before it creates, or, planned
+/// create-before-destroy, creates the new copy, lets every dependent updated in place move to
+/// it (they follow the creation like any dependent), and deletes the old copy after them.
 fn op_deps(plan: &Plan, ops: &BTreeMap<String, Op>) -> Deps {
     let actions: BTreeMap<&str, Action> = plan
         .changes
@@ -240,8 +243,24 @@ fn op_deps(plan: &Plan, ops: &BTreeMap<String, Op>) -> Deps {
         }
     }
     for c in &plan.changes {
-        if c.action == Action::Replace {
+        if c.action != Action::Replace {
+            continue;
+        }
+        if !c.create_first {
             edge(key(OpKind::Create, &c.id), key(OpKind::Delete, &c.id));
+            continue;
+        }
+        edge(key(OpKind::Delete, &c.id), key(OpKind::Create, &c.id));
+        let users = plan
+            .file_deps
+            .iter()
+            .chain(&plan.live_deps)
+            .filter(|(_, ds)| ds.contains(&c.id))
+            .map(|(id, _)| id);
+        for user in users {
+            if actions.get(user.as_str()) == Some(&Action::Update) {
+                edge(key(OpKind::Delete, &c.id), key(OpKind::Update, user));
+            }
         }
     }
     deps

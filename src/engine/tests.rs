@@ -75,6 +75,10 @@ impl Provider for Fake {
         observed: &Observed,
         changed: &[String],
     ) -> Result<Observed, String> {
+        self.desired
+            .lock()
+            .unwrap()
+            .insert(desired.id.clone(), desired.clone());
         self.call(
             format!("update {} {}", desired.id, changed.join(",")),
             &desired.id,
@@ -122,6 +126,7 @@ fn create(id: &str, deps: &[&str]) -> Change {
         warnings: vec![],
         live: None,
         desired: Some(desired),
+        create_first: false,
     }
 }
 
@@ -152,6 +157,7 @@ fn existing(id: &str, action: Action, attrs: &[&str]) -> Change {
             ]
             .into()
         }),
+        create_first: false,
     }
 }
 
@@ -288,6 +294,59 @@ async fn updates_get_exactly_the_planned_properties_and_replacements_delete_firs
         "no-ops make no call"
     );
     assert_eq!(outcome.done, 5);
+}
+
+/// `function` uses `group` (replaced) by a property it changes in place.
+fn replacing_a_used_group(create_first: bool) -> Plan {
+    let mut group = existing("group", Action::Replace, &["description"]);
+    group.create_first = create_first;
+    let mut function = existing("function", Action::Update, &["security_groups"]);
+    function.desired.as_mut().unwrap().insert(
+        "security_groups".into(),
+        Val::list(vec![reference("group")]),
+    );
+    let mut plan = plan_of(vec![group, function], &[("function", &["group"])]);
+    plan.live_deps = [("function".to_string(), ["group".to_string()].into())].into();
+    plan
+}
+
+#[tokio::test]
+async fn create_before_destroy_moves_dependents_to_the_new_copy_before_deleting_the_old() {
+    let fake = Arc::new(Fake::default());
+    let outcome = run_with(&replacing_a_used_group(true), fake.clone(), 10).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    assert!(fake.pos("end create group") < fake.pos("start update function security_groups"));
+    assert!(fake.pos("end update function security_groups") < fake.pos("start delete group"));
+    // The dependent got the new copy's id.
+    let desired = fake.desired.lock().unwrap();
+    assert_eq!(
+        desired["function"].props["security_groups"],
+        json!(["phys-group"])
+    );
+    assert_eq!(outcome.attrs["group"]["id"], "phys-group");
+}
+
+#[tokio::test]
+async fn destroy_first_replacement_deletes_before_it_creates() {
+    let fake = Arc::new(Fake::default());
+    let outcome = run_with(&replacing_a_used_group(false), fake.clone(), 10).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    assert!(fake.pos("end delete group") < fake.pos("start create group"));
+    assert!(fake.pos("end create group") < fake.pos("start update function security_groups"));
+}
+
+#[tokio::test]
+async fn a_failed_new_copy_keeps_the_old_one() {
+    // Create before destroy: if the new copy cannot be made, nothing else moves and the old
+    // copy stays in use.
+    let fake = Arc::new(Fake {
+        fail: vec!["group".into()],
+        ..Fake::default()
+    });
+    let outcome = run_with(&replacing_a_used_group(true), fake.clone(), 10).await;
+    assert_eq!(outcome.failures.len(), 1);
+    assert!(!fake.log().iter().any(|l| l.contains("delete group")));
+    assert!(!fake.log().iter().any(|l| l.contains("update function")));
 }
 
 #[tokio::test]

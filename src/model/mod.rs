@@ -116,6 +116,25 @@ pub trait KindModel: Send + Sync {
     fn broken(&self, _observed: &Observed) -> Option<(String, String)> {
         None
     }
+
+    /// Whether AWS lets the new copy of a replaced resource exist next to the old one, so the
+    /// planner creates it first, moves the dependents to it and deletes the old copy last
+    /// (create before destroy). `desired` is the new copy (a name mskctl generates already
+    /// made fresh for it), `observed` the old one. The default, [`Coexist::Unknown`], keeps the
+    /// old order (destroy, then create), so a new kind needs nothing.
+    fn coexist(&self, _desired: &Wanted, _observed: &Props) -> Coexist {
+        Coexist::Unknown
+    }
+}
+
+/// Can two copies of a resource exist at once (see [`KindModel::coexist`])?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coexist {
+    Yes,
+    /// No, for this reason (shown in the plan: "cannot create before destroy: <why>").
+    No(String),
+    /// Not known for this kind: destroy first, without a stated reason.
+    Unknown,
 }
 
 /// The kinds a command works with, passed in rather than reached globally.

@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 
 use crate::graph::{self, Deps};
 use crate::model::{
-    Artifacts, Catalog, Facts, KindModel, Observed, Props, TAG_PROTECT, Val, Wanted, check_spec,
+    Artifacts, Catalog, Coexist, Facts, KindModel, Observed, Props, TAG_PROTECT, Val, Wanted,
+    check_spec, default_name,
 };
 use crate::stack::schema::{Schema, Ty, Update};
 use crate::stack::{ResourceSpec, Rules, Stack};
@@ -102,6 +103,10 @@ pub struct Change {
     pub live: Option<Live>,
     /// What the resource is to be after apply; `None` for a deletion.
     pub desired: Option<Wanted>,
+    /// A replacement whose new copy is created before the old one is deleted (AWS allows both
+    /// at once): the dependents move to the new copy first. `false` on a replacement means
+    /// destroy, then create; meaningless on other actions.
+    pub create_first: bool,
 }
 
 impl Change {
@@ -259,22 +264,24 @@ pub fn plan(
     // Security groups are planned as the group and its rules naming other groups.
     let live = &rules_nodes::split_live(live)[..];
     let stack = &rules_nodes::split_stack(stack, &moves.renamed(live));
-    // The first live resource per logical id is the one we manage; any other copy (from a
-    // tool that crashed between create and tag, or a hand-made duplicate) is deleted.
-    let mut by_id: BTreeMap<&str, &Live> = BTreeMap::new();
-    let mut extra: Vec<&Live> = Vec::new();
+    // Every live copy per logical id: one, or two after a create-before-destroy replacement
+    // interrupted between the new copy's create and the old one's delete (both carry the
+    // logical id), or a duplicate left by a lost reply or another tool. One copy is managed
+    // (the first read, unless the file picks another: see `pick_copy`); the others are deleted.
+    let mut copies: BTreeMap<&str, Vec<&Live>> = BTreeMap::new();
     for l in live {
-        let id = moves.id_of(&l.observed.id);
-        if by_id.contains_key(id) {
-            extra.push(l);
-        } else {
-            by_id.insert(id, l);
-        }
+        copies
+            .entry(moves.id_of(&l.observed.id))
+            .or_default()
+            .push(l);
     }
+    let mut by_id: BTreeMap<&str, &Live> = copies.iter().map(|(id, c)| (*id, c[0])).collect();
 
     let deps = deps_of(stack);
     let mut changes: Vec<Change> = Vec::new();
     let mut actions: BTreeMap<String, Action> = BTreeMap::new();
+    // Replacements planned create-before-destroy so far.
+    let mut created_first: BTreeSet<String> = BTreeSet::new();
 
     for id in graph::topo_order(&deps) {
         let spec = &stack.resources[&id];
@@ -298,6 +305,15 @@ pub fn plan(
             id: id.clone(),
             message,
         })?;
+        let generated = generated_names(kind, spec, &stack.name);
+        if let Some((key, found)) = copies.get_key_value(id.as_str())
+            && found.len() > 1
+        {
+            by_id.insert(
+                key,
+                pick_copy(kind, spec.schema.kind, &desired, &generated, found),
+            );
+        }
         let existing = by_id
             .get(id.as_str())
             .filter(|l| l.kind == spec.schema.kind);
@@ -311,6 +327,7 @@ pub fn plan(
                     warnings: Vec::new(),
                     live: None,
                     desired: Some(desired),
+                    create_first: false,
                 };
                 // A live resource with this id but another kind must go first.
                 if let Some(other) = by_id.get(id.as_str()) {
@@ -324,6 +341,9 @@ pub fn plan(
                 change
             }
             Some(l) => {
+                // A name mskctl generated keeps the form the live copy has (`<stack>-<id>`, or
+                // the fresh `<stack>-<id>-<hash>` a create-before-destroy replacement gave it).
+                let desired = adopt_generated(&desired, &generated, &l.observed.props);
                 let mut attrs = diff(kind, &desired, &l.observed.props);
                 if let Some(state) = kind.settling(&l.observed).filter(|_| attrs.is_empty()) {
                     // Nothing to change, but not usable yet: apply waits for it.
@@ -377,11 +397,25 @@ pub fn plan(
                     warnings,
                     live: Some((*l).clone()),
                     desired: Some(desired),
+                    create_first: false,
                 }
             }
         };
         let mut change = change;
-        rules_nodes::replace_with_peer(&mut change, &deps[&id], &actions);
+        rules_nodes::replace_with_peer(&mut change, &deps[&id], &actions, &created_first);
+        if change.action == Action::Replace {
+            order_replacement(
+                &mut change,
+                kind,
+                &generated,
+                &deps[&id],
+                &actions,
+                &created_first,
+            );
+        }
+        if change.create_first {
+            created_first.insert(id.clone());
+        }
         if matches!(
             change.action,
             Action::Create | Action::Update | Action::Replace
@@ -407,6 +441,13 @@ pub fn plan(
         .iter()
         .filter(|(id, _)| !stack.resources.contains_key(**id))
         .map(|(_, l)| *l);
+    let extra = copies.iter().flat_map(|(id, found)| {
+        let kept = by_id[id];
+        found
+            .iter()
+            .copied()
+            .filter(move |l| !std::ptr::eq(*l, kept))
+    });
     for l in orphans.chain(extra) {
         let change = deletion(l);
         if is_protected_live(l) {
@@ -421,6 +462,151 @@ pub fn plan(
     };
     warn_deletions(&mut plan, catalog);
     Ok(plan)
+}
+
+/// Properties whose value mskctl generates for this resource (`<stack>-<id>` names the file
+/// does not write), with that value.
+fn generated_names(
+    kind: &dyn KindModel,
+    spec: &ResourceSpec,
+    stack: &str,
+) -> Vec<(&'static str, String)> {
+    kind.schema()
+        .props
+        .iter()
+        .filter(|p| p.default == Some("\"$name\"") && !spec.props.contains_key(p.name))
+        .map(|p| (p.name, default_name(stack, &spec.id)))
+        .collect()
+}
+
+/// A generated name for the new copy of a replaced resource that cannot be the old copy's:
+/// `<default>-<8 hex digits>`, from the old copy's physical id (so the same plan made twice
+/// gives the same name).
+pub fn fresh_name(default: &str, old_physical_id: &str) -> String {
+    // FNV-1a: stable across runs and platforms.
+    let hash = old_physical_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{default}-{hash:08x}")
+}
+
+/// Whether a live name is one mskctl generated from `default`: the default itself, or a
+/// fresh name ([`fresh_name`]).
+fn is_generated(name: &str, default: &str) -> bool {
+    name == default
+        || name
+            .strip_prefix(default)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|h| {
+                h.len() == 8
+                    && h.chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            })
+}
+
+/// `desired` with every generated name the live copy carries in a generated form taken as is.
+fn adopt_generated(
+    desired: &Wanted,
+    generated: &[(&'static str, String)],
+    observed: &Props,
+) -> Wanted {
+    let mut out = desired.clone();
+    for (prop, default) in generated {
+        if let Some(Value::String(name)) = observed.get(*prop)
+            && is_generated(name, default)
+        {
+            out.insert(prop.to_string(), Val::Known(Value::String(name.clone())));
+        }
+    }
+    out
+}
+
+/// The copy to manage among several live copies of one logical id: the one that matches the
+/// file best (fewest properties forcing a replacement, then fewest differences), which is the
+/// new copy of a create-before-destroy replacement interrupted before the old copy's delete,
+/// so a re-run finishes that replacement (moves the dependents, deletes the old copy) instead
+/// of starting another. Ties keep the read order.
+///
+/// Reads may already have settled duplicates (lost create replies: the copy in use, or the
+/// oldest, is kept there); this only chooses among the copies reads still return, and keeps
+/// the first one when the file does not tell them apart.
+fn pick_copy<'a>(
+    kind: &dyn KindModel,
+    kind_name: &str,
+    desired: &Wanted,
+    generated: &[(&'static str, String)],
+    copies: &[&'a Live],
+) -> &'a Live {
+    copies
+        .iter()
+        .copied()
+        .min_by_key(|l| {
+            if l.kind != kind_name {
+                return (usize::MAX, usize::MAX);
+            }
+            let props = &l.observed.props;
+            let d = diff(kind, &adopt_generated(desired, generated, props), props);
+            (d.iter().filter(|a| a.forces_replacement).count(), d.len())
+        })
+        .expect("a logical id has at least one copy")
+}
+
+/// Decide how a replacement runs. Create before destroy when the kind says both copies can
+/// exist at once (with a fresh generated name, when the name is mskctl's) and nothing it
+/// depends on is itself destroyed before being created (that old copy could not go while this
+/// one's old copy still used it). Otherwise destroy first, saying why when there is a reason.
+fn order_replacement(
+    change: &mut Change,
+    kind: &dyn KindModel,
+    generated: &[(&'static str, String)],
+    deps: &BTreeSet<String>,
+    actions: &BTreeMap<String, Action>,
+    created_first: &BTreeSet<String>,
+) {
+    // A live resource of another kind: the old order.
+    let Some(live) = change.live.as_ref().filter(|l| l.kind == change.kind) else {
+        return;
+    };
+    let Some(desired) = &change.desired else {
+        return;
+    };
+    let mut fresh = desired.clone();
+    for (prop, default) in generated {
+        let name = fresh_name(default, &live.observed.physical_id);
+        fresh.insert(prop.to_string(), Val::Known(Value::String(name)));
+    }
+    let blocked_by = deps
+        .iter()
+        .find(|d| actions.get(*d) == Some(&Action::Replace) && !created_first.contains(*d));
+    let why = match (kind.coexist(&fresh, &live.observed.props), blocked_by) {
+        (Coexist::Unknown, _) => return,
+        (Coexist::No(why), _) => why,
+        (Coexist::Yes, Some(d)) => {
+            format!("it uses `{d}`, whose old copy is destroyed before its new one is created")
+        }
+        (Coexist::Yes, None) => {
+            for (prop, _) in generated {
+                let before = live.observed.props.get(*prop).cloned();
+                let after = fresh[*prop].clone();
+                change.attrs.retain(|a| a.path != *prop);
+                if before.as_ref() != after.as_known() {
+                    change.attrs.push(AttrChange {
+                        path: prop.to_string(),
+                        before,
+                        after: Some(after),
+                        forces_replacement: false,
+                        sensitive: false,
+                    });
+                }
+            }
+            change.desired = Some(fresh);
+            change.create_first = true;
+            return;
+        }
+    };
+    change
+        .warnings
+        .push(format!("cannot create before destroy: {why}"));
 }
 
 fn is_protected_live(l: &Live) -> bool {
@@ -496,6 +682,7 @@ fn deletion(l: &Live) -> Change {
         warnings: Vec::new(),
         live: Some(l.clone()),
         desired: None,
+        create_first: false,
     }
 }
 

@@ -81,6 +81,24 @@ pub fn symbol(action: Action) -> &'static str {
     }
 }
 
+/// The symbol of one change: a replacement shows its order, `-/+` (destroy, then create) or
+/// `+/-` (create the new copy, then destroy the old one), as Terraform does.
+pub fn change_symbol(c: &Change) -> &'static str {
+    match c.action {
+        Action::Replace if c.create_first => "+/-",
+        action => symbol(action),
+    }
+}
+
+/// How a replacement runs, in words (text) and as a JSON value.
+fn replace_order(c: &Change) -> (&'static str, &'static str) {
+    if c.create_first {
+        ("create before destroy", "create_before_destroy")
+    } else {
+        ("destroy then create", "destroy_before_create")
+    }
+}
+
 /// Attributes of `c` that force its replacement.
 fn forcing(c: &Change) -> Vec<&str> {
     c.attrs
@@ -99,8 +117,12 @@ fn render_change(out: &mut String, c: &Change, names: &Names) {
         Action::Create => "will be created".to_string(),
         Action::Update => "will be updated in place".to_string(),
         Action::Replace => match forcing(c).as_slice() {
-            [] => "must be replaced".to_string(),
-            paths => format!("must be replaced (forced by `{}`)", paths.join("`, `")),
+            [] => format!("must be replaced, {}", replace_order(c).0),
+            paths => format!(
+                "must be replaced (forced by `{}`), {}",
+                paths.join("`, `"),
+                replace_order(c).0
+            ),
         },
         Action::Delete => "will be destroyed".to_string(),
         Action::NoOp => "is up to date".to_string(),
@@ -113,7 +135,7 @@ fn render_change(out: &mut String, c: &Change, names: &Names) {
     let _ = writeln!(
         out,
         "  {} {} ({}){physical} {what}",
-        symbol(c.action),
+        change_symbol(c),
         c.id,
         c.kind
     );
@@ -679,6 +701,10 @@ pub fn plan_json_in(plan: &Plan, stack: &str, region: &str, account: Option<&str
             // Only on a renamed logical id: the id the live resource had.
             if let Some(old) = c.moved_from() {
                 change["moved_from"] = json!(old);
+            }
+            // Only on a replacement: which copy exists first.
+            if c.action == Action::Replace {
+                change["replace_order"] = json!(replace_order(c).1);
             }
             change
         })

@@ -88,7 +88,7 @@ pub fn split_stack(stack: &Stack, live: &[Live]) -> Stack {
     out
 }
 
-/// A rules node to update while a group it names is replaced: EC2 refuses to delete the old
+/// A rules node to update while a group it names is replaced destroy-first: EC2 refuses to delete the old
 /// group while the rule names it, and the rule for the new group can only be authorized once
 /// that group exists. So the node is replaced too: its rules are revoked before the old group
 /// goes and authorized again after the new one is created.
@@ -96,13 +96,17 @@ pub fn replace_with_peer(
     change: &mut Change,
     deps: &BTreeSet<String>,
     actions: &BTreeMap<String, Action>,
+    created_first: &BTreeSet<String>,
 ) {
     if change.kind != sg::RULES_SCHEMA.kind || change.action != Action::Update {
         return;
     }
+    // A group replaced create-before-destroy needs nothing of the kind: the node is updated
+    // in place (the rule for the new group authorized, the old one revoked) between the new
+    // group's creation and the old one's deletion.
     let replaced: Vec<&str> = deps
         .iter()
-        .filter(|d| actions.get(*d) == Some(&Action::Replace))
+        .filter(|d| actions.get(*d) == Some(&Action::Replace) && !created_first.contains(*d))
         .map(String::as_str)
         .collect();
     if replaced.is_empty() {
@@ -390,10 +394,54 @@ resources:
     }
 
     #[test]
-    fn replacing_a_group_replaces_the_rules_that_name_it() {
+    fn replacing_a_group_with_a_generated_name_moves_the_rules_that_name_it_in_place() {
         let stack = load(&MUTUAL.replace("description: brokers", "description: kafka brokers"));
         let p = plan_of(&stack, &applied());
+        let cluster = change(&p, "cluster");
+        assert_eq!(cluster.action, Action::Replace);
+        assert!(cluster.create_first);
+        // The new copy gets a fresh generated name next to the old one.
+        let name = cluster.desired.as_ref().unwrap()["group_name"]
+            .as_known()
+            .unwrap();
+        assert_eq!(
+            name,
+            &json!(crate::plan::fresh_name("sgt-cluster", "sg-0c1a57e4"))
+        );
+        // Its own node goes with it (authorized on the new group, revoked with the old one);
+        // the peer's node is updated in place between the two.
+        let own = change(&p, "cluster.rules");
+        assert_eq!((own.action, own.create_first), (Action::Replace, true));
+        let client_rules = change(&p, "client.rules");
+        assert_eq!(client_rules.action, Action::Update);
+        assert!(
+            client_rules.warnings.is_empty(),
+            "{:?}",
+            client_rules.warnings
+        );
+        assert_eq!(change(&p, "client").action, Action::NoOp);
+    }
+
+    #[test]
+    fn replacing_a_group_replaces_the_rules_that_name_it() {
+        // An explicit name: the two groups cannot coexist, the old one goes first.
+        let stack = load(
+            &MUTUAL
+                .replace("description: brokers", "description: kafka brokers")
+                .replace(
+                    "    description: kafka brokers",
+                    "    description: kafka brokers\n    group_name: sgt-cluster",
+                ),
+        );
+        let p = plan_of(&stack, &applied());
         assert_eq!(change(&p, "cluster").action, Action::Replace);
+        assert!(!change(&p, "cluster").create_first);
+        assert!(
+            change(&p, "cluster").warnings[0]
+                .starts_with("cannot create before destroy: the group name sgt-cluster"),
+            "{:?}",
+            change(&p, "cluster").warnings
+        );
         // Its own node: `group` forces it. The peer's node: revoked before the old group goes.
         assert_eq!(change(&p, "cluster.rules").action, Action::Replace);
         let client_rules = change(&p, "client.rules");

@@ -266,6 +266,7 @@ mod tests {
                     observed: observed(cidr),
                 }),
                 desired: None,
+                create_first: false,
             }],
             ..Plan::default()
         };

@@ -121,6 +121,7 @@ mod tests {
             warnings: Vec::new(),
             live: None,
             desired: None,
+            create_first: false,
         }
     }
 

@@ -26,31 +26,33 @@ static RULE: &[crate::stack::schema::Prop] = &[
 static NET: Schema = Schema {
     kind: "net",
     doc: "test kind",
-    props: &[
-        req("cidr", Ty::Cidr, Update::Replace, "forces replacement"),
-        dflt("flag", Ty::Bool, Update::InPlace, "false", "in place"),
-        opt(
-            "parent",
-            Ty::Ref {
-                kinds: &["net"],
-                attr: "id",
-                literal: false,
-            },
-            Update::Replace,
-            "parent",
-        ),
-        opt(
-            "rules",
-            Ty::List(&Ty::Object(RULE)),
-            Update::InPlace,
-            "rules",
-        ),
-        opt("secret_token", Ty::Str, Update::InPlace, "masked"),
-        dflt("name", Ty::Str, Update::Replace, "\"$name\"", "name"),
-    ],
+    props: NET_PROPS,
     attrs: &["id", "arn"],
     taggable: true,
 };
+
+static NET_PROPS: &[crate::stack::schema::Prop] = &[
+    req("cidr", Ty::Cidr, Update::Replace, "forces replacement"),
+    dflt("flag", Ty::Bool, Update::InPlace, "false", "in place"),
+    opt(
+        "parent",
+        Ty::Ref {
+            kinds: &["net"],
+            attr: "id",
+            literal: false,
+        },
+        Update::Replace,
+        "parent",
+    ),
+    opt(
+        "rules",
+        Ty::List(&Ty::Object(RULE)),
+        Update::InPlace,
+        "rules",
+    ),
+    opt("secret_token", Ty::Str, Update::InPlace, "masked"),
+    dflt("name", Ty::Str, Update::Replace, "\"$name\"", "name"),
+];
 
 impl KindModel for Net {
     fn schema(&self) -> &'static Schema {
@@ -66,8 +68,34 @@ impl KindModel for Net {
     }
 }
 
+/// The test kind whose two copies can coexist unless they share a name (as security groups).
+struct Pool;
+
+static POOL: Schema = Schema {
+    kind: "pool",
+    doc: "test kind that allows two copies",
+    props: NET_PROPS,
+    attrs: &["id", "arn"],
+    taggable: true,
+};
+
+impl KindModel for Pool {
+    fn schema(&self) -> &'static Schema {
+        &POOL
+    }
+
+    fn coexist(&self, desired: &Wanted, observed: &Props) -> crate::model::Coexist {
+        match desired.get("name").and_then(Val::as_known) {
+            Some(name) if Some(name) == observed.get("name") => {
+                crate::model::Coexist::No("the name is taken".into())
+            }
+            _ => crate::model::Coexist::Yes,
+        }
+    }
+}
+
 fn catalog() -> Catalog {
-    Catalog::new(vec![&Net])
+    Catalog::new(vec![&Net, &Pool])
 }
 
 fn facts() -> Facts {
@@ -528,6 +556,7 @@ fn changed_documents_render_as_a_line_diff() {
             warnings: Vec::new(),
             live: None,
             desired: None,
+            create_first: false,
         }],
         ..Plan::default()
     };
@@ -631,4 +660,218 @@ fn a_protected_resource_is_never_deleted_even_after_leaving_the_file() {
     ]);
     let p = plan(&unprotected, &live, &catalog(), &facts(), &Artifacts::new()).unwrap();
     assert_eq!(change(&p, "a").action, Action::Update);
+}
+
+/// `s` with the resources in `ids` of the kind that allows two copies, and what applying it
+/// leaves live.
+fn pools(mut s: Stack, ids: &[&str]) -> (Stack, Vec<Live>) {
+    for id in ids {
+        s.resources.get_mut(*id).unwrap().schema = &POOL;
+    }
+    let mut live = simulate_apply(&s);
+    for l in &mut live {
+        if ids.contains(&l.observed.id.as_str()) {
+            l.kind = "pool";
+        }
+    }
+    (s, live)
+}
+
+fn edited(s: &Stack, id: &str, prop: &str, value: Expr) -> Stack {
+    let mut s = s.clone();
+    s.resources
+        .get_mut(id)
+        .unwrap()
+        .props
+        .insert(prop.into(), value);
+    s
+}
+
+#[test]
+fn a_replacement_creates_first_with_a_fresh_generated_name_and_replans_clean() {
+    let (s, live) = pools(
+        stack(vec![
+            ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+            (
+                "b",
+                vec![
+                    ("cidr", cidr("10.1.0.0/16")),
+                    ("rules", Expr::List(vec![])),
+                    ("secret_token", reference("a")),
+                ],
+            ),
+        ]),
+        &["a"],
+    );
+    let s2 = edited(&s, "a", "cidr", cidr("10.9.0.0/16"));
+    let p = plan_of(&s2, &live);
+    let a = change(&p, "a");
+    assert_eq!((a.action, a.create_first), (Action::Replace, true));
+    let fresh = fresh_name("demo-a", &live[0].observed.physical_id);
+    assert!(fresh.starts_with("demo-a-") && fresh.len() == "demo-a-".len() + 8);
+    assert_eq!(
+        a.desired.as_ref().unwrap()["name"],
+        Val::Known(json!(fresh))
+    );
+    let name = a.attrs.iter().find(|x| x.path == "name").unwrap();
+    assert_eq!(name.before, Some(json!("demo-a")));
+    assert!(!name.forces_replacement);
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    // Its dependent changes in place, to a value known once the new copy exists.
+    let b = change(&p, "b");
+    assert_eq!(b.action, Action::Update);
+    // The same plan made twice names the new copy the same.
+    assert_eq!(plan_of(&s2, &live).changes[0].desired, p.changes[0].desired);
+
+    // Applied: the new copy carries the fresh name, which is the generated name as far as the
+    // next plan is concerned.
+    let mut after = live.clone();
+    after[0].observed.physical_id = "net-0000beef".into();
+    after[0]
+        .observed
+        .props
+        .insert("cidr".into(), json!("10.9.0.0/16"));
+    after[0].observed.props.insert("name".into(), json!(fresh));
+    after[1].observed.attrs.clear();
+    let p = plan_of(&s2, &after);
+    assert!(!p.has_changes(), "{:?}", p.changes);
+    // A later replacement goes back to a fresh name of the current copy, never `demo-a-…-…`.
+    let p = plan_of(&edited(&s2, "a", "cidr", cidr("10.8.0.0/16")), &after);
+    let again = p.changes[0].desired.as_ref().unwrap()["name"].clone();
+    assert_eq!(
+        again,
+        Val::Known(json!(fresh_name("demo-a", "net-0000beef")))
+    );
+}
+
+#[test]
+fn an_explicit_name_cannot_coexist_so_the_old_copy_goes_first_and_the_plan_says_why() {
+    let (s, live) = pools(
+        stack(vec![(
+            "a",
+            vec![("cidr", cidr("10.0.0.0/16")), ("name", Expr::lit("kept"))],
+        )]),
+        &["a"],
+    );
+    let p = plan_of(&edited(&s, "a", "cidr", cidr("10.9.0.0/16")), &live);
+    let a = change(&p, "a");
+    assert_eq!((a.action, a.create_first), (Action::Replace, false));
+    assert_eq!(
+        a.warnings,
+        ["cannot create before destroy: the name is taken"]
+    );
+    let text = render::render(&p, "demo", "ap-northeast-1");
+    assert!(text.contains("-/+ a (pool)"), "{text}");
+    assert!(text.contains("destroy then create"), "{text}");
+    assert!(
+        text.contains("! cannot create before destroy: the name is taken"),
+        "{text}"
+    );
+    // A new explicit name can coexist with the old one.
+    let p = plan_of(&edited(&s, "a", "name", Expr::lit("other")), &live);
+    assert!(change(&p, "a").create_first);
+}
+
+#[test]
+fn a_kind_that_does_not_say_keeps_destroy_then_create_without_a_reason() {
+    let s = stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))])]);
+    let live = simulate_apply(&s);
+    let p = plan_of(&edited(&s, "a", "cidr", cidr("10.9.0.0/16")), &live);
+    let a = change(&p, "a");
+    assert_eq!((a.action, a.create_first), (Action::Replace, false));
+    assert!(a.warnings.is_empty());
+    // …and its generated name stays the default.
+    assert_eq!(
+        a.desired.as_ref().unwrap()["name"],
+        Val::Known(json!("demo-a"))
+    );
+}
+
+#[test]
+fn a_copy_that_uses_a_resource_replaced_destroy_first_is_replaced_destroy_first_too() {
+    // `b` (which could coexist) has `parent: a`; `a` cannot: creating `b`'s new copy first
+    // would need `a`'s new copy, which waits for `a`'s old one to go, which waits for `b`'s
+    // old one to go.
+    let (s, live) = pools(
+        stack(vec![
+            ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+            (
+                "b",
+                vec![("cidr", cidr("10.1.0.0/16")), ("parent", reference("a"))],
+            ),
+        ]),
+        &["b"],
+    );
+    let p = plan_of(&edited(&s, "a", "cidr", cidr("10.9.0.0/16")), &live);
+    assert!(!change(&p, "a").create_first);
+    let b = change(&p, "b");
+    assert_eq!((b.action, b.create_first), (Action::Replace, false));
+    assert_eq!(
+        b.warnings,
+        [
+            "cannot create before destroy: it uses `a`, whose old copy is destroyed before its new one is created"
+        ]
+    );
+    assert_eq!(crate::graph::find_cycle(&p.file_deps), None);
+}
+
+#[test]
+fn after_an_interrupted_replacement_the_copy_matching_the_file_is_kept_and_the_old_one_deleted() {
+    let (s, live) = pools(
+        stack(vec![
+            ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+            (
+                "b",
+                vec![
+                    ("cidr", cidr("10.1.0.0/16")),
+                    ("secret_token", reference("a")),
+                ],
+            ),
+        ]),
+        &["a"],
+    );
+    let s2 = edited(&s, "a", "cidr", cidr("10.9.0.0/16"));
+    // The new copy of `a` was created (same logical id, fresh name), then the run stopped:
+    // `b` still uses the old copy, which is still there. Both read orders give the same plan.
+    let mut new_copy = live[0].clone();
+    new_copy.observed.physical_id = "net-0000beef".into();
+    new_copy
+        .observed
+        .attrs
+        .insert("id".into(), "net-0000beef".into());
+    new_copy
+        .observed
+        .props
+        .insert("cidr".into(), json!("10.9.0.0/16"));
+    let fresh = fresh_name("demo-a", &live[0].observed.physical_id);
+    new_copy.observed.props.insert("name".into(), json!(fresh));
+    for order in [
+        vec![live[0].clone(), new_copy.clone(), live[1].clone()],
+        vec![new_copy.clone(), live[0].clone(), live[1].clone()],
+    ] {
+        let p = plan_of(&s2, &order);
+        let kept = p
+            .changes
+            .iter()
+            .find(|c| c.id == "a" && c.action != Action::Delete)
+            .unwrap();
+        assert_eq!(kept.action, Action::NoOp, "no second replacement");
+        assert_eq!(kept.observed().unwrap().physical_id, "net-0000beef");
+        let old: Vec<&Change> = p
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .collect();
+        assert_eq!(old.len(), 1);
+        assert_eq!(
+            old[0].observed().unwrap().physical_id,
+            live[0].observed.physical_id
+        );
+        // `b` moves to the new copy, before the old copy's deletion (the engine orders an
+        // update before the deletion of what it stops using).
+        let b = change(&p, "b");
+        assert_eq!(b.action, Action::Update);
+        assert_eq!(b.attrs[0].after, Some(Val::Known(json!("net-0000beef"))));
+        assert!(p.live_deps["b"].contains("a"));
+    }
 }

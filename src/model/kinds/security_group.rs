@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{KindModel, Observed, Wanted, canonical_cidr};
+use crate::model::{Coexist, KindModel, Observed, Props, Wanted, canonical_cidr};
 use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 use crate::stack::{Expr, ResourceSpec, literal};
 
@@ -281,6 +281,12 @@ impl KindModel for SecurityGroupRules {
         &RULES_SCHEMA
     }
 
+    /// The rules of the new group are authorized on that group, the old ones revoked with the
+    /// old group: nothing is shared.
+    fn coexist(&self, _desired: &Wanted, _observed: &Props) -> Coexist {
+        Coexist::Yes
+    }
+
     fn normalize(&self, prop: &str, value: &Value) -> Value {
         SecurityGroup.normalize(prop, value)
     }
@@ -502,6 +508,23 @@ impl KindModel for SecurityGroup {
         check_rules("ingress", checkable(props, "ingress").as_ref())?;
         check_rules("egress", checkable(props, "egress").as_ref())
     }
+
+    /// Group names are unique in a VPC (`InvalidGroup.Duplicate`): a new copy is created first
+    /// when its name differs (a generated name is made fresh for it) or it goes in another VPC.
+    fn coexist(&self, desired: &Wanted, observed: &Props) -> Coexist {
+        let known = |p: &str| desired.get(p).and_then(|v| v.as_known());
+        let (Some(name), Some(vpc)) = (known("group_name"), known("vpc")) else {
+            // Known only after apply: a new VPC, or a name from another resource.
+            return Coexist::Yes;
+        };
+        if Some(vpc) != observed.get("vpc") || Some(name) != observed.get("group_name") {
+            return Coexist::Yes;
+        }
+        let name = name.as_str().unwrap_or_default();
+        Coexist::No(format!(
+            "the group name {name} (`group_name:`) stays taken by the old group until it is deleted, and names are unique in a VPC (InvalidGroup.Duplicate); remove `group_name:` to let mskctl generate one"
+        ))
+    }
 }
 
 /// A rules property as [`check_rules`] reads it. A part not known yet (a peer group this apply
@@ -521,6 +544,38 @@ mod tests {
 
     fn tcp(port: i64, cidr: &str, desc: &str) -> Rule {
         Rule::new("tcp", Some(port), Some(port), Peer::Cidr(cidr.into()), desc)
+    }
+
+    #[test]
+    fn a_new_copy_coexists_unless_it_keeps_the_old_name_in_the_same_vpc() {
+        use serde_json::json;
+        let old: Props = [
+            ("vpc".to_string(), json!("vpc-1")),
+            ("group_name".to_string(), json!("s-db")),
+        ]
+        .into();
+        let new = |vpc: &str, name: &str| -> Wanted {
+            [
+                ("vpc".to_string(), Val::Known(json!(vpc))),
+                ("group_name".to_string(), Val::Known(json!(name))),
+            ]
+            .into()
+        };
+        assert_eq!(
+            SecurityGroup.coexist(&new("vpc-1", "s-db-1a2b"), &old),
+            Coexist::Yes
+        );
+        assert_eq!(
+            SecurityGroup.coexist(&new("vpc-2", "s-db"), &old),
+            Coexist::Yes
+        );
+        let Coexist::No(why) = SecurityGroup.coexist(&new("vpc-1", "s-db"), &old) else {
+            panic!("same name, same VPC");
+        };
+        assert!(
+            why.contains("InvalidGroup.Duplicate") && why.contains("s-db"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::model::{KindModel, Wanted, normalize_cidr_value, s};
+use crate::model::{Coexist, KindModel, Props, Wanted, normalize_cidr_value, s};
 use crate::stack::schema::{Schema, Ty, Update, dflt, req};
 
 pub struct Subnet;
@@ -69,6 +69,36 @@ impl KindModel for Subnet {
             _ => value.clone(),
         }
     }
+
+    /// Two subnets of one VPC cannot overlap (`InvalidSubnet.Conflict`): the new copy is
+    /// created first only when its block is disjoint from the old one's, or in another VPC.
+    fn coexist(&self, desired: &Wanted, observed: &Props) -> Coexist {
+        let same_vpc = match (
+            desired.get("vpc").and_then(|v| v.as_known()),
+            observed.get("vpc"),
+        ) {
+            (Some(new), Some(old)) => new == old,
+            // A VPC known only after apply is a new VPC.
+            _ => false,
+        };
+        if !same_vpc {
+            return Coexist::Yes;
+        }
+        let new = s(desired, "cidr_block").and_then(|c| c.parse::<ipnet::Ipv4Net>().ok());
+        let old = observed
+            .get("cidr_block")
+            .and_then(Value::as_str)
+            .and_then(|c| c.parse::<ipnet::Ipv4Net>().ok());
+        match (new, old) {
+            (Some(new), Some(old)) if new.contains(&old) || old.contains(&new) => {
+                Coexist::No(format!(
+                    "the new block {new} overlaps the old {old} in the same VPC (EC2 refuses overlapping subnets: InvalidSubnet.Conflict)"
+                ))
+            }
+            (Some(_), Some(_)) => Coexist::Yes,
+            _ => Coexist::No("the new block is not known before apply".into()),
+        }
+    }
 }
 
 /// A subnet's range must lie inside its VPC's (AWS answers `InvalidSubnet.Range` otherwise).
@@ -122,6 +152,45 @@ mod tests {
             Subnet
                 .check_references(&cidr("10.20.0.0/24"), &|_| Some(unknown_vpc.clone()))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_new_copy_coexists_only_with_a_disjoint_block_or_in_another_vpc() {
+        let old: Props = [
+            ("vpc".to_string(), json!("vpc-1")),
+            ("cidr_block".to_string(), json!("10.10.0.0/24")),
+        ]
+        .into();
+        let new = |vpc: Val, cidr: &str| -> Wanted {
+            [
+                ("vpc".to_string(), vpc),
+                ("cidr_block".to_string(), Val::Known(json!(cidr))),
+            ]
+            .into()
+        };
+        let vpc1 = Val::Known(json!("vpc-1"));
+        assert_eq!(
+            Subnet.coexist(&new(vpc1.clone(), "10.10.1.0/24"), &old),
+            Coexist::Yes
+        );
+        for overlapping in ["10.10.0.0/24", "10.10.0.0/25", "10.10.0.0/23"] {
+            let Coexist::No(why) = Subnet.coexist(&new(vpc1.clone(), overlapping), &old) else {
+                panic!("{overlapping} overlaps");
+            };
+            assert!(
+                why.contains("overlaps") && why.contains("InvalidSubnet.Conflict"),
+                "{why}"
+            );
+        }
+        // A new VPC: the same block is no conflict.
+        let new_vpc = Val::Unknown(Expr::Ref {
+            id: "net".into(),
+            attr: "id".into(),
+        });
+        assert_eq!(
+            Subnet.coexist(&new(new_vpc, "10.10.0.0/24"), &old),
+            Coexist::Yes
         );
     }
 

@@ -90,6 +90,7 @@ fn change(id: &str, kind: &'static str, action: Action, attrs: Vec<AttrChange>) 
         warnings: Vec::new(),
         live: None,
         desired: None,
+        create_first: false,
     }
 }
 
@@ -273,8 +274,9 @@ fn update_plan() -> Plan {
     }
 }
 
-/// A subnet replaced because its CIDR cannot change in place, and a pipe replaced with a
-/// warning; every line of a forcing attribute says so.
+/// A subnet replaced because its CIDR cannot change in place (create before destroy: the new
+/// block is disjoint), and a pipe replaced (destroy then create) with a warning; every line of
+/// a forcing attribute says so.
 fn replace_plan() -> Plan {
     let mut cidr = attr(
         "cidr_block",
@@ -296,6 +298,7 @@ fn replace_plan() -> Plan {
         ],
     );
     subnet.live = Some(private_a());
+    subnet.create_first = true;
     let mut sources = attr(
         "source_subnets",
         Some(json!(["subnet-0ab12345", "subnet-0ff99999"])),
@@ -416,7 +419,13 @@ fn policy_changes_name_their_statement_with_its_actions_and_resources() {
 fn every_line_of_a_forcing_attribute_says_it_forces_the_replacement() {
     let text = render(&replace_plan(), "demo", PLACE);
     assert!(
-        text.contains("must be replaced (forced by `cidr_block`)"),
+        text.contains(
+            "+/- private_a (subnet) [subnet-0ab12345] must be replaced (forced by `cidr_block`), create before destroy"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("-/+ pipe (pipe) [demo-pipe] must be replaced (forced by `source_subnets`), destroy then create"),
         "{text}"
     );
     for line in text
@@ -444,6 +453,8 @@ fn json_plan_carries_references_forcing_attributes_and_where() {
     assert_eq!(doc["account_id"], "123456789012");
     let pipe = &doc["changes"][1];
     assert_eq!(pipe["replace_forced_by"], json!(["source_subnets"]));
+    assert_eq!(pipe["replace_order"], "destroy_before_create");
+    assert_eq!(doc["changes"][0]["replace_order"], "create_before_destroy");
     let refs = &pipe["attributes"][0]["references"];
     assert_eq!(refs[0]["id"], "private_a");
     assert_eq!(refs[0]["known"], false);

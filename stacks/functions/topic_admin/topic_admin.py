@@ -174,11 +174,28 @@ def error_code(error):
     return cls.__name__.removesuffix("Error")
 
 
+# The MSK IAM action each Kafka request needs on the topic (MSK developer guide, "Semantics of
+# IAM authorization policy actions and resources"), named when the broker refuses one.
+IAM_ACTIONS = {
+    "Metadata": "kafka-cluster:DescribeTopic",
+    "CreateTopics": "kafka-cluster:CreateTopic",
+    "CreatePartitions": "kafka-cluster:AlterTopic",
+    "DescribeConfigs": "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "IncrementalAlterConfigs": "kafka-cluster:AlterTopicDynamicConfiguration",
+    "DeleteTopics": "kafka-cluster:DeleteTopic",
+}
+
+
 def kafka_failure(code, broker_message, what):
     """Failure for a Kafka error code answered to `what` (e.g. "CreateTopics orders")."""
     error = Errors.for_code(code)
     detail = broker_message or getattr(error, "description", "") or error.__name__
-    return Failure(error_code(error), f"{what}: {detail}")
+    message = f"{what}: {detail}"
+    if error is Errors.TopicAuthorizationFailedError:
+        action = IAM_ACTIONS.get(what.split(" ", 1)[0])
+        if action:
+            message += f" (with MSK IAM the function's role needs {action} on the topic)"
+    return Failure(error_code(error), message)
 
 
 def configs_set_on_topic(entries):
@@ -365,6 +382,8 @@ def ensure(topics, request, deadline):
                 deadline.sleep(0.5)
                 continue
             raise
+        if not plan.changed():
+            return state_reply(current, [])
         state = settle(topics, request, deadline)
         return state_reply(state, plan.changed())
 
@@ -385,11 +404,18 @@ def apply_plan(topics, topic, plan):
 
 
 def settle(topics, request, deadline):
-    """Read the topic back until the brokers' metadata shows the change (bounded), then answer it."""
+    """Read the topic back until the brokers' metadata shows the change (bounded), then answer it.
+
+    Config names are compared, not values: a broker may write a value its own way (a list
+    without spaces), and the answer reports it as the broker has it."""
     until = Deadline(min(SETTLE_SECONDS, deadline.remaining()))
     while True:
         state = topics.describe(request.topic, deadline)
-        done = state is not None and state.partitions >= request.partitions and state.configs == request.configs
+        done = (
+            state is not None
+            and state.partitions >= request.partitions
+            and state.configs.keys() == request.configs.keys()
+        )
         if done or until.passed():
             return state
         until.sleep(0.2)

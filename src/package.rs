@@ -416,20 +416,25 @@ fn build_key(files: &[Entry], runtime: &str, architecture: &str) -> Result<Strin
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The artifact recorded for `key`, if it is still in the cache and intact.
+/// The artifact recorded for `key`, if it is still in the cache. The record holds the zip's
+/// hex SHA-256 (its file name), length and base64 SHA-256, so a hit reads no package bytes;
+/// artifacts are written atomically under their hash, so a file of that name and length is
+/// that package.
 fn cached_build(cache: &Path, key: &str) -> Option<Artifact> {
-    let record = cache.join("builds").join(key);
-    let hex_digest = std::fs::read_to_string(&record).ok()?;
-    let hex_digest = hex_digest.trim();
+    let record_path = cache.join("builds").join(key);
+    let record = std::fs::read_to_string(&record_path).ok()?;
+    let mut fields = record.split_whitespace();
+    let (hex_digest, len, digest) = (fields.next()?, fields.next()?, fields.next()?);
+    let hex_ok = hex_digest.len() == 64 && hex_digest.bytes().all(|b| b.is_ascii_hexdigit());
     let path = cache.join("artifacts").join(format!("{hex_digest}.zip"));
-    let bytes = std::fs::read(&path).ok()?;
-    if hex(&bytes) != hex_digest {
+    let meta = std::fs::metadata(&path).ok()?;
+    if !hex_ok || len.parse::<u64>().ok()? != meta.len() {
         return None;
     }
-    touch(&record);
+    touch(&record_path);
     touch(&path);
     Some(Artifact {
-        digest: code_sha256(&bytes),
+        digest: digest.to_string(),
         path,
     })
 }
@@ -490,7 +495,8 @@ fn package_with_requirements(
     let builds = cache.join("builds");
     std::fs::create_dir_all(&builds)
         .map_err(|e| format!("cannot create {}: {e}", builds.display()))?;
-    write_atomically(&builds.join(&key), format!("{}\n", hex(&bytes)).as_bytes())?;
+    let record = format!("{} {} {}\n", hex(&bytes), bytes.len(), code_sha256(&bytes));
+    write_atomically(&builds.join(&key), record.as_bytes())?;
     say(format!(
         "packaged {count} files ({:.1} MB zipped) in {:.1} s",
         bytes.len() as f64 / (1024.0 * 1024.0),
@@ -1042,13 +1048,21 @@ mod tests {
         let changed = package(code.path(), cache.path(), &target).unwrap();
         assert_eq!(runs(&counter), 4);
         assert_ne!(changed.digest, first.digest);
-        // A cached artifact that went missing (cleaned) is built again, not trusted.
+        // A cached artifact that went missing (cleaned) or is cut short is built again.
         fs::remove_file(&changed.path).unwrap();
         assert_eq!(
             package(code.path(), cache.path(), &target).unwrap(),
             changed
         );
         assert_eq!(runs(&counter), 5);
+        let bytes = fs::read(&changed.path).unwrap();
+        fs::write(&changed.path, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(
+            package(code.path(), cache.path(), &target).unwrap(),
+            changed
+        );
+        assert_eq!(runs(&counter), 6);
+        assert_eq!(fs::read(&changed.path).unwrap(), bytes);
     }
 
     #[test]

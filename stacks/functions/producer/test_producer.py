@@ -109,6 +109,20 @@ class SettingsFromEnv(unittest.TestCase):
         self.assertEqual(forced.connection(no_secret), {"security_protocol": "PLAINTEXT"})
 
 
+class KafkaPythonAcceptsTheSettings(unittest.TestCase):
+    def test_settings_are_producer_configs_with_registered_mechanisms(self):
+        from kafka import KafkaProducer
+        from kafka.net.sasl import SASL_MECHANISMS
+
+        base = {"TOPIC": "t", "BOOTSTRAP_SERVERS": "h:9098", "SECRET_ARN": "arn:s"}
+        for security in ("iam", "scram", "plaintext"):
+            with self.subTest(security=security):
+                settings = Settings.from_env({**base, "KAFKA_SECURITY": security}).connection(lambda arn: ("u", "p"))
+                self.assertLessEqual(set(settings), set(KafkaProducer.DEFAULT_CONFIG))
+                if "sasl_mechanism" in settings:
+                    self.assertIn(settings["sasl_mechanism"], SASL_MECHANISMS)
+
+
 class ParseEvent(unittest.TestCase):
     def test_text_body(self):
         self.assertEqual(producer.parse_event(http_event('{"a": 1}'), 100), (None, b'{"a": 1}'))

@@ -144,6 +144,18 @@ class ConnectionSettings(unittest.TestCase):
                 settings = topic_admin.connection_settings(security, env, self.no_secret, "arn:1")
                 self.assertEqual(settings, {"security_protocol": "PLAINTEXT"})
 
+    def test_settings_are_kafka_python_configs_with_registered_mechanisms(self):
+        from kafka.net.sasl import SASL_MECHANISMS, get_sasl_mechanism
+
+        for security in ("iam", "scram", "plaintext"):
+            with self.subTest(security=security):
+                settings = topic_admin.connection_settings(security, {}, lambda arn: ("alice", "pw"), "arn:1")
+                self.assertLessEqual(set(settings), set(KafkaAdminClient.DEFAULT_CONFIG))
+                if "sasl_mechanism" in settings:
+                    self.assertIn(settings["sasl_mechanism"], SASL_MECHANISMS)
+        scram = topic_admin.connection_settings("scram", {}, lambda arn: ("alice", "pw"), "arn:1")
+        get_sasl_mechanism("SCRAM-SHA-512")(host="b-1", **scram)  # kafka-python accepts the settings
+
     def test_unknown_override_is_refused(self):
         with self.assertRaises(Failure) as caught:
             topic_admin.connection_settings("iam", {"KAFKA_SECURITY_OVERRIDE": "ssl"}, self.no_secret)

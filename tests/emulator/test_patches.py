@@ -1148,6 +1148,16 @@ def to_queue(event, context):
     sqs = boto3.client("sqs")
     sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=event["queue"])["QueueUrl"], MessageBody="ran")
 
+COUNT = 0
+
+def count(event, context):
+    global COUNT
+    COUNT += 1
+    print("invocation", COUNT)
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    return {"count": COUNT, "pid": os.getpid()}
+
 def api_echo(event, context):
     return {"statusCode": 201, "headers": {"x-got": "yes", "content-type": "application/json"},
             "body": json.dumps(event)}
@@ -1250,6 +1260,58 @@ class LambdaInvokeTest(EmulatorTest):
         received = lambda: [m["Body"] for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])]
         wait_for(received, ["ran"], timeout=15)
         self.assertEqual(received(), [])  # the dry run did not run it
+
+    def test_warm_environments_are_reused_until_the_function_changes(self) -> None:
+        lam = client("lambda")
+        self.function("inv-warm", "app.count", Timeout=2)
+        invoke = lambda payload=None, **kw: lam.invoke(FunctionName="inv-warm", Payload=json.dumps(payload or {}), **kw)
+        first = json.loads(invoke()["Payload"].read())
+        out = invoke(LogType="Tail")
+        second = json.loads(out["Payload"].read())
+        # Module state survives between invocations of one environment, as on AWS.
+        self.assertEqual((first["count"], second["count"], second["pid"]), (1, 2, first["pid"]))
+        log = base64.b64decode(out["LogResult"]).decode()
+        self.assertIn("invocation 2\n", log)
+        self.assertNotIn("invocation 1\n", log)  # each invocation's log is its own
+        # A configuration change means new environments (a cold start).
+        lam.update_function_configuration(FunctionName="inv-warm", Environment={"Variables": {"V": "2"}})
+        after = json.loads(invoke()["Payload"].read())
+        self.assertEqual(after["count"], 1)
+        self.assertNotEqual(after["pid"], first["pid"])
+        # A timeout ends the environment: the next invocation starts afresh.
+        self.assertEqual(invoke({"sleep": 5}).get("FunctionError"), "Unhandled")
+        self.assertEqual(json.loads(invoke()["Payload"].read())["count"], 1)
+
+    def test_environments_die_with_a_killed_launcher(self) -> None:
+        import signal
+
+        own = subprocess.Popen([sys.executable, str(HERE / "launcher.py"), "--port", "0"],
+                               stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, **DELAYS, "EMULATOR_KAFKA_BROKER": "0"})
+        url = own.stdout.readline().strip().split(" ", 1)[1]
+        lam = boto3.client("lambda", endpoint_url=url, region_name=REGION,
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        boto3.client("iam", endpoint_url=url, region_name=REGION, aws_access_key_id="test",
+                     aws_secret_access_key="test").create_role(
+            RoleName="test-role", Path="/service-role/", AssumeRolePolicyDocument="{}")
+        lam.create_function(FunctionName="orphan", Runtime="python3.12", Role=ROLE, Handler="app.count",
+                            Code={"ZipFile": handler_zip({"app.py": HANDLER_CODE})})
+        pid = json.loads(lam.invoke(FunctionName="orphan")["Payload"].read())["pid"]
+        os.kill(pid, 0)  # the warm environment is there
+        own.send_signal(signal.SIGKILL)
+        own.wait(timeout=10)
+        own.stdout.close()
+
+        def running() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            # A zombie (dead, not yet reaped by init) counts as gone.
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(") ", 1)[1][0] != "Z"
+
+        self.assertEqual(wait_for(running, False)[-1], False)
 
     def test_invoke_of_a_function_not_active_or_throttled(self) -> None:
         lam, ec2 = client("lambda"), client("ec2")

@@ -26,6 +26,7 @@ import importlib.metadata
 import io
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -183,16 +184,153 @@ def _environment(fn: Any, code: Path) -> dict[str, str]:
     return env
 
 
+class Environment:
+    """One warm execution environment: a lambda_runner.py process serving invocations."""
+
+    def __init__(self, fn: Any, key: tuple) -> None:
+        code = code_dir(fn)
+        self.key = key
+        self.proc = _spawn(
+            [sys.executable, "-I", "-S", str(RUNNER), str(code), str(runtime_dir()), fn.handler or ""],
+            _environment(fn, code), str(code),
+        )
+        self.last_used = time.monotonic()
+
+    def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """The outcome line, or None if the environment died or `timeout` passed (then it is
+        killed)."""
+        box: list[Any] = []
+
+        def exchange() -> None:
+            try:
+                self.proc.stdin.write((json.dumps(request) + "\n").encode())
+                self.proc.stdin.flush()
+                line = self.proc.stdout.readline()
+                box.append(json.loads(line) if line else None)
+            except (OSError, ValueError):
+                box.append(None)
+
+        worker = threading.Thread(target=exchange, daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive() or not box or box[0] is None:
+            self.kill()
+            worker.join(5)
+            return None
+        return box[0]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+_idle: dict[tuple, list[Environment]] = {}
+_spawn_requests: "queue.Queue[tuple[list[str], dict[str, str], str, queue.Queue]]" = queue.Queue()
+_spawner: threading.Thread | None = None
+
+
+def _spawn(args: list[str], env: dict[str, str], cwd: str) -> subprocess.Popen:
+    """Starts a process from one long-lived thread: the children's parent-death signal
+    (lambda_runner.die_with_parent) fires when the thread that forked them ends, and warm
+    environments outlive the request threads."""
+    global _spawner
+    with _lock:
+        if _spawner is None:
+            def serve() -> None:
+                while True:
+                    a, e, c, reply = _spawn_requests.get()
+                    try:
+                        reply.put(subprocess.Popen(a, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.DEVNULL, env=e, cwd=c))
+                    except OSError as error:
+                        reply.put(error)
+
+            _spawner = threading.Thread(target=serve, name="lambda-spawner", daemon=True)
+            _spawner.start()
+    reply: queue.Queue = queue.Queue()
+    _spawn_requests.put((args, env, cwd, reply))
+    result = reply.get()
+    if isinstance(result, OSError):
+        raise result
+    return result
+
+
+def idle_seconds() -> float:
+    raw = os.environ.get("EMULATOR_LAMBDA_IDLE_SECONDS", "300") or "0"
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 300.0
+
+
+def _key(fn: Any) -> tuple:
+    """What an environment is made of: a new one after any change of code or configuration."""
+    return (fn.function_arn, fn.code_sha_256, fn.handler, fn.run_time, fn.timeout, fn.memory_size,
+            json.dumps(fn.environment_vars or {}, sort_keys=True), fn.last_modified)
+
+
+def _take(fn: Any) -> Environment:
+    """An idle environment of the function as it is now, else a new one (a cold start).
+    Environments idle longer than EMULATOR_LAMBDA_IDLE_SECONDS, or dead, are ended."""
+    key = _key(fn)
+    now = time.monotonic()
+    stale: list[Environment] = []
+    found = None
+    with _lock:
+        for k, envs in _idle.items():
+            fresh = [e for e in envs if now - e.last_used <= idle_seconds() and e.alive()]
+            stale.extend(e for e in envs if e not in fresh)
+            _idle[k] = fresh
+        if _idle.get(key):
+            found = _idle[key].pop()
+    for env in stale:
+        env.kill()
+    return found or Environment(fn, key)
+
+
+def _give_back(env: Environment) -> None:
+    env.last_used = time.monotonic()
+    if idle_seconds() <= 0:
+        env.kill()
+        return
+    with _lock:
+        _idle.setdefault(env.key, []).append(env)
+
+
+def stop_all() -> None:
+    """Ends every warm environment (the launcher's exit)."""
+    with _lock:
+        envs = [e for envs in _idle.values() for e in envs]
+        _idle.clear()
+    for env in envs:
+        env.kill()
+
+
+atexit.register(stop_all)
+
+
 def run(fn: Any, event: Any, request_id: str) -> tuple[dict[str, Any], str, float]:
-    """Runs the handler once: ({"ok": result} or {"error": {...}}, log text, seconds)."""
-    code = code_dir(fn)
-    runtime = runtime_dir()
+    """Runs the handler once in a warm environment (or a new one): ({"ok": result} or
+    {"error": {...}}, log text, seconds)."""
     timeout = float(fn.timeout or 3)
-    with tempfile.TemporaryDirectory(dir=_work()) as tmp:
-        request_file, result_file = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        request_file.write_text(json.dumps({
+    started = time.monotonic()
+    env = _take(fn)
+    fd, log_path = tempfile.mkstemp(dir=_work(), suffix=".log")
+    os.close(fd)
+    try:
+        outcome = env.invoke({
             "event": event,
             "deadline": time.time() + timeout,
+            "log": log_path,
             "context": {
                 "function_name": fn.function_name,
                 "function_version": str(fn.version),
@@ -202,36 +340,27 @@ def run(fn: Any, event: Any, request_id: str) -> tuple[dict[str, Any], str, floa
                 "log_group_name": f"/aws/lambda/{fn.function_name}",
                 "log_stream_name": f"{time.strftime('%Y/%m/%d')}/[{fn.version}]{uuid.uuid4().hex}",
             },
-        }))
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(RUNNER), str(code), str(runtime), fn.handler or "",
-             str(request_file), str(result_file)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=_environment(fn, code), cwd=str(code),
-        )
-        try:
-            output, _ = proc.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-            timed_out = True
+        }, timeout)
         elapsed = time.monotonic() - started
-        log = output.decode("utf-8", "replace")
-        if timed_out:
+        log = Path(log_path).read_text(errors="replace")
+    finally:
+        os.unlink(log_path)
+    if outcome is None:
+        if elapsed >= timeout:
             outcome = {"error": {
                 "errorType": "Sandbox.Timedout",
                 "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
             }}
             log += f"{time.strftime('%Y-%m-%dT%H:%M:%S')}Z {request_id} Task timed out after {timeout:.2f} seconds\n"
-        elif result_file.exists():
-            outcome = json.loads(result_file.read_text())
         else:
             outcome = {"error": {
                 "errorType": "Runtime.ExitError",
-                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {proc.returncode}",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {env.proc.returncode}",
             }}
+    elif outcome.pop("fatal", False):
+        env.kill()
+    else:
+        _give_back(env)
     if "error" in outcome:
         outcome["error"].setdefault("requestId", request_id)
     return outcome, log, elapsed

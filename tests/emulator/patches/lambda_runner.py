@@ -1,13 +1,18 @@
-"""Runs one Python Lambda invocation in a child of the emulator (see lambda_invoke.py).
+"""A Python Lambda execution environment, a child of the emulator (see lambda_invoke.py).
 
-    python -I -S lambda_runner.py CODE_DIR RUNTIME_DIR HANDLER REQUEST_FILE RESULT_FILE
+    python -I -S lambda_runner.py CODE_DIR RUNTIME_DIR HANDLER
 
 Started with `-I -S`: no site-packages, no user site, no PYTHON* variables, so the
 import path is the function's code (CODE_DIR, as /var/task), then RUNTIME_DIR (boto3,
 botocore and their dependencies, as the Lambda Python runtime provides), then the
-standard library. REQUEST_FILE holds {"event", "context"}; the outcome is written to
-RESULT_FILE as {"ok": <result>} or {"error": {errorMessage, errorType, stackTrace}}.
-What the handler prints goes to stdout/stderr, as its log.
+standard library.
+
+It serves invocations one at a time, as a warm Lambda environment does: each line on
+stdin is a request {"event", "context", "deadline", "log"}; the handler's module is
+imported at the first one (the init phase) and kept. What the handler prints during an
+invocation goes to the file named by "log"; the outcome is one line on the original
+stdout: {"ok": <result>} or {"error": {errorMessage, errorType, stackTrace}}, plus
+"fatal": true when the environment cannot be reused (an init failure).
 """
 
 import ctypes
@@ -50,24 +55,29 @@ def error(kind: str, message: str, trace: list[str] | None = None) -> dict:
     return {"errorMessage": message, "errorType": kind, "stackTrace": trace or []}
 
 
-def run(code_dir: str, runtime_dir: str, handler: str, request: dict) -> dict:
-    sys.path[:0] = [code_dir, runtime_dir]
-    os.chdir(code_dir)
+def load(handler: str) -> tuple[object | None, dict | None]:
+    """The handler function, or the init error."""
     module_name, _, func_name = handler.rpartition(".")
     if not module_name:
-        return {"error": error("Runtime.MalformedHandlerName", f"Bad handler '{handler}': not enough values to unpack (expected 2, got 1)")}
+        return None, error("Runtime.MalformedHandlerName",
+                           f"Bad handler '{handler}': not enough values to unpack (expected 2, got 1)")
     try:
         module = importlib.import_module(module_name.replace("/", "."))
     except SyntaxError as exc:
-        return {"error": error("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}",
-                               [f'  File "{exc.filename}" Line {exc.lineno}\n', f"    {(exc.text or '').strip()}\n"])}
+        return None, error("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}",
+                           [f'  File "{exc.filename}" Line {exc.lineno}\n', f"    {(exc.text or '').strip()}\n"])
     except ImportError as exc:
-        return {"error": error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}")}
-    except Exception as exc:  # an exception at import time (the "init phase")
-        return {"error": error(type(exc).__name__, str(exc), traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:]))}
+        return None, error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}")
+    except Exception as exc:  # an exception at import time (the init phase)
+        trace = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])
+        return None, error(type(exc).__name__, str(exc), trace)
     func = getattr(module, func_name, None)
     if func is None:
-        return {"error": error("Runtime.HandlerNotFound", f"Handler '{func_name}' missing on module '{module_name}'")}
+        return None, error("Runtime.HandlerNotFound", f"Handler '{func_name}' missing on module '{module_name}'")
+    return func, None
+
+
+def invoke(func: object, request: dict) -> dict:
     context = Context(request["context"], request["deadline"])
     try:
         result = func(request["event"], context)
@@ -85,14 +95,33 @@ def run(code_dir: str, runtime_dir: str, handler: str, request: dict) -> dict:
 
 def main() -> None:
     die_with_parent()
-    code_dir, runtime_dir, handler, request_file, result_file = sys.argv[1:6]
-    with open(request_file) as f:
-        request = json.load(f)
-    outcome = run(code_dir, runtime_dir, handler, request)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with open(result_file, "w") as f:
-        json.dump(outcome, f)
+    code_dir, runtime_dir, handler = sys.argv[1:4]
+    sys.path[:0] = [code_dir, runtime_dir]
+    os.chdir(code_dir)
+    control = os.fdopen(os.dup(1), "w")  # outcomes; fds 1 and 2 carry each invocation's log
+    requests = os.fdopen(os.dup(0), "r")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    func = None
+    for line in requests:
+        request = json.loads(line)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        fatal = False
+        if func is None:
+            func, init_error = load(handler)
+            if init_error is not None:
+                outcome, fatal = {"error": init_error}, True
+        if func is not None:
+            outcome = invoke(func, request)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        control.write(json.dumps({**outcome, "fatal": fatal}) + "\n")
+        control.flush()
+        if fatal:
+            return
 
 
 if __name__ == "__main__":

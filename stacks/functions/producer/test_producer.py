@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import kafka.errors as Errors  # noqa: E402
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition  # noqa: E402
 
+import aws_stub  # noqa: E402
 import producer  # noqa: E402
 import tansu_broker  # noqa: E402
 from producer import HttpError, Settings  # noqa: E402
@@ -188,6 +189,35 @@ class BootstrapBrokers(unittest.TestCase):
         }
         for security, servers in (("iam", "b-1:9098"), ("scram", "b-1:9096"), ("plaintext", "b-1:9092")):
             self.assertEqual(producer.brokers_of(answer, security, "arn"), servers)
+
+    def test_resolved_with_get_bootstrap_brokers(self):
+        answer = {"BootstrapBrokerStringSaslIam": "b-1:9098,b-2:9098"}
+        with aws_stub.installed({"kafka": {"get_bootstrap_brokers": lambda **_: answer}}) as calls:
+            self.assertEqual(producer.resolve_cluster_brokers("arn:c", "iam"), "b-1:9098,b-2:9098")
+        self.assertEqual(calls, [("kafka", "get_bootstrap_brokers", {"ClusterArn": "arn:c"})])
+
+    def test_aws_refusals(self):
+        def denied(**_):
+            raise aws_stub.ClientError("AccessDeniedException", "GetBootstrapBrokers")
+
+        def offline(**_):
+            raise aws_stub.EndpointConnectionError()
+
+        for answer, status, words in ((denied, 502, "AccessDeniedException"), (offline, 503, "EndpointConnectionError")):
+            with self.subTest(words=words):
+                with aws_stub.installed({"kafka": {"get_bootstrap_brokers": answer}}):
+                    with self.assertRaises(HttpError) as caught:
+                        producer.resolve_cluster_brokers("arn:c", "iam")
+                self.assertEqual(caught.exception.status, status)
+                self.assertIn(words, caught.exception.message)
+
+    def test_malformed_scram_secret_is_not_echoed(self):
+        answer = {"get_secret_value": lambda **_: {"SecretString": "hunter2"}}
+        with aws_stub.installed({"secretsmanager": answer}):
+            with self.assertRaises(HttpError) as caught:
+                producer.fetch_scram_secret("arn:s")
+        self.assertEqual(caught.exception.status, 500)
+        self.assertNotIn("hunter2", caught.exception.message)
 
     def test_missing_field_says_which_auth(self):
         with self.assertRaises(HttpError) as caught:

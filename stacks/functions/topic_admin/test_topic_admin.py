@@ -42,6 +42,7 @@ from kafka.protocol.admin import (  # noqa: E402
     IncrementalAlterConfigsResponse,
 )
 
+import aws_stub  # noqa: E402
 import tansu_broker  # noqa: E402
 import topic_admin  # noqa: E402
 from topic_admin import EnsurePlan, Failure, TopicState, plan_ensure  # noqa: E402
@@ -160,6 +161,44 @@ class ConnectionSettings(unittest.TestCase):
         with self.assertRaises(Failure) as caught:
             topic_admin.connection_settings("iam", {"KAFKA_SECURITY_OVERRIDE": "ssl"}, self.no_secret)
         self.assertEqual(caught.exception.code, "InvalidRequest")
+
+
+class ScramSecret(unittest.TestCase):
+    ARN = "arn:aws:secretsmanager:eu-west-1:1:secret:AmazonMSK_admin"
+
+    def fetch(self, answer):
+        with aws_stub.installed({"secretsmanager": {"get_secret_value": answer}}) as calls:
+            try:
+                return topic_admin.fetch_scram_secret(self.ARN)
+            finally:
+                self.assertEqual(calls, [("secretsmanager", "get_secret_value", {"SecretId": self.ARN})])
+
+    def test_username_and_password(self):
+        answer = lambda **_: {"SecretString": '{"username": "alice", "password": "hunter2"}'}  # noqa: E731
+        self.assertEqual(self.fetch(answer), ("alice", "hunter2"))
+
+    def test_malformed_secret_is_refused_without_echoing_it(self):
+        for text in ("hunter2 is not json", '{"username": "alice", "pass": "hunter2"}', None):
+            with self.subTest(text=text):
+                with self.assertRaises(Failure) as caught:
+                    self.fetch(lambda **_: {"SecretString": text})
+                self.assertEqual(caught.exception.code, "InvalidRequest")
+                self.assertIn("'username' and 'password'", caught.exception.message)
+                self.assertNotIn("hunter2", caught.exception.message)
+
+    def test_secrets_manager_refusals(self):
+        def denied(**_):
+            raise aws_stub.ClientError("AccessDeniedException", "GetSecretValue")
+
+        def offline(**_):
+            raise aws_stub.EndpointConnectionError()
+
+        for answer, words in ((denied, "AccessDeniedException"), (offline, "EndpointConnectionError")):
+            with self.subTest(words=words):
+                with self.assertRaises(Failure) as caught:
+                    self.fetch(answer)
+                self.assertEqual(caught.exception.code, "SecretUnavailable")
+                self.assertIn(words, caught.exception.message)
 
 
 class ErrorCodes(unittest.TestCase):

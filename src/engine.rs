@@ -129,6 +129,31 @@ struct Op {
     change: Option<Change>,
 }
 
+/// The first step of an update that stops using resources replaced destroy-first.
+fn detach_key(id: &str) -> String {
+    format!("detach {id}")
+}
+
+/// The update to [`Change::detach`]: only the properties that step changes.
+fn detach_op(c: &Change, detach: &crate::model::Wanted) -> Op {
+    let mut change = c.clone();
+    let desired = c.desired.as_ref();
+    let differs = |path: &str| {
+        let top = path.split('.').next().unwrap_or_default();
+        desired.and_then(|d| d.get(top)) != detach.get(top)
+    };
+    change.attrs.retain(|a| differs(&a.path));
+    change.desired = Some(detach.clone());
+    change.detach = None;
+    Op {
+        id: c.id.clone(),
+        op: OpKind::Update,
+        kind: c.kind,
+        observed: c.observed().cloned(),
+        change: Some(change),
+    }
+}
+
 fn key(op: OpKind, id: &str) -> String {
     match op {
         OpKind::Delete => format!("delete {id}"),
@@ -174,6 +199,9 @@ pub async fn run(
             Action::Update => Some(OpKind::Update),
             Action::NoOp | Action::Delete => None,
         };
+        if let (Some(detach), Action::Update) = (&c.detach, c.action) {
+            ops.insert(detach_key(&c.id), detach_op(c, detach));
+        }
         if let Some(op) = put {
             ops.insert(
                 key(op, &c.id),
@@ -239,6 +267,23 @@ fn op_deps(plan: &Plan, ops: &BTreeMap<String, Op>) -> Deps {
                 && actions.get(d.as_str()) == Some(&Action::Delete)
             {
                 edge(key(OpKind::Delete, d), key(OpKind::Update, id));
+            }
+        }
+    }
+    // An update that first stops using what is replaced destroy-first: that step runs after
+    // the creations it needs and before those deletions; the planned update follows it.
+    for c in plan.changes.iter().filter(|c| c.detach.is_some()) {
+        let step = detach_key(&c.id);
+        edge(key(OpKind::Update, &c.id), step.clone());
+        for d in plan.file_deps.get(&c.id).into_iter().flatten() {
+            let destroyed_first = plan
+                .changes
+                .iter()
+                .any(|r| r.id == *d && r.action == Action::Replace && !r.create_first);
+            if destroyed_first {
+                edge(key(OpKind::Delete, d), step.clone());
+            } else {
+                edge(step.clone(), key(OpKind::Create, d));
             }
         }
     }

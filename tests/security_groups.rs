@@ -326,7 +326,7 @@ async fn self_and_mutual_group_rules_apply_replan_drift_replace_destroy() {
     .await;
 
     step(
-        "replacing a group re-points the rules that name it",
+        "replacing a group in use creates the new one first, re-points the rules that name it in place, then deletes the old one",
         async {
             let old = ctx.groups().await["cluster"]
                 .group_id()
@@ -340,19 +340,19 @@ async fn self_and_mutual_group_rules_apply_replan_drift_replace_destroy() {
                 ),
             );
             let plan = ctx.plan(2);
-            assert!(
-                plan.stdout
-                    .contains("-/+ client.rules (security_group_rules)"),
-                "{}",
-                plan.all()
-            );
-            assert!(
-                plan.stdout.contains("`cluster` is replaced"),
-                "{}",
-                plan.all()
-            );
-            // Without revoking client's rule first, EC2 would refuse to delete the old group.
-            ctx.em
+            // The group's name is generated: the new copy gets a fresh one and exists next to
+            // the old one, so client's rule moves to it in place, with no gap in traffic.
+            for line in [
+                "+/- cluster (security_group)",
+                "create before destroy",
+                "~ client.rules (security_group_rules)",
+            ] {
+                assert!(plan.stdout.contains(line), "no `{line}`:\n{}", plan.all());
+            }
+            assert!(!plan.stdout.contains("`cluster` is replaced"), "{}", plan.all());
+            // Without moving client's rule first, EC2 would refuse to delete the old group.
+            let run = ctx
+                .em
                 .run(&[
                     "apply",
                     "-f",
@@ -362,12 +362,24 @@ async fn self_and_mutual_group_rules_apply_replan_drift_replace_destroy() {
                     "2m",
                 ])
                 .ok();
+            assert!(
+                !run.stdout.contains("DependencyViolation"),
+                "the old group was deleted while a rule still named it:\n{}",
+                run.all()
+            );
             let g = ctx.groups().await;
             let (client_id, cluster_id) = (
                 g["client"].group_id().unwrap(),
                 g["cluster"].group_id().unwrap(),
             );
             assert_ne!(cluster_id, old);
+            let gone = ctx
+                .ec2
+                .describe_security_groups()
+                .group_ids(&old)
+                .send()
+                .await;
+            assert!(gone.is_err(), "the old group {old} still exists");
             assert_eq!(
                 group_rules(g["client"].ip_permissions_egress()),
                 vec![rule("tcp", Some(9098), cluster_id, "to the brokers")]

@@ -127,6 +127,7 @@ fn create(id: &str, deps: &[&str]) -> Change {
         live: None,
         desired: Some(desired),
         create_first: false,
+        detach: None,
     }
 }
 
@@ -158,6 +159,7 @@ fn existing(id: &str, action: Action, attrs: &[&str]) -> Change {
             .into()
         }),
         create_first: false,
+        detach: None,
     }
 }
 
@@ -333,6 +335,39 @@ async fn destroy_first_replacement_deletes_before_it_creates() {
     assert!(outcome.ok(), "{outcome:?}");
     assert!(fake.pos("end delete group") < fake.pos("start create group"));
     assert!(fake.pos("end create group") < fake.pos("start update function security_groups"));
+}
+
+#[tokio::test]
+async fn a_dependent_leaves_a_copy_destroyed_first_then_moves_to_the_new_one() {
+    let mut plan = replacing_a_used_group(false);
+    let function = plan
+        .changes
+        .iter_mut()
+        .find(|c| c.id == "function")
+        .unwrap();
+    let mut without = function.desired.clone().unwrap();
+    without.insert("security_groups".into(), Val::Known(json!([])));
+    function.detach = Some(without);
+    let fake = Arc::new(Fake::default());
+    let outcome = run_with(&plan, fake.clone(), 10).await;
+    assert!(outcome.ok(), "{outcome:?}");
+    let log = fake.log();
+    let updates: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("end update function security_groups"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(updates.len(), 2, "{log:?}");
+    assert!(updates[0] < fake.pos("start delete group"), "{log:?}");
+    assert!(fake.pos("end delete group") < fake.pos("start create group"));
+    assert!(fake.pos("end create group") < updates[1], "{log:?}");
+    // The last word is the planned update, with the new copy's id.
+    let desired = fake.desired.lock().unwrap();
+    assert_eq!(
+        desired["function"].props["security_groups"],
+        json!(["phys-group"])
+    );
 }
 
 #[tokio::test]

@@ -125,6 +125,15 @@ pub trait KindModel: Send + Sync {
     fn coexist(&self, _desired: &Wanted, _observed: &Props) -> Coexist {
         Coexist::Unknown
     }
+
+    /// This resource as it can be for the moment while resources it uses are deleted and
+    /// created again (replacements that cannot create first): `desired` with every use of them
+    /// dropped (a VPC function leaves the subnet or group), or `None` when the kind cannot do
+    /// without them. `gone(value)` says whether a value is one of those resources' ids, known
+    /// only after apply. Default `None`: the deletion then waits until the resource is free.
+    fn without(&self, _desired: &Wanted, _gone: &dyn Fn(&Val) -> bool) -> Option<Wanted> {
+        None
+    }
 }
 
 /// Can two copies of a resource exist at once (see [`KindModel::coexist`])?

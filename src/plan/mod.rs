@@ -107,6 +107,11 @@ pub struct Change {
     /// at once): the dependents move to the new copy first. `false` on a replacement means
     /// destroy, then create; meaningless on other actions.
     pub create_first: bool,
+    /// An update of a resource that uses something replaced destroy-first (which cannot go
+    /// while it is used, nor come back before it went): what to set before that deletion so it
+    /// no longer uses it (a VPC function leaving the subnet), the planned update following
+    /// after the new copy exists. `None`: no such step.
+    pub detach: Option<Wanted>,
 }
 
 impl Change {
@@ -328,6 +333,7 @@ pub fn plan(
                     live: None,
                     desired: Some(desired),
                     create_first: false,
+                    detach: None,
                 };
                 // A live resource with this id but another kind must go first.
                 if let Some(other) = by_id.get(id.as_str()) {
@@ -398,6 +404,7 @@ pub fn plan(
                     live: Some((*l).clone()),
                     desired: Some(desired),
                     create_first: false,
+                    detach: None,
                 }
             }
         };
@@ -436,6 +443,8 @@ pub fn plan(
         actions.insert(id.clone(), change.action);
         changes.push(change);
     }
+
+    detach_from_destroyed_first(&mut changes, catalog, &deps);
 
     let orphans = by_id
         .iter()
@@ -609,6 +618,63 @@ fn order_replacement(
         .push(format!("cannot create before destroy: {why}"));
 }
 
+/// Updates of resources that use something replaced destroy-first get a first step without
+/// it where their kind can do without it ([`KindModel::without`]): the old copy cannot be
+/// deleted while they use it, and the new copy they are to use only exists after that.
+fn detach_from_destroyed_first(changes: &mut [Change], catalog: &Catalog, deps: &Deps) {
+    let destroyed_first: BTreeSet<String> = changes
+        .iter()
+        .filter(|c| c.action == Action::Replace && !c.create_first)
+        .map(|c| c.id.clone())
+        .collect();
+    for c in changes.iter_mut().filter(|c| c.action == Action::Update) {
+        let uses: Vec<&String> = deps
+            .get(&c.id)
+            .into_iter()
+            .flatten()
+            .filter(|d| destroyed_first.contains(*d))
+            .collect();
+        let (Some(kind), Some(desired), false) = (catalog.get(c.kind), &c.desired, uses.is_empty())
+        else {
+            continue;
+        };
+        let gone = |v: &Val| -> bool {
+            let mut refs = Vec::new();
+            if let Val::Unknown(e) = v {
+                e.refs(&mut refs);
+            }
+            refs.iter().any(|r| uses.contains(&r))
+        };
+        let Some(mut without) = kind.without(desired, &gone) else {
+            continue;
+        };
+        // Anything else still naming them keeps its live value meanwhile.
+        let observed = c.observed().map(|o| o.props.clone()).unwrap_or_default();
+        without.retain(|prop, v| !mentions(v, &gone) || observed.contains_key(prop));
+        for (prop, v) in without.iter_mut() {
+            if mentions(v, &gone) {
+                *v = Val::Known(observed[prop].clone());
+            }
+        }
+        let names: Vec<String> = uses.iter().map(|u| format!("`{u}`")).collect();
+        c.warnings.push(format!(
+            "stops using {} before the old copy is destroyed, and uses the new one once it is created",
+            names.join(", ")
+        ));
+        c.detach = Some(without);
+    }
+}
+
+/// Whether `v` or anything inside it satisfies `gone`.
+fn mentions(v: &Val, gone: &dyn Fn(&Val) -> bool) -> bool {
+    gone(v)
+        || match v {
+            Val::List(items) => items.iter().any(|i| mentions(i, gone)),
+            Val::Map(m) => m.values().any(|i| mentions(i, gone)),
+            _ => false,
+        }
+}
+
 fn is_protected_live(l: &Live) -> bool {
     l.observed
         .props
@@ -683,6 +749,7 @@ fn deletion(l: &Live) -> Change {
         live: Some(l.clone()),
         desired: None,
         create_first: false,
+        detach: None,
     }
 }
 

@@ -267,6 +267,7 @@ mod tests {
                 }),
                 desired: None,
                 create_first: false,
+                detach: None,
             }],
             ..Plan::default()
         };

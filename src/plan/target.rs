@@ -122,6 +122,7 @@ mod tests {
             live: None,
             desired: None,
             create_first: false,
+            detach: None,
         }
     }
 

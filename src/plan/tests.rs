@@ -92,6 +92,15 @@ impl KindModel for Pool {
             _ => crate::model::Coexist::Yes,
         }
     }
+
+    /// Can do without its `secret_token` source for a while.
+    fn without(&self, desired: &Wanted, gone: &dyn Fn(&Val) -> bool) -> Option<Wanted> {
+        let mut out = desired.clone();
+        gone(desired.get("secret_token")?).then(|| {
+            out.insert("secret_token".into(), Val::Known(json!("none")));
+            out
+        })
+    }
 }
 
 fn catalog() -> Catalog {
@@ -557,6 +566,7 @@ fn changed_documents_render_as_a_line_diff() {
             live: None,
             desired: None,
             create_first: false,
+            detach: None,
         }],
         ..Plan::default()
     };
@@ -874,4 +884,43 @@ fn after_an_interrupted_replacement_the_copy_matching_the_file_is_kept_and_the_o
         assert_eq!(b.attrs[0].after, Some(Val::Known(json!("net-0000beef"))));
         assert!(p.live_deps["b"].contains("a"));
     }
+}
+
+#[test]
+fn an_update_that_uses_a_copy_destroyed_first_first_stops_using_it() {
+    // `a` (a kind that does not say) is destroyed first; `b` uses it in place through
+    // `secret_token` and can do without it meanwhile; `c` (which cannot) just waits.
+    let (s, live) = pools(
+        stack(vec![
+            ("a", vec![("cidr", cidr("10.0.0.0/16"))]),
+            (
+                "b",
+                vec![
+                    ("cidr", cidr("10.1.0.0/16")),
+                    ("secret_token", reference("a")),
+                ],
+            ),
+            (
+                "c",
+                vec![
+                    ("cidr", cidr("10.2.0.0/16")),
+                    ("secret_token", reference("a")),
+                ],
+            ),
+        ]),
+        &["b"],
+    );
+    let p = plan_of(&edited(&s, "a", "cidr", cidr("10.9.0.0/16")), &live);
+    assert!(!change(&p, "a").create_first);
+    let b = change(&p, "b");
+    assert_eq!(b.action, Action::Update);
+    let step = b.detach.as_ref().expect("a step without `a`");
+    assert_eq!(step["secret_token"], Val::Known(json!("none")));
+    assert_eq!(step["cidr"], Val::Known(json!("10.1.0.0/16")));
+    assert!(b.warnings[0].contains("stops using `a` before the old copy is destroyed"));
+    let c = change(&p, "c");
+    assert_eq!((c.action, c.detach.is_none()), (Action::Update, true));
+    // Nothing replaced destroy-first: no such step.
+    let p = plan_of(&edited(&s, "b", "flag", Expr::Bool(true)), &live);
+    assert!(change(&p, "b").detach.is_none());
 }

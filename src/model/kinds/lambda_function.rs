@@ -257,6 +257,46 @@ impl KindModel for LambdaFunction {
         })
     }
 
+    /// Out of a subnet or security group being replaced destroy-first: the function keeps
+    /// the others, or leaves the VPC when no subnet or no group is left (Lambda needs both).
+    fn without(&self, desired: &Wanted, gone: &dyn Fn(&Val) -> bool) -> Option<Wanted> {
+        let fields: BTreeMap<String, Val> = match desired.get("vpc")? {
+            Val::Map(m) => m.clone(),
+            _ => return None, // fully known: uses nothing that is replaced
+        };
+        let mut dropped = false;
+        let mut kept: BTreeMap<String, Val> = BTreeMap::new();
+        for (field, v) in fields {
+            let items: Vec<Val> = match v {
+                Val::List(items) => items,
+                Val::Known(Value::Array(items)) => items.into_iter().map(Val::Known).collect(),
+                other => {
+                    kept.insert(field, other);
+                    continue;
+                }
+            };
+            let before = items.len();
+            let items: Vec<Val> = items.into_iter().filter(|i| !gone(i)).collect();
+            dropped |= items.len() != before;
+            kept.insert(field, Val::list(items));
+        }
+        if !dropped {
+            return None;
+        }
+        let empty =
+            |f: &str| matches!(kept.get(f), Some(Val::Known(Value::Array(a))) if a.is_empty());
+        if empty("subnets") || empty("security_groups") {
+            kept.insert("subnets".into(), Val::Known(Value::Array(Vec::new())));
+            kept.insert(
+                "security_groups".into(),
+                Val::Known(Value::Array(Vec::new())),
+            );
+        }
+        let mut out = desired.clone();
+        out.insert("vpc".into(), Val::map(kept));
+        Some(out)
+    }
+
     fn check(&self, props: &Wanted) -> Result<(), String> {
         // Variable names are known even where a value is not (`${queue.url}`).
         let env = map_keys(props, "environment");
@@ -444,6 +484,65 @@ mod tests {
             props.insert(k.clone(), v.clone());
         }
         known(&props)
+    }
+
+    #[test]
+    fn without_a_replaced_subnet_or_group_the_function_keeps_the_rest_or_leaves_the_vpc() {
+        let r = |id: &str| {
+            Val::Unknown(Expr::Ref {
+                id: id.into(),
+                attr: "id".into(),
+            })
+        };
+        let vpc = |subnets: Vec<Val>, groups: Vec<Val>| -> Wanted {
+            [(
+                "vpc".to_string(),
+                Val::map(
+                    [
+                        ("subnets".to_string(), Val::list(subnets)),
+                        ("security_groups".to_string(), Val::list(groups)),
+                    ]
+                    .into(),
+                ),
+            )]
+            .into()
+        };
+        let gone = |v: &Val| matches!(v, Val::Unknown(Expr::Ref { id, .. }) if id == "a");
+        let known = |v: Value| Val::Known(v);
+        // One of two subnets goes: the other stays, the group (known) too.
+        let w = vpc(
+            vec![r("a"), known(json!("subnet-c"))],
+            vec![known(json!("sg-1"))],
+        );
+        let out = LambdaFunction.without(&w, &gone).unwrap();
+        assert_eq!(
+            out["vpc"],
+            known(json!({"subnets": ["subnet-c"], "security_groups": ["sg-1"]}))
+        );
+        // The only group goes: no VPC for the moment (Lambda needs subnets and groups).
+        let w = vpc(vec![known(json!("subnet-c"))], vec![r("a")]);
+        let out = LambdaFunction.without(&w, &gone).unwrap();
+        assert_eq!(
+            out["vpc"],
+            known(json!({"subnets": [], "security_groups": []}))
+        );
+        // Another unknown (created first) stays, to be filled in when the step runs.
+        let w = vpc(vec![r("a"), r("b")], vec![r("a")]);
+        assert!(matches!(
+            LambdaFunction.without(&w, &gone).unwrap()["vpc"],
+            Val::Known(_)
+        ));
+        let w = vpc(vec![r("a"), r("b")], vec![known(json!("sg-1"))]);
+        assert!(matches!(
+            LambdaFunction.without(&w, &gone).unwrap()["vpc"],
+            Val::Map(_)
+        ));
+        // Nothing replaced in use: no step.
+        assert!(
+            LambdaFunction
+                .without(&vpc(vec![r("b")], vec![r("b")]), &gone)
+                .is_none()
+        );
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn change(id: &str, kind: &'static str, action: Action, attrs: Vec<AttrChange>) 
         live: None,
         desired: None,
         create_first: false,
+        detach: None,
     }
 }
 

@@ -485,6 +485,26 @@ class AgainstTansu(unittest.TestCase):
         self.assertEqual(reply, {"exists": True, "partitions": 2, "configs": {}, "changed": ["configs:retention.ms"]})
         self.assertEqual(self.observed("raced"), (2, {}))
 
+    def test_created_topic_slow_to_show_is_answered_as_created(self):
+        # Kafka accepted the creation but its metadata does not list the topic within the wait.
+        class SlowMetadata(topic_admin.Topics):
+            def describe(self, topic, deadline):
+                if getattr(self, "created", False):
+                    return None
+                return super().describe(topic, deadline)
+
+            def create(self, topic, partitions, configs):
+                super().create(topic, partitions, configs)
+                self.created = True
+
+        request = topic_admin.parse_request(
+            payload("ensure", "slow-to-show", bootstrap_servers=BROKER.bootstrap, partitions=2, configs={"retention.ms": "9"})
+        )
+        with mock.patch.object(topic_admin, "Topics", SlowMetadata), mock.patch.object(topic_admin, "SETTLE_SECONDS", 0.3):
+            reply = topic_admin.run(request, PLAINTEXT_ENV)
+        self.assertEqual(reply, {"exists": True, "partitions": 2, "configs": {"retention.ms": "9"}, "changed": ["created"]})
+        self.assertEqual(self.observed("slow-to-show"), (2, {"retention.ms": "9"}))
+
     def test_delete_waits_until_gone_and_missing_is_fine(self):
         self.invoke("ensure", "doomed", partitions=1, configs={})
         self.assertEqual(self.invoke("delete", "doomed"), {"exists": False})

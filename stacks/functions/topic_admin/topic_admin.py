@@ -385,6 +385,9 @@ def ensure(topics, request, deadline):
         if not plan.changed():
             return state_reply(current, [])
         state = settle(topics, request, deadline)
+        if state is None and plan.create:
+            # Kafka accepted the creation; its metadata has not shown the topic yet.
+            state = TopicState(request.partitions, dict(request.configs))
         return state_reply(state, plan.changed())
 
 

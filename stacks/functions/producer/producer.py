@@ -21,6 +21,7 @@ import binascii
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -42,6 +43,7 @@ LIMIT_MAX_MESSAGE_BYTES = 8388608  # the most MSK Serverless allows for max.mess
 RECORD_OVERHEAD = 1024  # batch and record headers on top of key and value
 DEFAULT_TIMEOUT_MS = 8000  # API Gateway gives an integration 30 s at most
 MARGIN_MS = 1000  # left to the invocation to answer after Kafka gave up
+TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")  # Kafka's rule for topic names
 BROKER_FIELDS = {
     "iam": "BootstrapBrokerStringSaslIam",
     "scram": "BootstrapBrokerStringSaslScram",
@@ -85,6 +87,8 @@ class Settings:
         topic = env.get("TOPIC", "").strip()
         if not topic:
             fail("set TOPIC to the topic to produce to")
+        if not TOPIC_NAME.match(topic) or topic in (".", ".."):
+            fail(f"TOPIC {topic!r} is not a legal Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)")
         servers = env.get("BOOTSTRAP_SERVERS", "").strip() or None
         cluster_arn = env.get("CLUSTER_ARN", "").strip() or None
         if not servers and not cluster_arn:

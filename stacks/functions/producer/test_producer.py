@@ -79,6 +79,7 @@ class SettingsFromEnv(unittest.TestCase):
         cases = [
             ({"BOOTSTRAP_SERVERS": "h:9098"}, "TOPIC"),
             ({"TOPIC": "t"}, "CLUSTER_ARN"),
+            ({"TOPIC": "my topic", "BOOTSTRAP_SERVERS": "h:9098"}, "not a legal Kafka topic name"),
             ({**base, "KAFKA_SECURITY": "tls"}, "KAFKA_SECURITY"),
             ({**base, "KAFKA_SECURITY": "scram"}, "SECRET_ARN"),
             ({**base, "KAFKA_SECURITY_OVERRIDE": "ssl"}, "KAFKA_SECURITY_OVERRIDE"),

@@ -81,7 +81,7 @@ fn load(file: &Path, args: &StackArgs, need: Need) -> Result<Loaded> {
     .map_err(miette::Report::new)?;
     let artifacts = match need {
         Need::Everything => {
-            package::package_stack(&stack, &package::cache_dir()).map_err(|e| miette!("{e}"))?
+            package::package_stack(&stack, &package::cache_dir()).map_err(miette::Report::new)?
         }
         Need::StackOnly => Artifacts::new(),
     };

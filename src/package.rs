@@ -13,15 +13,19 @@
 
 use std::ffi::OsString;
 use std::io::{Cursor, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::prelude::*;
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Artifact, Artifacts};
+use crate::stack::load::{MAX_LINE, clip};
 use crate::stack::schema::Ty;
 use crate::stack::{Expr, SourceMap, Stack, literal};
 
@@ -44,7 +48,9 @@ const BUILD_FORMAT: &str = "mskctl-requirements-v1";
 /// How many lines of pip's error output a failure repeats.
 const PIP_TAIL_LINES: usize = 12;
 
-/// A local input that could not be packaged.
+/// A local input that could not be packaged. `Display` is `<file>:<line>:<col>: <id>:
+/// <message>` when the stack file could be read again; as a miette [`Diagnostic`] it points at
+/// the property's key (`code:`) in the file, like the loader's diagnostics.
 #[derive(Debug, thiserror::Error)]
 #[error("{}{id}: {message}", location.as_deref().map(|l| format!("{l}: ")).unwrap_or_default())]
 pub struct PackageError {
@@ -52,6 +58,22 @@ pub struct PackageError {
     pub location: Option<String>,
     pub id: String,
     pub message: String,
+    /// The stack file and the span of the property's key in it.
+    place: Option<(Arc<NamedSource<Arc<str>>>, Range<usize>)>,
+}
+
+impl Diagnostic for PackageError {
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let (_, span) = self.place.as_ref()?;
+        let label = LabeledSpan::new(Some("packaged from here".into()), span.start, span.len());
+        Some(Box::new(std::iter::once(label)))
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.place
+            .as_ref()
+            .map(|(source, _)| &**source as &dyn SourceCode)
+    }
 }
 
 /// What a package is built for: the function's runtime and architecture, and the local
@@ -127,10 +149,14 @@ pub fn package_stack(stack: &Stack, cache: &Path) -> Result<Artifacts, PackageEr
                 python: python.clone(),
                 label: format!("{}.{prop}", spec.id),
             };
-            let artifact = package(&path, cache, &target).map_err(|message| PackageError {
-                location: locate(stack, &spec.id, prop),
-                id: spec.id.clone(),
-                message,
+            let artifact = package(&path, cache, &target).map_err(|message| {
+                let place = locate(stack, &spec.id, prop);
+                PackageError {
+                    location: place.as_ref().map(|p| p.0.clone()),
+                    id: spec.id.clone(),
+                    message,
+                    place: place.map(|(_, source, span)| (source, span)),
+                }
             })?;
             artifacts.insert((spec.id.clone(), prop.clone()), artifact);
         }
@@ -139,8 +165,11 @@ pub fn package_stack(stack: &Stack, cache: &Path) -> Result<Artifacts, PackageEr
     Ok(artifacts)
 }
 
-/// `<file>:<line>:<col>` of `resources.<id>.<prop>` (its key) in the stack file.
-fn locate(stack: &Stack, id: &str, prop: &str) -> Option<String> {
+/// `resources.<id>.<prop>` (its key) in the stack file: `<file>:<line>:<col>`, the file and
+/// the key's span.
+type Place = (String, Arc<NamedSource<Arc<str>>>, Range<usize>);
+
+fn locate(stack: &Stack, id: &str, prop: &str) -> Option<Place> {
     let text = std::fs::read_to_string(&stack.path).ok()?;
     // The loader keeps the absolute path; name the file as the user would, from here.
     let shown = std::env::current_dir()
@@ -149,9 +178,15 @@ fn locate(stack: &Stack, id: &str, prop: &str) -> Option<String> {
         .unwrap_or_else(|| stack.path.clone());
     let map = SourceMap::new(&shown.display().to_string(), &text);
     let (node, _) = map.nearest(&["resources", id, prop])?;
-    let offset = node.key.as_ref().map_or(node.value.start, |k| k.start);
-    let (line, col) = map.line_col(offset);
-    Some(format!("{}:{line}:{col}", shown.display()))
+    let span = node.key.clone().unwrap_or(node.value.clone());
+    let span = span.start.min(text.len())..span.end.min(text.len());
+    let (line, col) = map.line_col(span.start);
+    let source = NamedSource::new(&map.file, map.text.clone()).with_language("yaml");
+    Some((
+        format!("{}:{line}:{col}", shown.display()),
+        Arc::new(source),
+        span,
+    ))
 }
 
 /// The loader resolves path properties to absolute literal paths.
@@ -611,7 +646,7 @@ fn run_pip(
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail: Vec<String> = lines[lines.len().saturating_sub(PIP_TAIL_LINES)..]
         .iter()
-        .map(|l| format!("  | {}", l.trim_end()))
+        .map(|l| format!("  | {}", clip(l.trim_end(), MAX_LINE)))
         .collect();
     Err(format!(
         "pip could not install {REQUIREMENTS} (`{} -m pip install` {}){}\n  \
@@ -1187,6 +1222,18 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with(&format!("{location}: fn: ")), "{text}");
         assert!(text.contains("`nodejs20.x`"), "{text}");
+        // As a diagnostic it points at `code:` in the file (text form and --json alike).
+        let report = miette::Report::new(err);
+        let json = crate::ui::json::error_json(&report);
+        assert_eq!(
+            (&json["type"], &json["line"], &json["column"]),
+            (&"diagnostic".into(), &9.into(), &5.into()),
+            "{json}"
+        );
+        assert!(
+            json["message"].as_str().unwrap().starts_with("fn: "),
+            "{json}"
+        );
     }
 
     #[test]

@@ -301,8 +301,12 @@ def producer_for(settings, budget):
                 **connection,
             )
         except Errors.KafkaError as err:
+            manager = getattr(net_clients[0], "_manager", None) if net_clients else None
+            refusals = list((getattr(manager, "_auth_failures", None) or {}).values())
             if net_clients:
                 net_clients[0].close()
+            if refusals:
+                raise HttpError(502, f"Kafka brokers at {servers} refused the function: {refusals[0]}") from None
             raise HttpError(
                 503, f"Kafka brokers at {servers} cannot be reached ({type(err).__name__}); try again later"
             ) from None
@@ -336,6 +340,8 @@ def cut_connections(net_client):
 
 
 def produce(producer, settings, key, value, budget):
+    # send() waits up to max_block_ms for the topic's metadata: never longer than this request may.
+    producer.config["max_block_ms"] = min(settings.timeout_ms, budget)
     try:
         future = producer.send(settings.topic, value=value, key=key)
         metadata = future.get(timeout=budget / 1000)

@@ -123,10 +123,14 @@ pub fn cache_dir() -> PathBuf {
     std::env::temp_dir().join("mskctl-cache")
 }
 
-/// Package every path property of `stack` into `cache`.
+/// How many packages are built at once (pip runs are mostly waiting on the index).
+const PARALLEL_BUILDS: usize = 4;
+
+/// Package every path property of `stack` into `cache`, up to [`PARALLEL_BUILDS`] at a time.
+/// The first failure by logical id is reported (the packages that did build stay cached).
 pub fn package_stack(stack: &Stack, cache: &Path) -> Result<Artifacts, PackageError> {
-    let mut artifacts = Artifacts::new();
     let python = python_from_env();
+    let mut jobs = Vec::new();
     for spec in stack.resources.values() {
         for (prop, expr) in &spec.props {
             if !spec
@@ -149,17 +153,45 @@ pub fn package_stack(stack: &Stack, cache: &Path) -> Result<Artifacts, PackageEr
                 python: python.clone(),
                 label: format!("{}.{prop}", spec.id),
             };
-            let artifact = package(&path, cache, &target).map_err(|message| {
-                let place = locate(stack, &spec.id, prop);
-                PackageError {
-                    location: place.as_ref().map(|p| p.0.clone()),
-                    id: spec.id.clone(),
-                    message,
-                    place: place.map(|(_, source, span)| (source, span)),
-                }
-            })?;
-            artifacts.insert((spec.id.clone(), prop.clone()), artifact);
+            jobs.push((spec.id.clone(), prop.clone(), path, target));
         }
+    }
+    let mut artifacts = Artifacts::new();
+    let mut first_error = None;
+    for chunk in jobs.chunks(PARALLEL_BUILDS) {
+        let results: Vec<Result<Artifact, String>> = std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(_, _, path, target)| scope.spawn(move || package(path, cache, target)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("packaging stopped unexpectedly".into()))
+                })
+                .collect()
+        });
+        for ((id, prop, _, _), result) in chunk.iter().zip(results) {
+            match result {
+                Ok(artifact) => {
+                    artifacts.insert((id.clone(), prop.clone()), artifact);
+                }
+                Err(message) if first_error.is_none() => {
+                    let place = locate(stack, id, prop);
+                    first_error = Some(PackageError {
+                        location: place.as_ref().map(|p| p.0.clone()),
+                        id: id.clone(),
+                        message,
+                        place: place.map(|(_, source, span)| (source, span)),
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     clean(cache);
     Ok(artifacts)

@@ -36,6 +36,7 @@ from werkzeug.serving import make_server  # noqa: E402
 import patches  # noqa: E402
 import patches.execute_api  # noqa: E402
 import patches.kafka_broker  # noqa: E402
+import patches.kafka_esm_delivery  # noqa: E402
 
 
 class QuietHandler(MotoRequestHandler):
@@ -97,6 +98,7 @@ def main() -> None:
     except RuntimeError as error:
         server.server_close()
         sys.exit(f"emulator: {error}")
+    patches.kafka_esm_delivery.start()
 
     def stop(signum: int, frame: object) -> None:
         # shutdown() waits for serve_forever to return: call it off this thread.
@@ -110,6 +112,7 @@ def main() -> None:
         server.serve_forever()
     finally:
         server.server_close()
+        patches.kafka_esm_delivery.stop()
         patches.kafka_broker.stop()
     sys.exit(0)
 

@@ -1121,7 +1121,7 @@ class KafkaBrokerTest(EmulatorTest):
 
 
 HANDLER_CODE = """
-import importlib.util, json, os, sys, time
+import base64, importlib.util, json, os, sys, time
 import boto3
 
 def echo(event, context):
@@ -1157,6 +1157,20 @@ def count(event, context):
     if event.get("sleep"):
         time.sleep(event["sleep"])
     return {"count": COUNT, "pid": os.getpid()}
+
+FAILS = 0
+
+def consume(event, context):
+    global FAILS
+    sqs = boto3.client("sqs")
+    values = [base64.b64decode(r["value"]).decode() for rs in event["records"].values() for r in rs]
+    if "fail-once" in values and FAILS == 0:
+        FAILS += 1
+        raise RuntimeError("the first try fails")
+    keys = [base64.b64decode(r["key"]).decode() for rs in event["records"].values() for r in rs if "key" in r]
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=os.environ["QUEUE"])["QueueUrl"], MessageBody=json.dumps({
+        "source": event["eventSource"], "arn": event.get("eventSourceArn"), "bootstrap": event["bootstrapServers"],
+        "partitions": sorted(event["records"]), "values": values, "keys": keys, "fails": FAILS}))
 
 def api_echo(event, context):
     return {"statusCode": 201, "headers": {"x-got": "yes", "content-type": "application/json"},
@@ -1330,6 +1344,81 @@ class LambdaInvokeTest(EmulatorTest):
         self.function("inv-zero", "app.echo")
         lam.put_function_concurrency(FunctionName="inv-zero", ReservedConcurrentExecutions=0)
         self.assertEqual(error_code(lambda: lam.invoke(FunctionName="inv-zero")), "TooManyRequestsException")
+
+
+class KafkaEsmDeliveryTest(EmulatorTest):
+    """patches/kafka_esm_delivery.py: Enabled Kafka mappings deliver the local broker's records."""
+
+    def consumer(self, name: str) -> str:
+        client("sqs").create_queue(QueueName=f"{name}-q")
+        client("lambda").create_function(
+            FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.consume", Timeout=30,
+            Code={"ZipFile": handler_zip({"app.py": HANDLER_CODE})}, Environment={"Variables": {"QUEUE": f"{name}-q"}})
+        return name
+
+    def received(self, name: str, count: int) -> list[dict]:
+        sqs = client("sqs")
+        url = sqs.get_queue_url(QueueName=f"{name}-q")["QueueUrl"]
+        got: list[dict] = []
+        deadline = time.monotonic() + 30
+        while len(got) < count and time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                got.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return got
+
+    def produce(self, topic: str, *messages: tuple[str | None, str]) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap())
+        for key, value in messages:
+            producer.send(topic, value.encode(), key=key.encode() if key else None).get(timeout=10)
+        producer.close()
+
+    def topic(self, name: str, partitions: int) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+        admin.create_topics([NewTopic(name, partitions, 1)])
+        admin.close()
+
+    def enabled(self, uuid_: str) -> None:
+        lam = client("lambda")
+        wait_for(lambda: lam.get_event_source_mapping(UUID=uuid_)["State"], "Enabled")
+
+    def test_msk_mapping_delivers_records_and_retries_a_failed_batch(self) -> None:
+        lam = client("lambda")
+        arn = make_cluster("esm-deliver")
+        wait_for(lambda: client("kafka").describe_cluster_v2(ClusterArn=arn)["ClusterInfo"]["State"], "ACTIVE")
+        self.topic("deliver-orders", 1)
+        self.produce("deliver-orders", ("k1", "before"))  # TRIM_HORIZON: read too
+        esm = lam.create_event_source_mapping(
+            FunctionName=self.consumer("esm-deliver-fn"), EventSourceArn=arn, Topics=["deliver-orders"],
+            StartingPosition="TRIM_HORIZON", BatchSize=10, MaximumBatchingWindowInSeconds=1)["UUID"]
+        self.enabled(esm)
+        first = self.received("esm-deliver-fn", 1)
+        self.assertEqual(first, [{"source": "aws:kafka", "arn": arn, "bootstrap": kafka_bootstrap(),
+                                  "partitions": ["deliver-orders-0"], "values": ["before"], "keys": ["k1"], "fails": 0}])
+        self.assertEqual(lam.get_event_source_mapping(UUID=esm)["LastProcessingResult"], "OK")
+        # A failing batch is retried until the function succeeds; nothing is lost or repeated.
+        self.produce("deliver-orders", (None, "fail-once"))
+        again = self.received("esm-deliver-fn", 1)
+        self.assertEqual([(m["values"], m["fails"]) for m in again], [(["fail-once"], 1)])
+        lam.delete_event_source_mapping(UUID=esm)
+
+    def test_self_managed_mapping_of_the_local_broker_and_latest(self) -> None:
+        lam = client("lambda")
+        self.topic("deliver-latest", 2)
+        self.produce("deliver-latest", (None, "old"))  # LATEST: not delivered
+        esm = lam.create_event_source_mapping(
+            FunctionName=self.consumer("esm-latest-fn"), Topics=["deliver-latest"], StartingPosition="LATEST",
+            SelfManagedEventSource={"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka_bootstrap()]}})["UUID"]
+        self.enabled(esm)
+        time.sleep(2)  # the poller starts at the end of each partition
+        self.produce("deliver-latest", (None, "new"))
+        got = self.received("esm-latest-fn", 1)
+        self.assertEqual([(m["source"], m["arn"], m["values"]) for m in got], [("SelfManagedKafka", None, ["new"])])
+        lam.delete_event_source_mapping(UUID=esm)
 
 
 def signed(method: str, url: str, body: bytes = b"", *, secret: str = "test", service: str = "execute-api",

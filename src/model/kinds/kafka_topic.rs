@@ -38,18 +38,18 @@ pub const SERVERLESS_MAX_MESSAGE_BYTES: i64 = 8 * 1024 * 1024;
 pub fn valid_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 249 {
         return Err(format!(
-            "topic name {name:?} must be 1 to 249 characters long"
+            "`name` {name:?}: a topic name has 1 to 249 characters"
         ));
     }
     if name == "." || name == ".." {
-        return Err(format!("topic name {name:?} is not allowed by Kafka"));
+        return Err(format!("`name` {name:?} is not allowed by Kafka"));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(format!(
-            "topic name {name:?} contains {c:?}; Kafka allows letters, digits, `.`, `_` and `-`"
+            "`name` {name:?} contains {c:?}; Kafka topic names allow letters, digits, `.`, `_` and `-`"
         ));
     }
     Ok(())
@@ -212,7 +212,7 @@ impl KindModel for KafkaTopic {
                     .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
                 if !port_ok {
                     return Err(format!(
-                        "bootstrap server {s:?} is not `host:port` (for example `b-1.kafka.internal:9096`)"
+                        "`bootstrap_servers`: {s:?} is not host:port (for example b-1.kafka.internal:9096)"
                     ));
                 }
             }

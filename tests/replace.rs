@@ -273,6 +273,44 @@ async fn a_subnet_and_group_in_use_are_replaced_create_before_destroy_in_one_app
     })
     .await;
 
+    step(
+        "an apply killed between the new copy's create and the old copy's delete converges on re-run, without a second replacement",
+        async {
+            let (old_subnet, _) = s.subnets().await.remove(0);
+            common::edit(&s.file, "cidr_block: 10.60.2.0/24", "cidr_block: 10.60.3.0/24");
+            let seen = s.em.kill_at(&["apply", "-f", &s.file, "--auto-approve"], |line| {
+                line.contains("subnet: created")
+            });
+            assert!(
+                seen.iter().any(|l| l.contains("subnet: created")),
+                "{}",
+                seen.join("\n")
+            );
+            assert_eq!(s.subnets().await.len(), 2, "both copies exist");
+            // SIGKILL left the stack lock behind.
+            s.em.run(&["unlock", "-f", &s.file, "--force"]).ok();
+            let plan = s.em.run(&["plan", "-f", &s.file]).ok();
+            let text = flat(&plan.stdout);
+            assert!(
+                text.contains(&format!("- subnet (subnet) [{old_subnet}] will be destroyed")),
+                "{}",
+                plan.stdout
+            );
+            assert!(
+                !text.contains("+/- subnet") && !text.contains("-/+ subnet"),
+                "a second replacement:\n{}",
+                plan.stdout
+            );
+            s.em.apply(&s.file);
+            let subnets = s.subnets().await;
+            assert_eq!(subnets.len(), 1, "{subnets:?}");
+            assert_eq!(subnets[0].1, "10.60.3.0/24");
+            assert_eq!(s.placement().await.0, vec![subnets[0].0.clone()]);
+            s.em.plan_exits(&s.file, 0);
+        },
+    )
+    .await;
+
     step("destroy leaves nothing", async {
         s.em.run(&["destroy", "-f", &s.file, "--auto-approve"]).ok();
         assert!(s.subnets().await.is_empty());

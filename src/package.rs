@@ -59,8 +59,11 @@ pub struct PackageError {
     pub id: String,
     pub message: String,
     /// The stack file and the span of the property's key in it.
-    place: Option<(Arc<NamedSource<Arc<str>>>, Range<usize>)>,
+    place: Option<(Source, Range<usize>)>,
 }
+
+/// The stack file as a diagnostic shows it.
+type Source = Arc<NamedSource<Arc<str>>>;
 
 impl Diagnostic for PackageError {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -199,7 +202,7 @@ pub fn package_stack(stack: &Stack, cache: &Path) -> Result<Artifacts, PackageEr
 
 /// `resources.<id>.<prop>` (its key) in the stack file: `<file>:<line>:<col>`, the file and
 /// the key's span.
-type Place = (String, Arc<NamedSource<Arc<str>>>, Range<usize>);
+type Place = (String, Source, Range<usize>);
 
 fn locate(stack: &Stack, id: &str, prop: &str) -> Option<Place> {
     let text = std::fs::read_to_string(&stack.path).ok()?;

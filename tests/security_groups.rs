@@ -424,3 +424,181 @@ async fn self_and_mutual_group_rules_apply_replan_drift_replace_destroy() {
     )
     .await;
 }
+
+const BATCH: &str = r#"
+stack: sgbatch
+region: ap-northeast-1
+resources:
+  vpc:
+    type: vpc
+    cidr_block: 10.31.0.0/16
+  brokers:
+    type: security_group
+    vpc: vpc
+    description: Kafka brokers
+    ingress:
+      - {protocol: tcp, from_port: 9098, cidr: 10.31.0.0/16, description: IAM from the VPC}
+      - {protocol: tcp, from_port: 9098, cidr: 192.168.0.0/24, description: IAM from the office}
+      - {protocol: tcp, from_port: 9096, cidr: 10.31.0.0/16, description: SCRAM}
+    egress:
+      - {protocol: tcp, from_port: 443, cidr: 0.0.0.0/0, description: AWS APIs}
+      - {protocol: tcp, from_port: 9098, cidr: 10.31.0.0/16, description: brokers}
+"#;
+
+/// `apply` with a call log: the run and how many calls of each security-group rule operation
+/// (authorize, revoke, update descriptions) it made.
+fn apply_counting(
+    em: &Emulator,
+    dir: &StackDir,
+    file: &str,
+) -> (Run, std::collections::BTreeMap<String, usize>) {
+    let log = dir.write("calls.log", "");
+    let run = Run::from(
+        em.mskctl()
+            .env("MSKCTL_CALL_LOG", &log)
+            .args(["apply", "-f", file, "--auto-approve"])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let mut ops = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first() == Some(&"call")
+            && let Some(op) = fields.last().and_then(|op| op.strip_prefix("EC2."))
+            && ["Authorize", "Revoke", "UpdateSecurityGroupRule"]
+                .iter()
+                .any(|verb| op.starts_with(verb))
+        {
+            *ops.entry(op.to_string()).or_insert(0) += 1;
+        }
+    }
+    (run, ops)
+}
+
+/// The (port, CIDR, description) of a group's IPv4 rules in one direction.
+fn cidr_rules(perms: &[IpPermission]) -> Vec<(Option<i32>, String, String)> {
+    let mut out: Vec<_> = perms
+        .iter()
+        .flat_map(|p| {
+            p.ip_ranges().iter().map(|r| {
+                (
+                    p.from_port(),
+                    r.cidr_ip().unwrap_or_default().to_string(),
+                    r.description().unwrap_or_default().to_string(),
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A group's new rules go in one call per direction and step, not one call per rule; when EC2
+/// answers that some of them were already done (`InvalidPermission.Duplicate` on authorize,
+/// `InvalidPermission.NotFound` on revoke: EC2 then changes nothing), apply goes rule by rule
+/// and still ends with exactly the declared rules.
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_go_in_one_call_per_direction_and_a_duplicate_falls_back_to_one_per_rule() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = dir.write("stack.yaml", BATCH);
+    // Calls are counted: no retries of a group EC2 does not show yet.
+    em.control("/_emulator/faults", r#"{"delays": {"ec2_consistency": 0}}"#);
+    let ec2 = aws_sdk_ec2::Client::new(&em.sdk().await);
+    let brokers = || async {
+        let out = ec2
+            .describe_security_groups()
+            .filters(
+                Filter::builder()
+                    .name("tag:mskctl:stack")
+                    .values("sgbatch")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.security_groups().len(), 1, "{out:?}");
+        out.security_groups()[0].clone()
+    };
+    let vpc = |port: i32, desc: &str| (Some(port), "10.31.0.0/16".to_string(), desc.to_string());
+
+    step(
+        "create: one authorize per direction, one revoke of the default egress",
+        async {
+            let (run, ops) = apply_counting(&em, &dir, &file);
+            let want: std::collections::BTreeMap<String, usize> = [
+                ("AuthorizeSecurityGroupEgress", 1),
+                ("AuthorizeSecurityGroupIngress", 1),
+                ("RevokeSecurityGroupEgress", 1),
+            ]
+            .map(|(op, n)| (op.to_string(), n))
+            .into();
+            assert_eq!(ops, want, "{}", run.all());
+            let g = brokers().await;
+            assert_eq!(
+                cidr_rules(g.ip_permissions()),
+                vec![
+                    vpc(9096, "SCRAM"),
+                    vpc(9098, "IAM from the VPC"),
+                    (
+                        Some(9098),
+                        "192.168.0.0/24".into(),
+                        "IAM from the office".into()
+                    ),
+                ]
+            );
+            assert_eq!(
+                cidr_rules(g.ip_permissions_egress()),
+                vec![
+                    (Some(443), "0.0.0.0/0".into(), "AWS APIs".into()),
+                    vpc(9098, "brokers"),
+                ]
+            );
+            em.plan_exits(&file, 0);
+        },
+    )
+    .await;
+
+    step("update: EC2 answers Duplicate and NotFound once; apply goes rule by rule", async {
+        let edited = BATCH
+            .replace(
+                "      - {protocol: tcp, from_port: 9096, cidr: 10.31.0.0/16, description: SCRAM}\n",
+                "      - {protocol: tcp, from_port: 9094, cidr: 10.31.0.0/16, description: TLS}\n      \
+                 - {protocol: tcp, from_port: 9092, cidr: 10.31.0.0/16, description: plaintext}\n",
+            )
+            .replace(
+                "      - {protocol: tcp, from_port: 9098, cidr: 192.168.0.0/24, description: IAM from the office}\n",
+                "",
+            )
+            .replace("IAM from the VPC", "IAM");
+        std::fs::write(&file, edited).unwrap();
+        em.control(
+            "/_emulator/faults",
+            r#"{"throttle": [
+                {"action": "AuthorizeSecurityGroupIngress", "count": 1, "code": "InvalidPermission.Duplicate", "status": 400},
+                {"action": "RevokeSecurityGroupIngress", "count": 1, "code": "InvalidPermission.NotFound", "status": 400}
+            ]}"#,
+        );
+        let (run, ops) = apply_counting(&em, &dir, &file);
+        let faults = em.faults();
+        for action in ["AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress"] {
+            assert_eq!(faults["throttle"][action]["remaining"], 0, "{faults}");
+        }
+        assert!(run.stdout.contains("one rule per call"), "{}", run.all());
+        // Two rules in, two out: each the refused call, then one call per rule.
+        assert_eq!(ops.get("AuthorizeSecurityGroupIngress"), Some(&3), "{ops:?}");
+        assert_eq!(ops.get("RevokeSecurityGroupIngress"), Some(&3), "{ops:?}");
+        assert_eq!(ops.get("UpdateSecurityGroupRuleDescriptionsIngress"), Some(&1), "{ops:?}");
+        assert_eq!(
+            cidr_rules(brokers().await.ip_permissions()),
+            vec![
+                vpc(9092, "plaintext"),
+                vpc(9094, "TLS"),
+                vpc(9098, "IAM"),
+            ]
+        );
+        em.plan_exits(&file, 0);
+    })
+    .await;
+}

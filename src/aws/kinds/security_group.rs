@@ -1,6 +1,7 @@
-//! `security_group` on AWS: CreateSecurityGroup with tags, then one call per rule
-//! (Authorize/Revoke one rule, UpdateSecurityGroupRuleDescriptions for a description), so
-//! errors name the rule; DescribeSecurityGroups, flattened to the model's one rule per peer;
+//! `security_group` on AWS: CreateSecurityGroup with tags, then one call per direction and
+//! step for all its rules (Authorize, Revoke, UpdateSecurityGroupRuleDescriptions; ingress and
+//! egress at once), rule by rule only when EC2 says some were already done;
+//! DescribeSecurityGroups, flattened to the model's one rule per peer;
 //! DeleteSecurityGroup once dependent network interfaces have gone. [`SecurityGroupRules`]
 //! authorizes and revokes the rules that name other groups, which the planner puts in their
 //! own node (see `model::kinds::security_group`).
@@ -171,20 +172,27 @@ impl KindApi for SecurityGroup {
     ) -> Result<Observed, CallError> {
         let p = &desired.props;
         let group_id = &observed.physical_id;
-        for (prop, dir) in [
-            ("ingress", Direction::Ingress),
-            ("egress", Direction::Egress),
-        ] {
+        // Ingress, egress and tags are independent: all at once.
+        let direction = |prop: &'static str, dir: Direction| async move {
             // An absent `egress` means "not managed", whatever the live rules are.
             if !changed.iter().any(|c| c == prop) || !p.contains_key(prop) {
-                continue;
+                return Ok(());
             }
             let plan = diff_rules(&rules_of(p.get(prop)), &rules_of(observed.props.get(prop)));
-            apply_rules(cx, &desired.id, group_id, dir, &plan).await?;
-        }
-        if changed.iter().any(|c| c == "tags") {
-            ec2::sync_tags(cx, group_id, p, &observed.props).await?;
-        }
+            apply_rules(cx, &desired.id, group_id, dir, &plan).await
+        };
+        let tags = async {
+            if changed.iter().any(|c| c == "tags") {
+                ec2::sync_tags(cx, group_id, p, &observed.props).await?;
+            }
+            Ok(())
+        };
+        let (ingress, egress, tags) = tokio::join!(
+            direction("ingress", Direction::Ingress),
+            direction("egress", Direction::Egress),
+            tags
+        );
+        ingress.and(egress).and(tags)?;
         reread(cx, &desired.id, group_id).await
     }
 
@@ -220,16 +228,20 @@ impl KindApi for SecurityGroupRules {
         let p = &desired.props;
         let group_id = s(p, "group").unwrap_or_default();
         let mut props: Props = [("group".to_string(), json!(group_id))].into();
-        for (prop, dir) in [
-            ("ingress", Direction::Ingress),
-            ("egress", Direction::Egress),
-        ] {
-            let rules = rules_of(p.get(prop));
+        let (ingress, egress) = (rules_of(p.get("ingress")), rules_of(p.get("egress")));
+        let authorize = |rules: &Vec<Rule>, dir| {
             let plan = RuleChanges {
                 authorize: rules.clone(),
                 ..RuleChanges::default()
             };
-            apply_rules(cx, &desired.id, group_id, dir, &plan).await?;
+            async move { apply_rules(cx, &desired.id, group_id, dir, &plan).await }
+        };
+        let (i, e) = tokio::join!(
+            authorize(&ingress, Direction::Ingress),
+            authorize(&egress, Direction::Egress)
+        );
+        i.and(e)?;
+        for (prop, rules) in [("ingress", ingress), ("egress", egress)] {
             props.insert(
                 prop.into(),
                 Value::Array(rules.iter().map(Rule::to_value).collect()),
@@ -253,17 +265,22 @@ impl KindApi for SecurityGroupRules {
         let p = &desired.props;
         let group_id = s(p, "group").unwrap_or_default();
         let mut props = observed.props.clone();
-        for (prop, dir) in [
-            ("ingress", Direction::Ingress),
-            ("egress", Direction::Egress),
-        ] {
+        // Both directions at once; each returns the rules it now has, if it changed them.
+        let direction = |prop: &'static str, dir: Direction| async move {
             // Egress not declared on the group: its rules are not managed.
             if !changed.iter().any(|c| c == prop) || !p.contains_key(prop) {
-                continue;
+                return Ok(None);
             }
             let want = rules_of(p.get(prop));
             let plan = diff_rules(&want, &rules_of(observed.props.get(prop)));
             apply_rules(cx, &desired.id, group_id, dir, &plan).await?;
+            Ok::<_, CallError>(Some((prop, want)))
+        };
+        let (ingress, egress) = tokio::join!(
+            direction("ingress", Direction::Ingress),
+            direction("egress", Direction::Egress)
+        );
+        for (prop, want) in [ingress?, egress?].into_iter().flatten() {
             props.insert(
                 prop.into(),
                 Value::Array(want.iter().map(Rule::to_value).collect()),
@@ -279,27 +296,200 @@ impl KindApi for SecurityGroupRules {
     /// from being deleted. A group already gone took its rules with it.
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
         let group_id = s(&observed.props, "group").unwrap_or_default();
-        for (prop, dir) in [
-            ("ingress", Direction::Ingress),
-            ("egress", Direction::Egress),
-        ] {
+        let revoke = |prop: &str, dir| {
             let plan = RuleChanges {
                 revoke: rules_of(observed.props.get(prop)),
                 ..RuleChanges::default()
             };
-            match apply_rules(cx, &observed.id, group_id, dir, &plan).await {
-                Err(e) if e.code_is("InvalidGroup.NotFound") => return Ok(()),
-                other => other?,
+            async move {
+                match apply_rules(cx, &observed.id, group_id, dir, &plan).await {
+                    Err(e) if e.code_is("InvalidGroup.NotFound") => Ok(()),
+                    other => other,
+                }
             }
+        };
+        let (i, e) = tokio::join!(
+            revoke("ingress", Direction::Ingress),
+            revoke("egress", Direction::Egress)
+        );
+        i.and(e)
+    }
+}
+
+/// The EC2 permissions for `rules`: one `IpPermission` per protocol and port range holding
+/// every peer of that range, as DescribeSecurityGroups returns them (and as AWS's own examples
+/// send several rules in one call); `self` resolves to `group_id`.
+pub fn permissions(rules: &[Rule], group_id: &str) -> Vec<IpPermission> {
+    let mut grouped: Vec<(IpPermission, Vec<IpPermission>)> = Vec::new();
+    for rule in rules {
+        let p = rule.to_permission(group_id);
+        let same_range = |q: &IpPermission| {
+            (q.ip_protocol(), q.from_port(), q.to_port())
+                == (p.ip_protocol(), p.from_port(), p.to_port())
+        };
+        match grouped.iter_mut().find(|(first, _)| same_range(first)) {
+            Some((_, more)) => more.push(p),
+            None => grouped.push((p, Vec::new())),
         }
-        Ok(())
+    }
+    grouped
+        .into_iter()
+        .map(|(first, more)| {
+            let all = || std::iter::once(&first).chain(more.iter());
+            IpPermission::builder()
+                .set_ip_protocol(first.ip_protocol().map(String::from))
+                .set_from_port(first.from_port())
+                .set_to_port(first.to_port())
+                .set_ip_ranges(nonempty(all().flat_map(|p| p.ip_ranges().to_vec())))
+                .set_ipv6_ranges(nonempty(all().flat_map(|p| p.ipv6_ranges().to_vec())))
+                .set_user_id_group_pairs(nonempty(
+                    all().flat_map(|p| p.user_id_group_pairs().to_vec()),
+                ))
+                .set_prefix_list_ids(nonempty(all().flat_map(|p| p.prefix_list_ids().to_vec())))
+                .build()
+        })
+        .collect()
+}
+
+fn nonempty<T>(items: impl Iterator<Item = T>) -> Option<Vec<T>> {
+    let v: Vec<T> = items.collect();
+    (!v.is_empty()).then_some(v)
+}
+
+/// The three rule calls of one direction; `Authorize` and `Describe` retry a NotFound of the
+/// group, or of a peer group, created moments ago.
+#[derive(Clone, Copy)]
+enum RuleCall {
+    Authorize,
+    Revoke,
+    Describe,
+}
+
+impl RuleCall {
+    /// The error code meaning "already done" for one rule (the rule already exists, or is
+    /// already gone); `None` where there is none.
+    fn done_code(self) -> Option<&'static str> {
+        match self {
+            RuleCall::Authorize => Some("InvalidPermission.Duplicate"),
+            RuleCall::Revoke => Some("InvalidPermission.NotFound"),
+            RuleCall::Describe => None,
+        }
+    }
+}
+
+/// One call of `what` for `rules` (all of them in one request).
+async fn rule_call(
+    cx: &Ctx,
+    id: &str,
+    group_id: &str,
+    dir: Direction,
+    what: RuleCall,
+    rules: &[Rule],
+) -> Result<(), CallError> {
+    let ec2 = &cx.aws.ec2;
+    let perms = Some(permissions(rules, group_id));
+    let send = || async {
+        match (what, dir) {
+            (RuleCall::Authorize, Direction::Ingress) => ec2
+                .authorize_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(perms.clone())
+                .send()
+                .await
+                .call("AuthorizeSecurityGroupIngress")
+                .map(|_| ()),
+            (RuleCall::Authorize, Direction::Egress) => ec2
+                .authorize_security_group_egress()
+                .group_id(group_id)
+                .set_ip_permissions(perms.clone())
+                .send()
+                .await
+                .call("AuthorizeSecurityGroupEgress")
+                .map(|_| ()),
+            (RuleCall::Revoke, Direction::Ingress) => ec2
+                .revoke_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(perms.clone())
+                .send()
+                .await
+                .call("RevokeSecurityGroupIngress")
+                .map(|_| ()),
+            (RuleCall::Revoke, Direction::Egress) => ec2
+                .revoke_security_group_egress()
+                .group_id(group_id)
+                .set_ip_permissions(perms.clone())
+                .send()
+                .await
+                .call("RevokeSecurityGroupEgress")
+                .map(|_| ()),
+            (RuleCall::Describe, Direction::Ingress) => ec2
+                .update_security_group_rule_descriptions_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(perms.clone())
+                .send()
+                .await
+                .call("UpdateSecurityGroupRuleDescriptionsIngress")
+                .map(|_| ()),
+            (RuleCall::Describe, Direction::Egress) => ec2
+                .update_security_group_rule_descriptions_egress()
+                .group_id(group_id)
+                .set_ip_permissions(perms.clone())
+                .send()
+                .await
+                .call("UpdateSecurityGroupRuleDescriptionsEgress")
+                .map(|_| ()),
+        }
+    };
+    match what {
+        RuleCall::Revoke => send().await,
+        _ => retry_while(cx, id, &EC2_NOT_YET_VISIBLE, send).await,
+    }
+}
+
+/// `what` for all `rules` of one direction in one call. EC2 refuses the whole request when
+/// one rule is already there (authorize, `InvalidPermission.Duplicate`) or already gone
+/// (revoke in a VPC, `InvalidPermission.NotFound`, "no rules are revoked"): a reply lost
+/// after the call took effect, or a change made by hand since the read. Only then does it go
+/// rule by rule, where that answer for one rule means it is done.
+async fn rules_in_one_call(
+    cx: &Ctx,
+    id: &str,
+    group_id: &str,
+    dir: Direction,
+    what: RuleCall,
+    rules: &[Rule],
+) -> Result<(), CallError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let done = |e: &CallError| what.done_code().is_some_and(|code| e.code_is(code));
+    match rule_call(cx, id, group_id, dir, what, rules).await {
+        Err(e) if done(&e) && rules.len() > 1 => {
+            cx.progress(
+                id,
+                &format!(
+                    "{} answered {}: some of its {} rules are already done; one rule per call",
+                    e.op,
+                    e.code.as_deref().unwrap_or_default(),
+                    rules.len()
+                ),
+            );
+            for rule in rules {
+                match rule_call(cx, id, group_id, dir, what, std::slice::from_ref(rule)).await {
+                    Err(e) if done(&e) => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        }
+        Err(e) if done(&e) => Ok(()),
+        other => other,
     }
 }
 
 /// Authorize new rules first (so access is never narrower than both old and new), then
-/// revoke, then update descriptions. One call per rule keeps errors specific; a rule that is
-/// already there (authorize) or already gone (revoke) is not an error. Authorizing and
-/// describing retry a NotFound of the group, or of a peer group, created moments ago.
+/// revoke, then update descriptions: each step one call for all its rules. A rule that is
+/// already there (authorize) or already gone (revoke) is not an error.
 async fn apply_rules(
     cx: &Ctx,
     id: &str,
@@ -307,85 +497,9 @@ async fn apply_rules(
     dir: Direction,
     plan: &RuleChanges,
 ) -> Result<(), CallError> {
-    let ec2 = &cx.aws.ec2;
-    for rule in &plan.authorize {
-        let perm = rule.to_permission(group_id);
-        let r = retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
-            match dir {
-                Direction::Ingress => ec2
-                    .authorize_security_group_ingress()
-                    .group_id(group_id)
-                    .ip_permissions(perm.clone())
-                    .send()
-                    .await
-                    .call("AuthorizeSecurityGroupIngress")
-                    .map(|_| ()),
-                Direction::Egress => ec2
-                    .authorize_security_group_egress()
-                    .group_id(group_id)
-                    .ip_permissions(perm.clone())
-                    .send()
-                    .await
-                    .call("AuthorizeSecurityGroupEgress")
-                    .map(|_| ()),
-            }
-        })
-        .await;
-        match r {
-            Err(e) if e.code_is("InvalidPermission.Duplicate") => {}
-            other => other?,
-        }
-    }
-    for rule in &plan.revoke {
-        let perm = rule.to_permission(group_id);
-        let r = match dir {
-            Direction::Ingress => ec2
-                .revoke_security_group_ingress()
-                .group_id(group_id)
-                .ip_permissions(perm)
-                .send()
-                .await
-                .call("RevokeSecurityGroupIngress")
-                .map(|_| ()),
-            Direction::Egress => ec2
-                .revoke_security_group_egress()
-                .group_id(group_id)
-                .ip_permissions(perm)
-                .send()
-                .await
-                .call("RevokeSecurityGroupEgress")
-                .map(|_| ()),
-        };
-        match r {
-            Err(e) if e.code_is("InvalidPermission.NotFound") => {}
-            other => other?,
-        }
-    }
-    for rule in &plan.describe {
-        let perm = rule.to_permission(group_id);
-        retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
-            match dir {
-                Direction::Ingress => ec2
-                    .update_security_group_rule_descriptions_ingress()
-                    .group_id(group_id)
-                    .ip_permissions(perm.clone())
-                    .send()
-                    .await
-                    .call("UpdateSecurityGroupRuleDescriptionsIngress")
-                    .map(|_| ()),
-                Direction::Egress => ec2
-                    .update_security_group_rule_descriptions_egress()
-                    .group_id(group_id)
-                    .ip_permissions(perm.clone())
-                    .send()
-                    .await
-                    .call("UpdateSecurityGroupRuleDescriptionsEgress")
-                    .map(|_| ()),
-            }
-        })
-        .await?;
-    }
-    Ok(())
+    rules_in_one_call(cx, id, group_id, dir, RuleCall::Authorize, &plan.authorize).await?;
+    rules_in_one_call(cx, id, group_id, dir, RuleCall::Revoke, &plan.revoke).await?;
+    rules_in_one_call(cx, id, group_id, dir, RuleCall::Describe, &plan.describe).await
 }
 
 async fn reread(cx: &Ctx, id: &str, group_id: &str) -> Result<Observed, CallError> {
@@ -547,6 +661,43 @@ mod tests {
         let d = diff_rules(&[], &default_egress);
         assert_eq!(d.revoke.len(), 1);
         assert_eq!(d.revoke[0].peer, Peer::Cidr("0.0.0.0/0".into()));
+    }
+
+    #[test]
+    fn permissions_hold_every_peer_of_one_port_range_and_flatten_back_to_the_rules() {
+        let rules = sort_rules(vec![
+            Rule::new(
+                "tcp",
+                Some(9098),
+                Some(9098),
+                Peer::Cidr("10.0.0.0/16".into()),
+                "vpc",
+            ),
+            Rule::new(
+                "tcp",
+                Some(443),
+                Some(443),
+                Peer::Cidr("0.0.0.0/0".into()),
+                "",
+            ),
+            Rule::new(
+                "tcp",
+                Some(9098),
+                Some(9098),
+                Peer::Group("self".into()),
+                "own",
+            ),
+            Rule::new("tcp", Some(9098), Some(9098), Peer::Ipv6("::/0".into()), ""),
+            Rule::new("all", None, None, Peer::Group("sg-peer".into()), ""),
+        ]);
+        let perms = permissions(&rules, "sg-own");
+        assert_eq!(perms.len(), 3, "{perms:?}");
+        let kafka = perms.iter().find(|p| p.from_port() == Some(9098)).unwrap();
+        assert_eq!(kafka.ip_ranges().len(), 1);
+        assert_eq!(kafka.ipv6_ranges().len(), 1);
+        assert_eq!(kafka.user_id_group_pairs()[0].group_id(), Some("sg-own"));
+        assert_eq!(flatten(&perms, "sg-own"), rules);
+        assert!(permissions(&[], "sg-own").is_empty());
     }
 
     #[test]

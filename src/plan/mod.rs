@@ -579,10 +579,14 @@ fn order_replacement(
     let Some(desired) = &change.desired else {
         return;
     };
+    // A generated name the old copy holds is made fresh for the new one; one that already
+    // differs (the default of a renamed logical id) is free as it is.
     let mut fresh = desired.clone();
     for (prop, default) in generated {
-        let name = fresh_name(default, &live.observed.physical_id);
-        fresh.insert(prop.to_string(), Val::Known(Value::String(name)));
+        if desired.get(*prop).and_then(Val::as_known) == live.observed.props.get(*prop) {
+            let name = fresh_name(default, &live.observed.physical_id);
+            fresh.insert(prop.to_string(), Val::Known(Value::String(name)));
+        }
     }
     let blocked_by = deps
         .iter()
@@ -597,6 +601,9 @@ fn order_replacement(
             for (prop, _) in generated {
                 let before = live.observed.props.get(*prop).cloned();
                 let after = fresh[*prop].clone();
+                if desired.get(*prop) == Some(&after) {
+                    continue;
+                }
                 change.attrs.retain(|a| a.path != *prop);
                 if before.as_ref() != after.as_known() {
                     change.attrs.push(AttrChange {

@@ -755,6 +755,30 @@ fn a_replacement_creates_first_with_a_fresh_generated_name_and_replans_clean() {
 }
 
 #[test]
+fn a_renamed_id_whose_generated_name_follows_it_needs_no_fresh_name() {
+    let (s, live) = pools(
+        stack(vec![("a", vec![("cidr", cidr("10.0.0.0/16"))])]),
+        &["a"],
+    );
+    let mut renamed = s.clone();
+    let mut spec = renamed.resources.remove("a").unwrap();
+    spec.id = "z".into();
+    spec.renamed_from = Some("a".into());
+    renamed.resources.insert("z".into(), spec);
+    let p = plan_of(&renamed, &live);
+    let z = change(&p, "z");
+    assert_eq!(z.moved_from(), Some("a"));
+    assert_eq!((z.action, z.create_first), (Action::Replace, true));
+    // `demo-z` is free while the old copy holds `demo-a`.
+    assert_eq!(
+        z.desired.as_ref().unwrap()["name"],
+        Val::Known(json!("demo-z"))
+    );
+    let name = z.attrs.iter().find(|x| x.path == "name").unwrap();
+    assert!(name.forces_replacement);
+}
+
+#[test]
 fn an_explicit_name_cannot_coexist_so_the_old_copy_goes_first_and_the_plan_says_why() {
     let (s, live) = pools(
         stack(vec![(

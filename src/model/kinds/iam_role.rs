@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 
-use crate::model::KindModel;
+use crate::model::{Coexist, KindModel, Props, Val, Wanted};
 use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
 pub struct IamRole;
@@ -264,6 +264,26 @@ impl KindModel for IamRole {
         &SCHEMA
     }
 
+    /// Role names are unique in the account: the new role is created first (and what uses it
+    /// moved to it) when its name differs from the old one's, within IAM's 64 characters.
+    fn coexist(&self, desired: &Wanted, observed: &Props) -> Coexist {
+        let name = desired
+            .get("name")
+            .and_then(Val::as_known)
+            .and_then(Value::as_str);
+        match name {
+            Some(n) if Some(n) == observed.get("name").and_then(Value::as_str) => {
+                Coexist::No(format!(
+                    "the role name {n} stays taken by the old role until it is deleted, and role names are unique in the account"
+                ))
+            }
+            Some(n) if n.chars().count() > 64 => Coexist::No(format!(
+                "the new role's name {n} would be longer than IAM's 64 characters"
+            )),
+            _ => Coexist::Yes,
+        }
+    }
+
     fn normalize(&self, prop: &str, value: &Value) -> Value {
         match prop {
             "trust" | "managed_policy_arns" => sorted_strings(value),
@@ -287,6 +307,23 @@ mod tests {
     fn same(a: &Value, b: &Value) -> bool {
         IamRole.normalize("policies", &json!({"p": a}))
             == IamRole.normalize("policies", &json!({"p": b}))
+    }
+
+    #[test]
+    fn a_new_role_coexists_under_another_name_of_at_most_64_characters() {
+        let old: Props = [("name".to_string(), json!("s-role"))].into();
+        let named = |n: &str| -> Wanted { [("name".to_string(), Val::Known(json!(n)))].into() };
+        assert_eq!(
+            IamRole.coexist(&named("s-role-1a2b3c4d"), &old),
+            Coexist::Yes
+        );
+        assert!(
+            matches!(IamRole.coexist(&named("s-role"), &old), Coexist::No(why) if why.contains("unique in the account"))
+        );
+        let long = "r".repeat(65);
+        assert!(
+            matches!(IamRole.coexist(&named(&long), &old), Coexist::No(why) if why.contains("64 characters"))
+        );
     }
 
     #[test]

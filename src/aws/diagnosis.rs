@@ -32,14 +32,24 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time one call may take in total, the SDK's retries and their backoff included.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Connect, read and per-call timeouts for every SDK client.
+/// Connect, read and per-call timeouts for every SDK client, each multiplied by
+/// `MSKCTL_CALL_TIMEOUT_SCALE` (the tests shrink them against the local emulator, which
+/// answers in milliseconds, to see lost replies time out quickly).
 pub fn timeout_config() -> TimeoutConfig {
+    let scale = timeout_scale(std::env::var("MSKCTL_CALL_TIMEOUT_SCALE").ok().as_deref());
     TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(ATTEMPT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(CALL_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT.mul_f64(scale))
+        .read_timeout(ATTEMPT_TIMEOUT.mul_f64(scale))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT.mul_f64(scale))
+        .operation_timeout(CALL_TIMEOUT.mul_f64(scale))
         .build()
+}
+
+/// The timeout multiplier: a positive finite number, else 1.
+fn timeout_scale(raw: Option<&str>) -> f64 {
+    raw.and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0)
 }
 
 /// A call that got no answer: where it went, what it was, how long it waited.

@@ -7,6 +7,7 @@ pub mod concurrent;
 pub mod diagnosis;
 pub mod kinds;
 pub mod lock;
+pub mod outcome;
 pub mod provider;
 pub mod retry;
 
@@ -208,6 +209,7 @@ impl Clients {
                     $krate::config::Builder::from(&conf)
                         .interceptor(calls.clone())
                         .interceptor(crate::aws::diagnosis::NameTheEndpoint)
+                        .interceptor(crate::aws::outcome::LostReply)
                         .build(),
                 )
             };
@@ -359,6 +361,13 @@ impl CallError {
     pub fn code_is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
+
+    /// True when AWS may have performed the call although no reply arrived: a
+    /// non-idempotent call whose connection dropped or timed out
+    /// ([`outcome::REPLY_LOST`]), or any call that ran out of time.
+    pub fn reply_lost(&self) -> bool {
+        self.code_is(outcome::REPLY_LOST) || self.code_is("Timeout")
+    }
 }
 
 impl fmt::Display for CallError {
@@ -384,6 +393,13 @@ where
 {
     fn call(self, op: &str) -> Result<T, CallError> {
         self.map_err(|err| {
+            if let Some(lost) = outcome::find_reply_lost(std::error::Error::source(&err)) {
+                return CallError {
+                    op: op.to_string(),
+                    code: Some(outcome::REPLY_LOST.into()),
+                    message: lost.to_string(),
+                };
+            }
             let (code, message) = match &err {
                 SdkError::ServiceError(service) => {
                     let e = service.err();
@@ -409,7 +425,7 @@ where
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut msg = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -1,6 +1,7 @@
 //! The engine's [`Provider`] on AWS: dispatches each operation to the kind's AWS half, and
 //! reads the stack's live resources of every kind the run needs.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -8,9 +9,11 @@ use async_trait::async_trait;
 use tokio::task::JoinSet;
 
 use crate::aws::kinds::{KindApi, arn_has_type, tagged_index};
+use crate::aws::retry::{self, Made};
 use crate::aws::{CALL_SCOPE, CallError, Ctx};
 use crate::engine::Provider;
-use crate::model::{Desired, Observed};
+use crate::model::kinds::security_group as sg;
+use crate::model::{Desired, Observed, Val, Wanted};
 use crate::plan::Live;
 
 /// The AWS halves of the kinds, looked up by kind name.
@@ -89,8 +92,252 @@ impl AwsProvider {
                 .cmp(&b.observed.id)
                 .then(a.observed.physical_id.cmp(&b.observed.physical_id))
         });
+        keep_used_copies_first(&mut live);
         Ok(live)
     }
+}
+
+impl AwsProvider {
+    /// Create `desired`, resolving a create whose reply was lost, or that AWS says already
+    /// exists, by looking up this stack's copy with the kind's own read (ownership tags,
+    /// names) before anything is sent again. A copy found is adopted: whatever the create
+    /// would have set after the call that made it (attributes, policies, rules, routes, tags)
+    /// is applied as an in-place update, then the resource is waited for like a new one.
+    async fn create_resolving(
+        &self,
+        api: &'static dyn KindApi,
+        desired: &Desired,
+    ) -> Result<Observed, CallError> {
+        let cx = &*self.cx;
+        let made = retry::create_resolving(
+            cx,
+            &desired.id,
+            || api.create(cx, desired),
+            || self.find(api, &desired.id),
+        )
+        .await?;
+        match made {
+            Made::Created(observed) => Ok(observed),
+            Made::Found(found) => {
+                self.converge(
+                    api,
+                    desired,
+                    found,
+                    "setting what the create had not set yet",
+                )
+                .await
+            }
+        }
+    }
+
+    /// Update in place; a call of the update whose reply was lost is resolved like a create's
+    /// ([`AwsProvider::converge`]).
+    async fn update_resolving(
+        &self,
+        api: &'static dyn KindApi,
+        desired: &Desired,
+        observed: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CallError> {
+        let cx = &*self.cx;
+        match api.update(cx, desired, observed, changed).await {
+            Err(e) if retry::outcome_unknown_or_exists(&e) => {
+                self.say_resolving(&desired.id, &e);
+                let found = self.find(api, &desired.id).await?.ok_or(e)?;
+                self.converge(api, desired, found, "still to change").await
+            }
+            other => other,
+        }
+    }
+
+    /// Bring `found`, this stack's live copy, to `desired` with in-place updates, then wait
+    /// for it like a new resource. A call of the update whose reply is lost (or that says
+    /// what it adds already exists) is resolved by reading the resource again and updating
+    /// what still differs; the same call may fail so at most [`retry::LOST_REPLY_ATTEMPTS`]
+    /// times.
+    async fn converge(
+        &self,
+        api: &'static dyn KindApi,
+        desired: &Desired,
+        mut found: Observed,
+        why: &str,
+    ) -> Result<Observed, CallError> {
+        let cx = &*self.cx;
+        // Lost replies per operation: each resolved one makes progress (a call that took
+        // effect), so only the same call failing again and again ends the loop.
+        let mut losses: BTreeMap<String, u32> = BTreeMap::new();
+        loop {
+            let changed = in_place_changes(api, desired, &found)?;
+            if changed.is_empty() {
+                break;
+            }
+            cx.progress(&desired.id, &format!("{why}: {}", changed.join(", ")));
+            match api.update(cx, desired, &found, &changed).await {
+                Ok(observed) => {
+                    found = observed;
+                    break;
+                }
+                Err(e) if retry::outcome_unknown_or_exists(&e) => {
+                    let n = losses.entry(e.op.clone()).or_default();
+                    *n += 1;
+                    if *n >= retry::LOST_REPLY_ATTEMPTS {
+                        return Err(e);
+                    }
+                    self.say_resolving(&desired.id, &e);
+                    found = self.find(api, &desired.id).await?.ok_or(e)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if api.model().settling(&found).is_some() {
+            return api.settle(cx, &found).await;
+        }
+        Ok(found)
+    }
+
+    fn say_resolving(&self, id: &str, e: &CallError) {
+        let what = if e.reply_lost() {
+            "outcome unknown (no reply)".to_string()
+        } else {
+            format!("answered {}", e.code.as_deref().unwrap_or("already exists"))
+        };
+        self.cx.progress(
+            id,
+            &format!(
+                "{}: {what}; reading the resource again to see what is left to do",
+                e.op
+            ),
+        );
+    }
+
+    /// This stack's live resource of `api`'s kind with logical id `id`, read afresh, as the
+    /// planner sees it (a security group without the rules naming other groups, which are
+    /// its `<id>.rules` node). With several copies, the one with the lowest physical id.
+    async fn find(
+        &self,
+        api: &'static dyn KindApi,
+        id: &str,
+    ) -> Result<Option<Observed>, CallError> {
+        self.cx.forget_tagged();
+        let kind = api.model().schema().kind;
+        let (reader, rules) = if kind == sg::RULES_SCHEMA.kind {
+            (
+                self.kind(sg::SCHEMA.kind)
+                    .map_err(|e| CallError::state("reading", e))?,
+                true,
+            )
+        } else {
+            (api, false)
+        };
+        let mut copies: Vec<Observed> = reader
+            .read(&self.cx)
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                if reader.model().schema().kind != sg::SCHEMA.kind {
+                    return Some(o);
+                }
+                let (group, node) = sg::split_observed(&o);
+                if rules { node } else { Some(group) }
+            })
+            .filter(|o| o.id == id)
+            .collect();
+        copies.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
+        Ok(copies.into_iter().next())
+    }
+}
+
+/// The top-level properties in which `found` differs from `desired` and that change in place;
+/// an error naming the property when one cannot (the copy found is not what the create would
+/// have made).
+fn in_place_changes(
+    api: &'static dyn KindApi,
+    desired: &Desired,
+    found: &Observed,
+) -> Result<Vec<String>, CallError> {
+    let wanted: Wanted = desired
+        .props
+        .iter()
+        .map(|(k, v)| (k.clone(), Val::Known(v.clone())))
+        .collect();
+    let changes = crate::plan::diff(api.model(), &wanted, &found.props);
+    if let Some(forced) = changes.iter().find(|c| c.forces_replacement) {
+        return Err(CallError::state(
+            "adopting",
+            format!(
+                "this stack's {} `{}` ({}) exists but its `{}` differs from the file and cannot \
+                 change in place; run plan to see the replacement",
+                api.model().schema().kind,
+                desired.id,
+                found.physical_id,
+                forced.path
+            ),
+        ));
+    }
+    let mut changed: Vec<String> = changes
+        .iter()
+        .map(|c| top_level(&c.path).to_string())
+        .collect();
+    changed.sort();
+    changed.dedup();
+    Ok(changed)
+}
+
+/// Among several live copies of one logical id (duplicates: a create whose reply was lost and
+/// that an older mskctl sent again, or a copy made by hand with the same tags), put first the
+/// copy the stack's other live resources use: the planner manages the first copy and deletes
+/// the others, so the VPC that holds the subnets stays and the idle one goes, and nothing that
+/// works is replaced to point at an empty copy. A copy is used when another resource's
+/// properties name its id, ARN or another of its attributes. Among equally used copies the
+/// order stays by physical id (EC2 reports no creation time for VPCs, subnets or groups).
+fn keep_used_copies_first(live: &mut [Live]) {
+    let mut i = 0;
+    while i < live.len() {
+        let same = live[i..]
+            .iter()
+            .take_while(|l| l.kind == live[i].kind && l.observed.id == live[i].observed.id)
+            .count()
+            .max(1);
+        if same > 1 {
+            let id = live[i].observed.id.clone();
+            let mut named: std::collections::BTreeSet<String> = Default::default();
+            for other in live.iter().filter(|l| l.observed.id != id) {
+                for (k, v) in &other.observed.props {
+                    if k != "tags" {
+                        collect_strings(v, &mut named);
+                    }
+                }
+            }
+            let uses = |l: &Live| {
+                l.observed
+                    .attrs
+                    .values()
+                    .chain(std::iter::once(&l.observed.physical_id))
+                    .filter(|v| named.contains(*v))
+                    .count()
+            };
+            // Stable: equally used copies keep their order.
+            live[i..i + same].sort_by_key(|l| std::cmp::Reverse(uses(l)));
+        }
+        i += same;
+    }
+}
+
+fn collect_strings(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::String(s) => {
+            out.insert(s.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
+
+/// The top-level property of an attribute path (`routes[0].gateway` → `routes`).
+fn top_level(path: &str) -> &str {
+    let end = path.find(['.', '[']).unwrap_or(path.len());
+    &path[..end]
 }
 
 /// The Resource Groups Tagging API type (`service:resource-type`) of a kind's resources.
@@ -133,9 +380,14 @@ async fn scoped<T>(action: &str, kind: &str, id: &str, op: impl Future<Output = 
 impl Provider for AwsProvider {
     async fn create(&self, kind: &str, desired: &Desired) -> Result<Observed, String> {
         let api = self.kind(kind)?;
-        scoped("create", kind, &desired.id, api.create(&self.cx, desired))
-            .await
-            .map_err(message)
+        scoped(
+            "create",
+            kind,
+            &desired.id,
+            self.create_resolving(api, desired),
+        )
+        .await
+        .map_err(message)
     }
 
     async fn update(
@@ -146,7 +398,7 @@ impl Provider for AwsProvider {
         changed: &[String],
     ) -> Result<Observed, String> {
         let api = self.kind(kind)?;
-        let op = api.update(&self.cx, desired, observed, changed);
+        let op = self.update_resolving(api, desired, observed, changed);
         scoped("update", kind, &desired.id, op)
             .await
             .map_err(message)

@@ -78,6 +78,166 @@ pub const PIPE_ROLE_PROPAGATION: Transient = Transient {
 /// Creations of one pipe in one apply while it fails for [`PIPE_ROLE_PROPAGATION`].
 pub const PIPE_CREATE_ATTEMPTS: u32 = 4;
 
+/// Mutating calls that AWS may perform although their reply is lost, and that are not safe to
+/// send again: a repeat makes a second resource (`CreateVpc`, `CreateSubnet`,
+/// `CreateSecurityGroup`, `CreateInternetGateway`, `AllocateAddress`, API Gateway's `CreateApi`
+/// and `CreateIntegration`) or answers "already exists" for what the first one made
+/// (`CreateRole`, `CreateFunction`, `CreateEventSourceMapping`, `AddPermission`, `CreatePipe`,
+/// `CreateClusterV2`, `CreateRoute`, `CreateStage`, `AssociateRouteTable`,
+/// `AttachInternetGateway`, `AuthorizeSecurityGroup*`). None of them takes a client token
+/// (EC2's "Ensuring idempotency" lists the ones that do; the others' API models have none).
+/// The SDK never retries their lost replies ([`crate::aws::outcome::LostReply`]); mskctl
+/// resolves them with [`create_resolving`].
+///
+/// Not listed, because a repeat is harmless: creates with a client token mskctl sets itself
+/// (`CreateNatGateway`, `CreateRouteTable`, `CreateVpcEndpoint`: EC2 returns the first
+/// result), `CreateQueue` (SQS returns the existing queue when the attributes match),
+/// `Put*`/`Modify*`/`Update*`/`Tag*` (they set a value), and the lock's `PutParameter`
+/// (a repeat answers `ParameterAlreadyExists` and the lock then finds itself the holder).
+pub const NOT_IDEMPOTENT: &[&str] = &[
+    "CreateVpc",
+    "CreateSubnet",
+    "CreateSecurityGroup",
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "CreateInternetGateway",
+    "AttachInternetGateway",
+    "AllocateAddress",
+    "CreateRoute",
+    "AssociateRouteTable",
+    "CreateRole",
+    "CreateFunction",
+    "CreateEventSourceMapping",
+    "AddPermission",
+    "CreatePipe",
+    "CreateClusterV2",
+    "CreateApi",
+    "CreateIntegration",
+    "CreateStage",
+];
+
+/// Whether `operation` is in [`NOT_IDEMPOTENT`].
+pub fn not_idempotent(operation: &str) -> bool {
+    NOT_IDEMPOTENT.contains(&operation)
+}
+
+/// "Already exists" answers to a create (or to a call that follows it: an attach, a route,
+/// a rule): what the create would make is there. Whether it is this stack's decides between
+/// adopting it and failing ([`create_resolving`]).
+pub const ALREADY_EXISTS: Transient = Transient {
+    codes: &[
+        "EntityAlreadyExists",
+        "InvalidGroup.Duplicate",
+        "InvalidSubnet.Conflict",
+        "RouteAlreadyExists",
+        "Resource.AlreadyAssociated",
+        "InvalidPermission.Duplicate",
+        "AlreadyExistsException",
+        "ResourceConflictException",
+        "ConflictException",
+    ],
+    // Lambda's and Pipes' conflict codes also mean "an update is in progress".
+    messages: &["exist", "duplicate", "conflict", "already associated"],
+    why: "what the create would make is already there",
+    budget: Duration::ZERO,
+};
+
+/// True when a call may have had its effect although it failed: its reply was lost, or AWS
+/// says what it would add is already there.
+pub fn outcome_unknown_or_exists(err: &CallError) -> bool {
+    err.reply_lost() || ALREADY_EXISTS.matches(err)
+}
+
+/// How a create ended: made by this call, or found (made by a call whose reply was lost, or
+/// left by an earlier run) and to be adopted.
+#[derive(Debug)]
+pub enum Made<T> {
+    Created(T),
+    Found(T),
+}
+
+/// Times a create is sent again when its reply was lost and nothing it would have made is
+/// found.
+pub const LOST_REPLY_ATTEMPTS: u32 = 3;
+
+/// Looks for what a lost create made: the first look, then again after each pause (EC2's
+/// describes can lag behind a create for a moment).
+pub const LOST_REPLY_LOOKS: usize = 3;
+
+/// Run `create`. When its reply is lost (AWS may have performed it) or AWS answers that it
+/// already exists, `find` looks for what it would have made (by ownership tags or name)
+/// before anything is sent again: found, it is [`Made::Found`] (the caller adopts it); not
+/// found after a lost reply, the create is sent again (at most [`LOST_REPLY_ATTEMPTS`]
+/// times); not found after "already exists", the error stands (it is not this stack's).
+pub async fn create_resolving<T, C, CFut, F, FFut>(
+    cx: &Ctx,
+    id: &str,
+    mut create: C,
+    mut find: F,
+) -> Result<Made<T>, CallError>
+where
+    C: FnMut() -> CFut,
+    CFut: Future<Output = Result<T, CallError>>,
+    F: FnMut() -> FFut,
+    FFut: Future<Output = Result<Option<T>, CallError>>,
+{
+    let mut sent = 1;
+    loop {
+        let err = match create().await {
+            Ok(made) => return Ok(Made::Created(made)),
+            Err(err) if outcome_unknown_or_exists(&err) => err,
+            Err(err) => return Err(err),
+        };
+        let lost = err.reply_lost();
+        cx.progress(
+            id,
+            &if lost {
+                format!(
+                    "{}: outcome unknown ({}); looking for what it made before anything is sent again",
+                    err.op, err.message
+                )
+            } else {
+                format!(
+                    "{} answered {}: looking for this stack's copy",
+                    err.op,
+                    err.code.as_deref().unwrap_or("already exists")
+                )
+            },
+        );
+        let looks = if lost { LOST_REPLY_LOOKS } else { 1 };
+        let mut pauses = pacing(Duration::from_secs(2));
+        for look in 0..looks {
+            if look > 0 {
+                tokio::time::sleep(pauses.next().unwrap_or(Duration::from_secs(2))).await;
+            }
+            if let Some(found) = find().await? {
+                cx.progress(id, "found what the create made: adopting it");
+                return Ok(Made::Found(found));
+            }
+        }
+        if !lost {
+            return Err(CallError {
+                message: format!(
+                    "{} (it is not this stack's: no resource tagged {}={} {}={id} was found)",
+                    err.message,
+                    crate::model::TAG_STACK,
+                    cx.stack,
+                    crate::model::TAG_ID,
+                ),
+                ..err
+            });
+        }
+        if sent >= LOST_REPLY_ATTEMPTS {
+            return Err(err);
+        }
+        sent += 1;
+        cx.progress(
+            id,
+            &format!("nothing made by {} found: sending it again", err.op),
+        );
+    }
+}
+
 /// SQS refuses to recreate a queue name for 60 seconds after deleting it.
 pub const QUEUE_DELETED_RECENTLY: Transient = Transient {
     codes: &[

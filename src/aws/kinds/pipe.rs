@@ -107,7 +107,13 @@ impl KindApi for Pipe {
             &PIPE_ROLE_PROPAGATION,
             PIPE_CREATE_ATTEMPTS,
             || async {
-                create_pipe(cx, desired, &name, &source, &tags).await?;
+                match create_pipe(cx, desired, &name, &source, &tags).await {
+                    // Its reply was lost: a pipe of that name is the one it made (the wait
+                    // below then sees it fail or run, as after any create); none, and the
+                    // provider looks again before sending it anew.
+                    Err(e) if e.reply_lost() && describe(cx, &name).await?.is_some() => {}
+                    other => other?,
+                }
                 match wait_outcome(cx, &desired.id, &name, want).await? {
                     Ok(observed) => Ok(observed),
                     Err((state, reason)) => Err(CallError {

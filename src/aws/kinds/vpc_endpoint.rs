@@ -60,27 +60,26 @@ impl KindApi for VpcEndpoint {
         let p = &desired.props;
         let service = full_service(s(p, "service").unwrap_or_default(), &cx.region);
         let kind = effective_type(&service, s(p, "endpoint_type").unwrap_or("auto"));
-        // The VPC, subnets, groups or route tables may have been created moments ago.
-        let out = retry_while(cx, &desired.id, &EC2_NOT_YET_VISIBLE, || async {
-            let mut call = cx
-                .aws
-                .ec2
-                .create_vpc_endpoint()
-                .vpc_id(s(p, "vpc").unwrap_or_default())
-                .service_name(&service)
-                .tag_specifications(tag_spec(ResourceType::VpcEndpoint, p));
-            call = if kind == "gateway" {
-                call.vpc_endpoint_type(VpcEndpointType::Gateway)
-                    .set_route_table_ids(Some(strs(p, "route_tables")))
-            } else {
-                call.vpc_endpoint_type(VpcEndpointType::Interface)
-                    .set_subnet_ids(Some(strs(p, "subnets")))
-                    .set_security_group_ids(Some(strs(p, "security_groups")))
-                    .private_dns_enabled(b(p, "private_dns").unwrap_or(true))
-            };
-            call.send().await.call("CreateVpcEndpoint")
-        })
-        .await?;
+        // EC2 honours ClientToken here ("Ensuring idempotency in Amazon EC2 API requests"):
+        // a deterministic token makes a create whose reply was lost safe to send again (the
+        // SDK does, on a timeout or a dropped connection) and returns the first endpoint. A
+        // token met again after its endpoint was deleted (destroyed and declared again within
+        // the token's lifetime) returns the deleted one: ask once more with a salted token.
+        let mut token = client_token(&cx.stack, &desired.id, p, "");
+        let mut out = self
+            .request(cx, &desired.id, p, &service, kind, &token)
+            .await?;
+        if let Some(stale) = out.vpc_endpoint().filter(|e| !counts_as_live(e)) {
+            token = client_token(
+                &cx.stack,
+                &desired.id,
+                p,
+                stale.vpc_endpoint_id().unwrap_or("stale"),
+            );
+            out = self
+                .request(cx, &desired.id, p, &service, kind, &token)
+                .await?;
+        }
         let endpoint_id = out
             .vpc_endpoint()
             .and_then(|e| e.vpc_endpoint_id())
@@ -237,6 +236,57 @@ fn counts_as_live(e: &aws_sdk_ec2::types::VpcEndpoint) -> bool {
 
 /// Wait until the endpoint is `available`; `failed`, `rejected` or `expired` end the wait with
 /// AWS's reason.
+impl VpcEndpoint {
+    /// One CreateVpcEndpoint with `token`, retried while EC2 does not yet see the VPC, subnets,
+    /// groups or route tables created moments ago.
+    async fn request(
+        &self,
+        cx: &Ctx,
+        id: &str,
+        p: &Props,
+        service: &str,
+        kind: &str,
+        token: &str,
+    ) -> Result<aws_sdk_ec2::operation::create_vpc_endpoint::CreateVpcEndpointOutput, CallError>
+    {
+        retry_while(cx, id, &EC2_NOT_YET_VISIBLE, || async {
+            let mut call = cx
+                .aws
+                .ec2
+                .create_vpc_endpoint()
+                .vpc_id(s(p, "vpc").unwrap_or_default())
+                .service_name(service)
+                .client_token(token)
+                .tag_specifications(tag_spec(ResourceType::VpcEndpoint, p));
+            call = if kind == "gateway" {
+                call.vpc_endpoint_type(VpcEndpointType::Gateway)
+                    .set_route_table_ids(Some(strs(p, "route_tables")))
+            } else {
+                call.vpc_endpoint_type(VpcEndpointType::Interface)
+                    .set_subnet_ids(Some(strs(p, "subnets")))
+                    .set_security_group_ids(Some(strs(p, "security_groups")))
+                    .private_dns_enabled(b(p, "private_dns").unwrap_or(true))
+            };
+            call.send().await.call("CreateVpcEndpoint")
+        })
+        .await
+    }
+}
+
+/// A deterministic idempotency token (hex SHA-256, 64 characters: EC2's maximum) over the
+/// stack, the logical id and the endpoint's definition; `salt` makes a fresh one after a
+/// stale answer.
+pub fn client_token(stack: &str, id: &str, props: &Props, salt: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let definition = serde_json::to_string(props).unwrap_or_default();
+    for part in ["mskctl-vpc-endpoint", stack, id, &definition, salt] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 async fn wait_available(
     cx: &Ctx,
     id: &str,

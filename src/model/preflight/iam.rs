@@ -10,9 +10,9 @@ use super::{Ctx, Finding};
 use crate::stack::{Expr, ResourceSpec};
 
 /// One permission a role needs: any of `actions` on `resource` (a glob), and what it is for.
-struct Need {
-    actions: &'static [&'static str],
-    resource: String,
+pub(super) struct Need {
+    pub(super) actions: &'static [&'static str],
+    pub(super) resource: String,
 }
 
 const ENI: &[&str] = &[
@@ -45,7 +45,7 @@ pub fn check(cx: &Ctx, out: &mut Vec<Finding>) {
 
 /// ARN globs of a cluster, its topic and a consumer group, from the pipe or mapping's
 /// reference to it (in-file cluster or literal ARN).
-fn kafka_arns(
+pub(super) fn kafka_arns(
     cx: &Ctx,
     consumer: &ResourceSpec,
     prop: &str,
@@ -146,7 +146,7 @@ fn missing(grants: &[Grant], needs: &[Need]) -> Vec<String> {
 
 /// Where a finding about a role's permissions points: its inline policies, else its managed
 /// policies, else the role itself.
-fn policy_path(role: &ResourceSpec) -> &'static [&'static str] {
+pub(super) fn policy_path(role: &ResourceSpec) -> &'static [&'static str] {
     if role.props.contains_key("policies") {
         &["policies"]
     } else if role.props.contains_key("managed_policy_arns") {

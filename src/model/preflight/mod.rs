@@ -10,6 +10,7 @@
 
 mod errors;
 mod iam;
+mod kafka;
 mod msk;
 mod network;
 pub mod policy;
@@ -152,6 +153,36 @@ pub static RULES: &[Rule] = &[
         "NET010",
         Error,
         "interface endpoint with private DNS in a VPC without DNS support and hostnames",
+    ),
+    rule(
+        "KAF001",
+        Error,
+        "topic-admin function of an MSK Serverless topic outside any VPC",
+    ),
+    rule(
+        "KAF002",
+        Warning,
+        "topic-admin function in another VPC than its cluster",
+    ),
+    rule(
+        "KAF003",
+        Error,
+        "topic-admin function cannot reach its cluster on port 9098",
+    ),
+    rule(
+        "KAF004",
+        Error,
+        "topic-admin function's role lacks what managing the topic needs",
+    ),
+    rule(
+        "KAF005",
+        Warning,
+        "topic-admin function with a timeout under 30 seconds",
+    ),
+    rule(
+        "KAF006",
+        Error,
+        "two kafka_topic resources for one topic on one cluster",
     ),
     rule(
         "MSK004",
@@ -396,6 +427,17 @@ impl<'a> Ctx<'a> {
             ("sqs_queue", "arn") => format!("arn:aws:sqs:{seg}:{seg}:{name}"),
             ("lambda_function", "arn") => format!("arn:aws:lambda:{seg}:{seg}:function:{name}"),
             ("iam_role", "arn") => format!("arn:aws:iam::{seg}:role/*{name}"),
+            ("kafka_topic", "arn") => {
+                // `…:topic/<cluster name>/<cluster uuid>/<topic>` on an in-file cluster.
+                let cluster = match self.expr(spec, &["cluster"])? {
+                    Expr::Ref { id, .. } => self.spec(id)?,
+                    _ => return None,
+                };
+                let cluster = self
+                    .known_str(cluster, "name")
+                    .unwrap_or_else(|| seg.to_string());
+                format!("arn:aws:kafka:{seg}:{seg}:topic/{cluster}/{seg}/{name}")
+            }
             (_, "name") => name,
             _ => return None,
         })
@@ -429,6 +471,7 @@ pub fn check(stack: &Stack, source: &SourceMap, today: Date) -> Outcome {
     errors::check(&cx, &mut found);
     values::check(&cx, &mut found);
     network::check(&cx, &mut found);
+    kafka::check(&cx, &mut found);
     let mut findings = apply_silences(stack, source, found);
     let order = |f: &Finding| {
         let path: Vec<&str> = ["resources", f.resource.as_str()]

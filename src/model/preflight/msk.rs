@@ -4,6 +4,7 @@
 use ipnet::Ipv4Net;
 
 use super::{Ctx, Finding, referrers};
+use crate::model::kinds::security_group::SELF;
 use crate::stack::{Expr, Part, ResourceSpec};
 
 /// The only port MSK Serverless serves: Kafka over TLS with IAM authentication.
@@ -118,8 +119,10 @@ pub fn sg_rules(sg: &ResourceSpec, prop: &str) -> Vec<SgRule> {
             _ => (None, None),
         };
         let cidr = m.get("cidr").map(|_| lit("cidr"));
+        // `self`: the group's own members.
         let peer_group = m.get("source_security_group").map(|e| match e {
             Expr::Ref { id, .. } => Some(id.clone()),
+            _ if lit("source_security_group").as_deref() == Some(SELF) => Some(sg.id.clone()),
             _ => None,
         });
         out.push(SgRule {
@@ -132,6 +135,37 @@ pub fn sg_rules(sg: &ResourceSpec, prop: &str) -> Vec<SgRule> {
         });
     }
     out
+}
+
+/// Whether a rule of one of `groups` in direction `prop` (`ingress` or `egress`) may let TCP
+/// 9098 through to or from the peers: members of the in-file groups `peers`, with addresses
+/// in `peer_cidrs` (`None`: not known offline). A literal peer or a value known only after
+/// apply counts as yes; so does a group that does not write `egress` (AWS's default egress
+/// allows everything).
+pub fn admits(
+    groups: &[&ResourceSpec],
+    prop: &str,
+    peers: &[&str],
+    peer_cidrs: Option<&[Ipv4Net]>,
+) -> bool {
+    groups.iter().any(|g| {
+        if prop == "egress" && !g.props.contains_key("egress") {
+            return true;
+        }
+        sg_rules(g, prop).iter().any(|r| {
+            if !r.may_cover(IAM_PORT) {
+                return false;
+            }
+            match (&r.cidr, &r.peer_group) {
+                (Some(Some(cidr)), _) => match (cidr.parse::<Ipv4Net>(), peer_cidrs) {
+                    (Ok(net), Some(nets)) => nets.iter().all(|s| net.contains(s)),
+                    _ => true,
+                },
+                (_, Some(Some(peer))) => peers.contains(&peer.as_str()),
+                _ => true, // a literal peer or a value known only after apply
+            }
+        })
+    })
 }
 
 /// MSK002: pipes and Lambda's Kafka pollers for an MSK cluster run in the cluster's subnets
@@ -159,22 +193,8 @@ fn port_9098(cx: &Ctx, cluster: &ResourceSpec, out: &mut Vec<Finding>) {
         .iter()
         .map(|s| cx.lit((*s)?, &["cidr_block"])?.parse().ok())
         .collect();
-    let admitted = groups.iter().any(|g| {
-        sg_rules(g, "ingress").iter().any(|r| {
-            if !r.may_cover(IAM_PORT) {
-                return false;
-            }
-            match (&r.cidr, &r.peer_group) {
-                (Some(Some(cidr)), _) => match (cidr.parse::<Ipv4Net>(), &subnet_cidrs) {
-                    (Ok(net), Some(subnets)) => subnets.iter().all(|s| net.contains(s)),
-                    _ => true,
-                },
-                (_, Some(Some(peer))) => groups.iter().any(|g| &g.id == peer),
-                _ => true, // a literal peer or a value known only after apply
-            }
-        })
-    });
-    if admitted {
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    if admits(&groups, "ingress", &ids, subnet_cidrs.as_deref()) {
         return;
     }
     let names: Vec<String> = groups.iter().map(|g| format!("`{}`", g.id)).collect();

@@ -75,6 +75,12 @@ fn each_rule_stack_triggers_its_rule_on_the_offending_property() {
         ("NET006", "fn", "vpc.subnets"),
         ("IAM008", "fn", "tracing"),
         ("NET010", "sts", "vpc"),
+        ("KAF001", "admin", "vpc"),
+        ("KAF002", "admin", "vpc.subnets"),
+        ("KAF003", "admin", "vpc.security_groups"),
+        ("KAF004", "admin_role", "policies"),
+        ("KAF005", "admin", "timeout"),
+        ("KAF006", "orders_copy", "name"),
         ("SIL001", "dlq", "silence.NET05"),
         ("SIL002", "dlq", "silence.VAL004"),
     ];
@@ -368,4 +374,321 @@ fn private_dns_needs_both_dns_attributes_of_the_vpc() {
     // A full, interpolated service name is still an interface endpoint.
     let full = file("NET010").replace("service: sts", "service: com.amazonaws.${aws.region}.sts");
     has(&net010(&full), "NET010", "sts", "vpc");
+}
+
+/// The rules of one id in a stack's findings.
+fn only(text: &str, rule: &str) -> Vec<(String, String, String)> {
+    run("x.yaml", text)
+        .into_iter()
+        .filter(|f| f.0 == rule)
+        .collect()
+}
+
+/// KAF005.yaml with the usual timeout: the topic-admin stack every KAF fixture starts from.
+fn kafka_base() -> String {
+    let text = file("KAF005").replace("    timeout: 10\n", "    timeout: 120\n");
+    assert_ne!(text, file("KAF005"));
+    text
+}
+
+#[test]
+fn the_topic_admin_stack_the_kafka_rules_start_from_is_clean() {
+    assert_eq!(run("x.yaml", &kafka_base()), vec![]);
+    // Named with an interpolation instead of a reference: the same function.
+    let text = kafka_base().replace("admin_function: admin", "admin_function: ${admin.name}");
+    assert_ne!(text, kafka_base());
+    assert_eq!(run("x.yaml", &text), vec![]);
+    let text = file("KAF001").replace("admin_function: admin", "admin_function: ${admin.name}");
+    has(&run("x.yaml", &text), "KAF001", "admin", "vpc");
+}
+
+#[test]
+fn an_admin_function_outside_a_vpc_is_judged_only_for_a_cluster_of_the_file() {
+    let vpc =
+        "    vpc:\n      subnets: [private_a, private_c]\n      security_groups: [admin_sg]\n";
+    // An empty `vpc` is no VPC either.
+    let empty = kafka_base().replace(vpc, "    vpc: {subnets: [], security_groups: []}\n");
+    assert_ne!(empty, kafka_base());
+    has(&only(&empty, "KAF001"), "KAF001", "admin", "vpc");
+    // A cluster ARN (possibly a provisioned cluster with public access) or a self-managed
+    // cluster: nothing is known about where its brokers listen.
+    let arn = file("KAF001").replace(
+        "    cluster: cluster\n    admin_function",
+        "    cluster: arn:aws:kafka:ap-northeast-1:123456789012:cluster/other/0a1b2c3d-1\n    admin_function",
+    );
+    assert!(arn.contains("cluster/other/"));
+    assert_eq!(only(&arn, "KAF001"), vec![]);
+    let servers = file("KAF001").replace(
+        "    cluster: cluster\n    admin_function",
+        "    bootstrap_servers: [\"b-1.kafka.internal:9092\"]\n    security: plaintext\n    admin_function",
+    );
+    assert!(servers.contains("b-1.kafka"));
+    assert_eq!(only(&servers, "KAF001"), vec![]);
+    // Two topics on the cluster: one finding on the function, naming both.
+    let two = format!(
+        "{}  payments:\n    type: kafka_topic\n    cluster: cluster\n    admin_function: admin\n    name: payments\n    partitions: 1\n",
+        file("KAF001")
+    );
+    let f = only(&two, "KAF001");
+    assert_eq!(f.len(), 1, "{f:?}");
+}
+
+#[test]
+fn an_admin_function_in_the_cluster_vpc_or_a_vpc_not_known_offline_is_fine() {
+    let back = file("KAF002").replace(
+        "subnets: [tools_a, tools_c]",
+        "subnets: [private_a, private_c]",
+    );
+    assert_ne!(back, file("KAF002"));
+    assert_eq!(only(&back, "KAF002"), vec![]);
+    // One subnet given by its id: its VPC is not known, so nothing is said.
+    let literal = file("KAF002").replace(
+        "subnets: [tools_a, tools_c]",
+        "subnets: [subnet-0a1b2c3d, tools_c]",
+    );
+    assert_eq!(only(&literal, "KAF002"), vec![]);
+    // Silenced with a reason (the VPCs are peered elsewhere): gone, and nothing else appears.
+    let silenced = file("KAF002").replace(
+        "    silence: {NET006:",
+        "    silence: {KAF002: \"peered with the cluster's VPC by the network team\", NET006:",
+    );
+    assert_ne!(silenced, file("KAF002"));
+    assert_eq!(run("x.yaml", &silenced), vec![]);
+}
+
+#[test]
+fn the_cluster_must_admit_the_admin_function_on_9098_and_the_function_must_get_out() {
+    let rule = "{protocol: tcp, from_port: 9098, to_port: 9098, source_security_group: self}";
+    assert!(file("KAF003").contains(rule));
+    let with = |r: &str| file("KAF003").replace(rule, r);
+    // `self` admits the group's own members: a function in the cluster's group is admitted.
+    let member = file("KAF003").replace(
+        "security_groups: [admin_sg]",
+        "security_groups: [admin_sg, kafka_sg]",
+    );
+    assert_eq!(only(&member, "KAF003"), vec![]);
+    // A range covering both of the function's subnets admits it; one covering one does not.
+    assert_eq!(
+        only(
+            &with("{protocol: tcp, from_port: 9098, to_port: 9098, cidr: 10.0.0.0/16}"),
+            "KAF003"
+        ),
+        vec![]
+    );
+    has(
+        &only(
+            &with("{protocol: tcp, from_port: 9098, to_port: 9098, cidr: 10.0.1.0/24}"),
+            "KAF003",
+        ),
+        "KAF003",
+        "admin",
+        "vpc.security_groups",
+    );
+    // The right group on another port, or a port range that covers 9098.
+    has(
+        &only(
+            &with(
+                "{protocol: tcp, from_port: 9092, to_port: 9092, source_security_group: admin_sg}",
+            ),
+            "KAF003",
+        ),
+        "KAF003",
+        "admin",
+        "vpc.security_groups",
+    );
+    assert_eq!(
+        only(
+            &with(
+                "{protocol: tcp, from_port: 9000, to_port: 9999, source_security_group: admin_sg}"
+            ),
+            "KAF003"
+        ),
+        vec![]
+    );
+    // A peer given by its id is not known offline: nothing is said.
+    assert_eq!(
+        only(
+            &with(
+                "{protocol: tcp, from_port: 9098, to_port: 9098, source_security_group: sg-0a1b2c3d}"
+            ),
+            "KAF003"
+        ),
+        vec![]
+    );
+    // Egress: AWS's default allows everything; a written egress must include 9098 to the cluster.
+    let admitted = kafka_base();
+    let egress = |rule: &str| {
+        admitted.replace(
+            "    description: the topic-admin function\n",
+            &format!("    description: the topic-admin function\n    egress:\n      - {rule}\n"),
+        )
+    };
+    has(
+        &only(
+            &egress("{protocol: tcp, from_port: 443, to_port: 443, cidr: 0.0.0.0/0}"),
+            "KAF003",
+        ),
+        "KAF003",
+        "admin",
+        "vpc.security_groups",
+    );
+    assert_eq!(
+        only(
+            &egress(
+                "{protocol: tcp, from_port: 9098, to_port: 9098, source_security_group: kafka_sg}"
+            ),
+            "KAF003"
+        ),
+        vec![]
+    );
+    assert_eq!(
+        only(&egress("{protocol: all, cidr: 0.0.0.0/0}"), "KAF003"),
+        vec![]
+    );
+}
+
+#[test]
+fn the_admin_role_needs_connect_and_the_topic_actions_on_this_topic() {
+    // `${orders.arn}` reads as the topic's ARN (the admin's own role cannot name it: that
+    // would be a cycle, but a producer's or consumer's role does).
+    let text = kafka_base();
+    let checks = Checks::new(catalog());
+    let stack = load_str(
+        Path::new("tests/preflight/x.yaml"),
+        &text,
+        &BTreeMap::new(),
+        &checks,
+    )
+    .unwrap();
+    assert_eq!(
+        Ctx::new(&stack, TODAY).shape("orders", "arn").as_deref(),
+        Some("arn:aws:kafka:\u{1}:\u{1}:topic/demo-cluster/\u{1}/orders")
+    );
+    // Granted on another topic only: missing.
+    let other = kafka_base().replace(
+        "topic/${cluster.name}/${cluster.uuid}/*\"",
+        "topic/${cluster.name}/${cluster.uuid}/payments\"",
+    );
+    assert_ne!(other, kafka_base());
+    has(&only(&other, "KAF004"), "KAF004", "admin_role", "policies");
+    // Connect alone missing.
+    let no_connect = kafka_base().replace(
+        "          - {Effect: Allow, Action: kafka-cluster:Connect, Resource: \"${cluster.arn}\"}\n",
+        "",
+    );
+    assert_ne!(no_connect, kafka_base());
+    has(
+        &only(&no_connect, "KAF004"),
+        "KAF004",
+        "admin_role",
+        "policies",
+    );
+    // Wildcards grant it, but the resource still matters; a policy mskctl cannot read is
+    // not judged.
+    let actions =
+        "Action: [kafka-cluster:Connect, kafka-cluster:DescribeTopic, kafka-cluster:CreateTopic]";
+    assert!(file("KAF004").contains(actions));
+    let all_actions = file("KAF004").replace(actions, "Action: \"kafka-cluster:*\"");
+    has(
+        &only(&all_actions, "KAF004"),
+        "KAF004",
+        "admin_role",
+        "policies",
+    );
+    let star = all_actions.replace(
+        "Resource: \"${cluster.arn}\"",
+        "Resource: \"arn:aws:kafka:*:*:*\"",
+    );
+    assert_eq!(only(&star, "KAF004"), vec![]);
+    let unreadable = file("KAF004").replace(
+        "service-role/AWSLambdaVPCAccessExecutionRole]",
+        "service-role/AWSLambdaVPCAccessExecutionRole, arn:aws:iam::123456789012:policy/team-kafka]",
+    );
+    assert_ne!(unreadable, file("KAF004"));
+    assert_eq!(only(&unreadable, "KAF004"), vec![]);
+    let msk_full = file("KAF004").replace(
+        "service-role/AWSLambdaVPCAccessExecutionRole]",
+        "service-role/AWSLambdaVPCAccessExecutionRole, arn:aws:iam::aws:policy/AmazonMSKFullAccess]",
+    );
+    assert_eq!(only(&msk_full, "KAF004"), vec![]);
+}
+
+#[test]
+fn a_scram_topic_needs_the_secret_and_a_plaintext_one_nothing() {
+    let servers = "    bootstrap_servers: [\"b-1.kafka.internal:9096\"]\n";
+    let secret = "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kafka-admin-AbCdEf";
+    let scram = kafka_base().replace(
+        "    cluster: cluster\n    admin_function",
+        &format!("{servers}    security: scram\n    secret: {secret}\n    admin_function"),
+    );
+    assert_ne!(scram, kafka_base());
+    has(&only(&scram, "KAF004"), "KAF004", "admin_role", "policies");
+    let granted = scram.replace(
+        "          - {Effect: Allow, Action: kafka-cluster:Connect,",
+        &format!("          - {{Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: \"{secret}\"}}\n          - {{Effect: Allow, Action: kafka-cluster:Connect,"),
+    );
+    assert_ne!(granted, scram);
+    assert_eq!(only(&granted, "KAF004"), vec![]);
+    let plaintext = kafka_base()
+        .replace(
+            "    cluster: cluster\n    admin_function",
+            &format!("{servers}    security: plaintext\n    admin_function"),
+        )
+        .replace("kafka-cluster:", "kafka-cluster-not:");
+    assert_eq!(only(&plaintext, "KAF004"), vec![]);
+    // IAM on a self-managed address: the kafka-cluster actions on any cluster.
+    let iam = plaintext.replace("security: plaintext", "security: iam");
+    has(&only(&iam, "KAF004"), "KAF004", "admin_role", "policies");
+}
+
+#[test]
+fn the_default_timeout_is_too_short_for_a_topic_admin_and_30_seconds_is_enough() {
+    let default = file("KAF005").replace("    timeout: 10\n", "");
+    assert_ne!(default, file("KAF005"));
+    assert_eq!(
+        only(&default, "KAF005"),
+        vec![("KAF005".into(), "admin".into(), "".into())]
+    );
+    let enough = file("KAF005").replace("timeout: 10", "timeout: 30");
+    assert_eq!(run("x.yaml", &enough), vec![]);
+    // A function no topic names is not a topic-admin.
+    let unused = file("KAF005").replace(
+        "admin_function: admin",
+        "admin_function: arn:aws:lambda:ap-northeast-1:123456789012:function:other-admin",
+    );
+    assert_eq!(only(&unused, "KAF005"), vec![]);
+}
+
+#[test]
+fn one_topic_name_twice_is_refused_only_on_one_cluster() {
+    let renamed = file("KAF006").replace(
+        "    name: orders\n    partitions: 6",
+        "    name: payments\n    partitions: 6",
+    );
+    assert_ne!(renamed, file("KAF006"));
+    assert_eq!(run("x.yaml", &renamed), vec![]);
+    // The default name `<stack>-<id>` counts: `demo-orders` written by hand on the other.
+    let default = file("KAF006")
+        .replace("    name: orders\n    partitions: 3", "    partitions: 3")
+        .replace(
+            "    name: orders\n    partitions: 6",
+            "    name: demo-orders\n    partitions: 6",
+        );
+    has(&only(&default, "KAF006"), "KAF006", "orders_copy", "name");
+    // Bootstrap servers sharing a broker are one cluster; disjoint ones are not known to be.
+    let on = |servers: &str| {
+        file("KAF006").replacen(
+            "    cluster: cluster\n",
+            &format!("    bootstrap_servers: [{servers}]\n    security: plaintext\n"),
+            2,
+        )
+    };
+    let shared = on("\"b-1.kafka.internal:9092\", \"b-2.kafka.internal:9092\"").replacen(
+        "\"b-1.kafka.internal:9092\", ",
+        "",
+        1,
+    );
+    has(&only(&shared, "KAF006"), "KAF006", "orders_copy", "name");
+    let disjoint = on("\"b-1.kafka.internal:9092\"").replacen("b-1.kafka", "b-9.kafka", 1);
+    assert_eq!(only(&disjoint, "KAF006"), vec![]);
 }

@@ -22,6 +22,12 @@ use crate::stack::Expr;
 /// (operation, AWS error code, hint).
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// Create `desired`. In a replacement planned create-before-destroy
+    /// ([`Change::create_first`]) the old copy, tagged with the same logical id, still exists
+    /// while this runs: resolving a lost reply by looking the resource up by its logical id
+    /// must not take the old copy for the new one (it differs from `desired` in a property
+    /// that forces the replacement, e.g. the fresh generated name or the new CIDR), or the
+    /// old copy's deletion that follows would remove what was just adopted.
     async fn create(&self, kind: &str, desired: &Desired) -> Result<Observed, String>;
     async fn update(
         &self,

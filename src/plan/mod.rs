@@ -536,9 +536,10 @@ fn adopt_generated(
 /// so a re-run finishes that replacement (moves the dependents, deletes the old copy) instead
 /// of starting another. Ties keep the read order.
 ///
-/// Reads may already have settled duplicates (lost create replies: the copy in use, or the
-/// oldest, is kept there); this only chooses among the copies reads still return, and keeps
-/// the first one when the file does not tell them apart.
+/// Reads order the copies of one id with the copy in use first (duplicates from lost create
+/// replies: `aws::provider`, which owns that choice); this keeps that order whenever the file
+/// does not tell the copies apart, and only overrides it for a copy that matches the file
+/// better, as the new copy of an interrupted replacement does (the old one is still in use).
 fn pick_copy<'a>(
     kind: &dyn KindModel,
     kind_name: &str,

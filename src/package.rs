@@ -568,14 +568,23 @@ fn package_with_requirements(
     let record = format!("{} {} {}\n", hex(&bytes), bytes.len(), code_sha256(&bytes));
     write_atomically(&builds.join(&key), record.as_bytes())?;
     say(format!(
-        "packaged {count} files ({:.1} MB zipped) in {:.1} s",
-        bytes.len() as f64 / (1024.0 * 1024.0),
+        "packaged {count} files ({} zipped) in {:.1} s",
+        size(bytes.len()),
         started.elapsed().as_secs_f64()
     ));
     Ok(Artifact {
         digest: code_sha256(&bytes),
         path: stored,
     })
+}
+
+/// `0.6 MB`, `12 KB`.
+fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KB", bytes.div_ceil(1024))
+    }
 }
 
 /// Install the requirements into `staging` and zip them with the code: (zip, file count).
@@ -885,6 +894,12 @@ mod tests {
     /// A pure-Python wheel of distribution `name` (module `name` with `VALUE = value` and a
     /// console script) in `dir`, as a build backend would write it; returns its path.
     fn wheel(dir: &Path, name: &str, version: &str, value: &str) -> PathBuf {
+        tagged_wheel(dir, name, version, value, "py3-none-any")
+    }
+
+    /// A wheel as [`wheel`] for the compatibility tag `tag` (`cp312-cp312-manylinux2014_x86_64`).
+    fn tagged_wheel(dir: &Path, name: &str, version: &str, value: &str, tag: &str) -> PathBuf {
+        let pure = tag == "py3-none-any";
         let dist_info = format!("{name}-{version}.dist-info");
         let files = [
             (
@@ -897,8 +912,9 @@ mod tests {
             ),
             (
                 format!("{dist_info}/WHEEL"),
-                "Wheel-Version: 1.0\nGenerator: mskctl-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-                    .to_string(),
+                format!(
+                    "Wheel-Version: 1.0\nGenerator: mskctl-test\nRoot-Is-Purelib: {pure}\nTag: {tag}\n"
+                ),
             ),
             (
                 format!("{dist_info}/entry_points.txt"),
@@ -906,7 +922,7 @@ mod tests {
             ),
         ];
         let mut record = String::new();
-        let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+        let path = dir.join(format!("{name}-{version}-{tag}.whl"));
         let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
         let options = zip::write::SimpleFileOptions::default();
         for (file, content) in &files {
@@ -1133,6 +1149,63 @@ mod tests {
         );
         assert_eq!(runs(&counter), 6);
         assert_eq!(fs::read(&changed.path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn pip_selects_wheels_for_the_runtimes_python_and_the_architecture() {
+        // One platform-specific distribution, built for CPython 3.12 on each Lambda
+        // architecture (and a macOS build that must never be chosen).
+        let wheels = tempfile::tempdir().unwrap();
+        for (value, platform) in [
+            ("'x86_64'", "manylinux2014_x86_64"),
+            ("'aarch64'", "manylinux2014_aarch64"),
+            ("'macos'", "macosx_11_0_arm64"),
+        ] {
+            tagged_wheel(
+                wheels.path(),
+                "native",
+                "1.0",
+                value,
+                &format!("cp312-cp312-{platform}"),
+            );
+        }
+        let code = tempfile::tempdir().unwrap();
+        write(code.path(), "handler.py", "import native\n");
+        write(
+            code.path(),
+            "requirements.txt",
+            &format!(
+                "--no-index\n--find-links {}\nnative==1.0\n",
+                wheels.path().display()
+            ),
+        );
+        let cache = tempfile::tempdir().unwrap();
+        let built = |architecture: &str| {
+            let artifact = package(
+                code.path(),
+                cache.path(),
+                &python_target("python3", architecture),
+            )
+            .unwrap();
+            let mut zip = zip::ZipArchive::new(fs::File::open(&artifact.path).unwrap()).unwrap();
+            let mut module = String::new();
+            std::io::Read::read_to_string(
+                &mut zip.by_name("native/__init__.py").unwrap(),
+                &mut module,
+            )
+            .unwrap();
+            module
+        };
+        assert!(built("x86_64").starts_with("VALUE = 'x86_64'"));
+        assert!(built("arm64").starts_with("VALUE = 'aarch64'"));
+        // No wheel for Python 3.11: pip says so, whatever Python runs it.
+        let mut py311 = python_target("python3", "x86_64");
+        py311.runtime = Some("python3.11".into());
+        let err = package(code.path(), cache.path(), &py311).unwrap_err();
+        assert!(
+            err.contains("No matching distribution found for native==1.0"),
+            "{err}"
+        );
     }
 
     #[test]

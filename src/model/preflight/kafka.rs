@@ -48,6 +48,7 @@ pub fn check(cx: &Ctx, out: &mut Vec<Finding>) {
         }
         network(cx, function, &topics, out);
         timeout(function, &topics, out);
+        throttled(function, &topics, out);
         for topic in &topics {
             role(cx, topic, function, out);
         }
@@ -222,11 +223,45 @@ fn security_groups(
 ) {
     let cluster_groups = cx.targets(cluster, &["security_groups"]);
     let own_groups = cx.targets(function, &["vpc", "security_groups"]);
-    if cluster_groups.is_empty()
-        || cluster_groups.iter().any(Option::is_none)
-        || own_groups.is_empty()
-    {
-        return; // the VPC's default group, or groups defined elsewhere
+    if own_groups.is_empty() {
+        return;
+    }
+    if cx.expr(cluster, &["security_groups"]).is_none() {
+        // The VPC's default group admits only its own members; groups of the file are never
+        // it (a literal `sg-…` of the function might be).
+        if own_groups.iter().all(Option::is_some) {
+            let own: Vec<String> = own_groups
+                .iter()
+                .flatten()
+                .map(|g| format!("`{}`", g.id))
+                .collect();
+            let own_first = own_groups
+                .iter()
+                .flatten()
+                .next()
+                .map_or("", |g| g.id.as_str());
+            push_unreachable(
+                function,
+                cluster,
+                topics,
+                format!(
+                    "`{}` sets no `security_groups`, so its endpoints are in the VPC's default group, which admits only \
+                     its own members, and this function is in {}",
+                    cluster.id,
+                    own.join(", ")
+                ),
+                format!(
+                    "give `{}` `security_groups: [<group>]` with a group whose ingress has `{{protocol: tcp, from_port: \
+                     9098, to_port: 9098, source_security_group: {own_first}}}`",
+                    cluster.id
+                ),
+                out,
+            );
+        }
+        return;
+    }
+    if cluster_groups.is_empty() || cluster_groups.iter().any(Option::is_none) {
+        return; // groups defined elsewhere
     }
     let cluster_groups: Vec<&ResourceSpec> = cluster_groups.into_iter().flatten().collect();
     let cluster_ids: Vec<&str> = cluster_groups.iter().map(|g| g.id.as_str()).collect();
@@ -277,6 +312,17 @@ fn security_groups(
             ),
         ),
     };
+    push_unreachable(function, cluster, topics, problem, fix, out);
+}
+
+fn push_unreachable(
+    function: &ResourceSpec,
+    cluster: &ResourceSpec,
+    topics: &[&ResourceSpec],
+    problem: String,
+    fix: String,
+    out: &mut Vec<Finding>,
+) {
     out.push(
         Finding::new(
             "KAF003",
@@ -441,6 +487,31 @@ fn timeout(function: &ResourceSpec, topics: &[&ResourceSpec], out: &mut Vec<Find
         .fix(format!(
             "set `timeout: 120` (at least {MIN_ADMIN_TIMEOUT}); an idle function costs nothing"
         )),
+    );
+}
+
+/// KAF007: reserved concurrency 0 throttles every invocation of the admin function.
+fn throttled(function: &ResourceSpec, topics: &[&ResourceSpec], out: &mut Vec<Finding>) {
+    if !matches!(
+        function.props.get("reserved_concurrency"),
+        Some(Expr::Int(0))
+    ) {
+        return;
+    }
+    out.push(
+        Finding::new(
+            "KAF007",
+            &function.id,
+            &["reserved_concurrency"],
+            format!(
+                "mskctl manages {} by invoking this function, and reserved concurrency 0 makes Lambda throttle every \
+                 invocation (TooManyRequestsException), so the topic can be neither read nor changed and every plan \
+                 and apply of it fails",
+                ids(topics)
+            ),
+        )
+        .label("every invocation throttled")
+        .fix("remove `reserved_concurrency`, or reserve at least one concurrent execution per topic it manages (mskctl invokes it for the topics concurrently)"),
     );
 }
 

@@ -185,6 +185,11 @@ pub static RULES: &[Rule] = &[
         "two kafka_topic resources for one topic on one cluster",
     ),
     rule(
+        "KAF007",
+        Error,
+        "topic-admin function with reserved concurrency 0",
+    ),
+    rule(
         "MSK004",
         Error,
         "MSK Serverless cluster AWS cannot create (IAM auth off, one subnet, over five groups)",

@@ -81,6 +81,7 @@ fn each_rule_stack_triggers_its_rule_on_the_offending_property() {
         ("KAF004", "admin_role", "policies"),
         ("KAF005", "admin", "timeout"),
         ("KAF006", "orders_copy", "name"),
+        ("KAF007", "admin", "reserved_concurrency"),
         ("SIL001", "dlq", "silence.NET05"),
         ("SIL002", "dlq", "silence.VAL004"),
     ];
@@ -691,4 +692,35 @@ fn one_topic_name_twice_is_refused_only_on_one_cluster() {
     has(&only(&shared, "KAF006"), "KAF006", "orders_copy", "name");
     let disjoint = on("\"b-1.kafka.internal:9092\"").replacen("b-1.kafka", "b-9.kafka", 1);
     assert_eq!(only(&disjoint, "KAF006"), vec![]);
+}
+
+#[test]
+fn a_cluster_in_the_default_group_does_not_admit_the_admin_function() {
+    let text = kafka_base().replace(
+        "    subnets: [private_a, private_c]\n    security_groups: [kafka_sg]\n",
+        "    subnets: [private_a, private_c]\n",
+    );
+    assert_ne!(text, kafka_base());
+    let f = only(&text, "KAF003");
+    assert_eq!(
+        f,
+        vec![(
+            "KAF003".into(),
+            "admin".into(),
+            "vpc.security_groups".into()
+        )]
+    );
+    // A function in a group given by its id may be in the default group: nothing is said.
+    let literal = text.replace(
+        "security_groups: [admin_sg]",
+        "security_groups: [sg-0a1b2c3d]",
+    );
+    assert_eq!(only(&literal, "KAF003"), vec![]);
+}
+
+#[test]
+fn reserved_concurrency_above_zero_lets_the_admin_function_run() {
+    let one = file("KAF007").replace("reserved_concurrency: 0", "reserved_concurrency: 2");
+    assert_ne!(one, file("KAF007"));
+    assert_eq!(run("x.yaml", &one), vec![]);
 }

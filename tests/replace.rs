@@ -311,6 +311,40 @@ async fn a_subnet_and_group_in_use_are_replaced_create_before_destroy_in_one_app
     )
     .await;
 
+    step(
+        "a role under a new name is created first, the function moved to it, the old role deleted",
+        async {
+            let iam = aws_sdk_iam::Client::new(&s.em.sdk().await);
+            common::edit(
+                &s.file,
+                "    trust: [lambda.amazonaws.com]",
+                "    name: repl-producer-role\n    trust: [lambda.amazonaws.com]",
+            );
+            let plan = s.em.plan_exits(&s.file, 2);
+            assert!(
+                flat(&plan.stdout).contains("+/- role (iam_role)"),
+                "{}",
+                plan.stdout
+            );
+            s.em.apply(&s.file);
+            let role = s
+                .lambda
+                .get_function_configuration()
+                .function_name("repl-producer")
+                .send()
+                .await
+                .unwrap()
+                .role()
+                .unwrap_or_default()
+                .to_string();
+            assert!(role.ends_with("/repl-producer-role"), "{role}");
+            let old = iam.get_role().role_name("repl-role").send().await;
+            assert!(old.is_err(), "the old role is still there");
+            s.em.plan_exits(&s.file, 0);
+        },
+    )
+    .await;
+
     step("destroy leaves nothing", async {
         s.em.run(&["destroy", "-f", &s.file, "--auto-approve"]).ok();
         assert!(s.subnets().await.is_empty());

@@ -547,3 +547,126 @@ async fn a_duplicate_vpc_is_deleted_and_the_one_in_use_kept() {
     let ids: Vec<&str> = left.vpcs().iter().filter_map(|v| v.vpc_id()).collect();
     assert_eq!(ids, [working.as_str()]);
 }
+
+const UPDATED: &str = r#"
+stack: lostupd
+region: ap-northeast-1
+resources:
+  vpc:
+    type: vpc
+    cidr_block: 10.50.0.0/16
+  igw:
+    type: internet_gateway
+    vpc: vpc
+  routes:
+    type: route_table
+    vpc: vpc
+  sg:
+    type: security_group
+    vpc: vpc
+    description: clients
+"#;
+
+/// An update's calls lose their replies too (a route added, a rule authorized): resolved by
+/// reading the resource again, not repeated, and the re-plan is clean.
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_whose_replies_are_lost_are_resolved() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = dir.write("stack.yaml", UPDATED);
+    em.apply(&file);
+    common::edit(
+        &file,
+        "    vpc: vpc\n  sg:",
+        "    vpc: vpc\n    routes:\n      - {destination: 0.0.0.0/0, gateway: igw}\n  sg:",
+    );
+    common::edit(
+        &file,
+        "    description: clients\n",
+        "    description: clients\n    ingress:\n      - {protocol: tcp, from_port: 443, to_port: 443, cidr: 10.50.0.0/16}\n",
+    );
+    let out = apply_losing(
+        &em,
+        &file,
+        &["ec2:CreateRoute", "AuthorizeSecurityGroupIngress"],
+    );
+    assert!(out.stdout.contains("outcome unknown"), "{}", out.all());
+}
+
+/// "Already exists" for something that is not this stack's stays an error, naming why, and
+/// the foreign resource is left as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_resource_with_the_same_name_is_not_adopted() {
+    // The out-of-band role is used at once: no IAM propagation window for it.
+    let em = Emulator::start_with(&[("EMULATOR_IAM_PROPAGATION_SECONDS", "0")]);
+    let dir = StackDir::new();
+    dir.with_handler();
+    let file = dir.write(
+        "stack.yaml",
+        r#"
+stack: foreign
+region: ap-northeast-1
+resources:
+  role:
+    type: iam_role
+    trust: [lambda.amazonaws.com]
+  fn:
+    type: lambda_function
+    name: shared-name
+    code: functions/msk_processor
+    handler: msk_processor.lambda_handler
+    runtime: python3.12
+    role: role
+"#,
+    );
+    let conf = em.sdk().await;
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = iam
+        .create_role()
+        .role_name("someone-elses")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("h.py", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut zip, b"def h(e, c):\n    return 1\n").unwrap();
+    let code = zip.finish().unwrap().into_inner();
+    lambda
+        .create_function()
+        .function_name("shared-name")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("h.h")
+        .role(role.role().unwrap().arn())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_smithy_types::Blob::new(code))
+                .build(),
+        )
+        .tags("owner", "someone else")
+        .send()
+        .await
+        .unwrap();
+    let out = em.run(&["apply", "-f", &file, "--auto-approve"]).code(1);
+    assert!(
+        out.all().contains("shared-name") && out.all().contains("not this stack's"),
+        "{}",
+        out.all()
+    );
+    let tags = lambda
+        .get_function()
+        .function_name("shared-name")
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    assert_eq!(
+        tags.keys().collect::<Vec<_>>(),
+        ["owner"],
+        "the foreign function was touched"
+    );
+}

@@ -555,6 +555,8 @@ fn place(cx: &Ctx, topic: &ResourceSpec) -> Option<Place> {
 
 /// KAF006: two `kafka_topic` resources for one topic name on one cluster: each apply of one
 /// undoes the other's partitions and configs, and destroying one deletes the other's topic.
+/// Names that differ only in `.` and `_` collide: Kafka refuses to create the second
+/// (InvalidTopicException, "collides with existing topics"), as their metric names would clash.
 fn same_topic(cx: &Ctx, out: &mut Vec<Finding>) {
     let topics: Vec<(&ResourceSpec, String, Place)> = cx
         .of_kind("kafka_topic")
@@ -562,7 +564,8 @@ fn same_topic(cx: &Ctx, out: &mut Vec<Finding>) {
         .collect();
     for (i, (a, name_a, place_a)) in topics.iter().enumerate() {
         for (b, name_b, place_b) in &topics[i + 1..] {
-            if name_a != name_b || !place_a.same(place_b) {
+            let collide = |n: &str| n.replace('.', "_");
+            if collide(name_a) != collide(name_b) || !place_a.same(place_b) {
                 continue;
             }
             let on = match place_a {
@@ -572,15 +575,15 @@ fn same_topic(cx: &Ctx, out: &mut Vec<Finding>) {
                 },
                 Place::Servers(_) => "the same brokers".into(),
             };
-            out.push(
+            let finding = if name_a == name_b {
                 Finding::new(
                     "KAF006",
                     &b.id,
                     &["name"],
                     format!(
-                        "resource `{}` already manages Kafka topic `{name_a}` on {on}: two resources for one topic undo each other's \
-                         partitions and configs on every apply, and destroying either deletes the topic (and its \
-                         records) under the other",
+                        "resource `{}` already manages Kafka topic `{name_a}` on {on}: two resources for one topic undo \
+                         each other's partitions and configs on every apply, and destroying either deletes the topic \
+                         (and its records) under the other",
                         a.id
                     ),
                 )
@@ -588,8 +591,23 @@ fn same_topic(cx: &Ctx, out: &mut Vec<Finding>) {
                 .fix(format!(
                     "keep one `kafka_topic` for `{name_a}` (remove `{}` or give it another `name`)",
                     b.id
-                )),
-            );
+                ))
+            } else {
+                Finding::new(
+                    "KAF006",
+                    &b.id,
+                    &["name"],
+                    format!(
+                        "topic `{name_b}` and `{name_a}` of resource `{}` on {on} differ only in `.` and `_`, which Kafka \
+                         treats as colliding (their metric names would be the same), so Kafka refuses to create \
+                         whichever is created second (InvalidTopicException)",
+                        a.id
+                    ),
+                )
+                .label(format!("collides with `{name_a}`"))
+                .fix("use either `.` or `_` in the topic names of a cluster, not both")
+            };
+            out.push(finding);
         }
     }
 }

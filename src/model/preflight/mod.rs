@@ -182,7 +182,7 @@ pub static RULES: &[Rule] = &[
     rule(
         "KAF006",
         Error,
-        "two kafka_topic resources for one topic on one cluster",
+        "two kafka_topic resources for one topic (or colliding names) on one cluster",
     ),
     rule(
         "KAF007",

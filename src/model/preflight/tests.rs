@@ -690,6 +690,19 @@ fn one_topic_name_twice_is_refused_only_on_one_cluster() {
         1,
     );
     has(&only(&shared, "KAF006"), "KAF006", "orders_copy", "name");
+    // `.` and `_` collide in Kafka; `-` does not.
+    let dotted = file("KAF006")
+        .replace(
+            "    name: orders\n    partitions: 3",
+            "    name: orders.eu\n    partitions: 3",
+        )
+        .replace(
+            "    name: orders\n    partitions: 6",
+            "    name: orders_eu\n    partitions: 6",
+        );
+    has(&only(&dotted, "KAF006"), "KAF006", "orders_copy", "name");
+    let dashed = dotted.replace("name: orders_eu", "name: orders-eu");
+    assert_eq!(only(&dashed, "KAF006"), vec![]);
     let disjoint = on("\"b-1.kafka.internal:9092\"").replacen("b-1.kafka", "b-9.kafka", 1);
     assert_eq!(only(&disjoint, "KAF006"), vec![]);
 }

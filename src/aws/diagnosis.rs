@@ -246,6 +246,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_timeout_scale_is_a_positive_number_or_one() {
+        assert_eq!(timeout_scale(Some("0.1")), 0.1);
+        for bad in [
+            None,
+            Some(""),
+            Some("x"),
+            Some("0"),
+            Some("-1"),
+            Some("inf"),
+        ] {
+            assert_eq!(timeout_scale(bad), 1.0, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn origin_keeps_scheme_host_and_port_only() {
         assert_eq!(
             origin("http://127.0.0.1:4566/?Action=GetCallerIdentity"),

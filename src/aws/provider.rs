@@ -427,6 +427,62 @@ impl Provider for AwsProvider {
 mod tests {
     use super::*;
 
+    fn live(kind: &'static str, id: &str, physical: &str, props: serde_json::Value) -> Live {
+        Live {
+            kind,
+            observed: Observed {
+                id: id.into(),
+                physical_id: physical.into(),
+                props: props.as_object().unwrap().clone().into_iter().collect(),
+                attrs: [("id".to_string(), physical.to_string())].into(),
+            },
+        }
+    }
+
+    /// Two VPCs with the same logical id: the one the subnet names goes first (the planner
+    /// keeps the first copy and deletes the others), whatever the ids' order.
+    #[test]
+    fn the_copy_in_use_is_kept_first() {
+        let mut all = vec![
+            live(
+                "subnet",
+                "subnet",
+                "subnet-1",
+                serde_json::json!({"vpc": "vpc-b", "tags": {"x": "vpc-a"}}),
+            ),
+            live("vpc", "vpc", "vpc-a", serde_json::json!({})),
+            live("vpc", "vpc", "vpc-b", serde_json::json!({})),
+            live("vpc", "vpc", "vpc-c", serde_json::json!({})),
+        ];
+        all.sort_by(|a, b| {
+            a.observed
+                .id
+                .cmp(&b.observed.id)
+                .then(a.observed.physical_id.cmp(&b.observed.physical_id))
+        });
+        keep_used_copies_first(&mut all);
+        let order: Vec<&str> = all
+            .iter()
+            .map(|l| l.observed.physical_id.as_str())
+            .collect();
+        // Tags do not count as use; unused copies keep their order.
+        assert_eq!(order, ["subnet-1", "vpc-b", "vpc-a", "vpc-c"]);
+        // Nobody uses either copy: the order by id stays.
+        let mut idle = vec![
+            live("vpc", "vpc", "vpc-a", serde_json::json!({})),
+            live("vpc", "vpc", "vpc-b", serde_json::json!({})),
+        ];
+        keep_used_copies_first(&mut idle);
+        assert_eq!(idle[0].observed.physical_id, "vpc-a");
+    }
+
+    #[test]
+    fn attribute_paths_name_their_top_level_property() {
+        assert_eq!(top_level("routes[0].gateway"), "routes");
+        assert_eq!(top_level("vpc_config.subnets"), "vpc_config");
+        assert_eq!(top_level("tags"), "tags");
+    }
+
     /// Each kind's index type matches the ARNs AWS gives its resources (a wrong type would
     /// make a plan skip a kind the stack still owns resources of).
     #[test]

@@ -573,6 +573,86 @@ impl Said {
 mod tests {
     use super::*;
 
+    #[test]
+    fn creates_a_repeat_would_duplicate_are_not_idempotent_and_token_creates_are() {
+        for op in [
+            "CreateVpc",
+            "CreateRole",
+            "CreateClusterV2",
+            "CreateRoute",
+            "AddPermission",
+        ] {
+            assert!(not_idempotent(op), "{op}");
+        }
+        for op in [
+            "CreateNatGateway",
+            "CreateRouteTable",
+            "CreateVpcEndpoint",
+            "CreateQueue",
+            "PutParameter",
+            "PutRolePolicy",
+            "DescribeVpcs",
+        ] {
+            assert!(!not_idempotent(op), "{op}");
+        }
+    }
+
+    #[test]
+    fn already_exists_answers_are_recognised_and_busy_conflicts_are_not() {
+        let e = |op: &str, code: &str, msg: &str| CallError::new(op, Some(code), msg);
+        for err in [
+            e(
+                "CreateRole",
+                "EntityAlreadyExists",
+                "Role with name r already exists.",
+            ),
+            e(
+                "CreateFunction",
+                "ResourceConflictException",
+                "Function already exist: f",
+            ),
+            e("CreatePipe", "ConflictException", "Pipe p already exists."),
+            e(
+                "CreateSubnet",
+                "InvalidSubnet.Conflict",
+                "The CIDR '10.0.0.0/24' conflicts with another subnet",
+            ),
+            e(
+                "CreateRoute",
+                "RouteAlreadyExists",
+                "The route identified by 0.0.0.0/0 already exists.",
+            ),
+            e(
+                "AttachInternetGateway",
+                "Resource.AlreadyAssociated",
+                "resource igw-1 is already associated",
+            ),
+        ] {
+            assert!(outcome_unknown_or_exists(&err), "{err}");
+        }
+        let busy = e(
+            "UpdateFunctionConfiguration",
+            "ResourceConflictException",
+            "The operation cannot be performed at this time. An update is in progress for resource: f",
+        );
+        assert!(!outcome_unknown_or_exists(&busy));
+        assert!(!outcome_unknown_or_exists(&e(
+            "CreateVpc",
+            "VpcLimitExceeded",
+            "limit"
+        )));
+        assert!(outcome_unknown_or_exists(&e(
+            "CreateVpc",
+            "ReplyLost",
+            "no reply"
+        )));
+        assert!(outcome_unknown_or_exists(&e(
+            "CreateVpc",
+            "Timeout",
+            "no answer"
+        )));
+    }
+
     const ALL_PACES: [(&str, Pace); 7] = [
         ("msk cluster", MSK_CLUSTER_PACE),
         ("pipe", PIPE_PACE),

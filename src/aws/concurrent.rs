@@ -1,6 +1,7 @@
 //! Independent reads of one kind run together: a no-op plan of a stack with hundreds of
 //! queues must cost rounds of calls, not one round per queue. A bounded window keeps a bulk
-//! read within AWS's per-account request rates.
+//! read within AWS's per-account request rates. Independent calls inside one resource (a
+//! table's routes, a function's settings) run together too, each to its end.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,6 +49,28 @@ where
     Ok(out.into_iter().flatten().collect())
 }
 
+/// Run `futures` together, at most `window` in flight, and wait for every one of them even
+/// when one fails (nothing is cancelled half-way): the outputs in input order, or the first
+/// error in input order. For the independent calls inside one resource, whose failure must not
+/// leave another call's outcome unknown.
+pub async fn join_windowed<T, E, F>(
+    futures: impl IntoIterator<Item = F>,
+    window: usize,
+) -> Result<Vec<T>, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let settled = try_join_windowed(
+        futures
+            .into_iter()
+            .map(|f| async move { Ok::<_, std::convert::Infallible>(f.await) }),
+        window,
+    )
+    .await
+    .unwrap_or_else(|never| match never {});
+    settled.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +98,29 @@ mod tests {
         assert_eq!(peak.load(Ordering::SeqCst), 8);
         // 5 rounds of 20 ms, not 40.
         assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[tokio::test]
+    async fn join_windowed_finishes_every_call_and_returns_the_first_error() {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let started = std::time::Instant::now();
+        let jobs = (0..6).map(|i| {
+            let finished = finished.clone();
+            async move {
+                // The failing calls end first; the others must still run to their end.
+                if i == 1 || i == 4 {
+                    return Err(i);
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(i)
+            }
+        });
+        assert_eq!(join_windowed(jobs, 16).await, Err(1));
+        assert_eq!(finished.load(Ordering::SeqCst), 4);
+        assert!(started.elapsed() < Duration::from_millis(100));
+        let ok = (0..3).map(|i| async move { Ok::<_, ()>(i) });
+        assert_eq!(join_windowed(ok, 2).await, Ok(vec![0, 1, 2]));
     }
 
     #[tokio::test]

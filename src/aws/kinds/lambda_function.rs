@@ -306,15 +306,28 @@ impl LambdaFunction {
         id: Option<&str>,
         name: &str,
     ) -> Result<Option<Observed>, CallError> {
-        let out = match cx
-            .aws
-            .lambda
-            .get_function()
-            .function_name(name)
-            .send()
-            .await
-            .call("GetFunction")
-        {
+        // Both reads at once: the invoke config is not needed when the function is missing or
+        // not this stack's, but waiting for GetFunction first would cost every read a round.
+        let function = async {
+            cx.aws
+                .lambda
+                .get_function()
+                .function_name(name)
+                .send()
+                .await
+                .call("GetFunction")
+        };
+        let invoke = async {
+            cx.aws
+                .lambda
+                .get_function_event_invoke_config()
+                .function_name(name)
+                .send()
+                .await
+                .call("GetFunctionEventInvokeConfig")
+        };
+        let (function, invoke) = tokio::join!(function, invoke);
+        let out = match function {
             Ok(out) => out,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
@@ -330,14 +343,7 @@ impl LambdaFunction {
         let Some(id) = id.map(String::from).or_else(|| tags.get(TAG_ID).cloned()) else {
             return Ok(None);
         };
-        let invoke = cx
-            .aws
-            .lambda
-            .get_function_event_invoke_config()
-            .function_name(name)
-            .send()
-            .await;
-        let (retries, age) = match invoke.call("GetFunctionEventInvokeConfig") {
+        let (retries, age) = match invoke {
             Ok(c) => (c.maximum_retry_attempts, c.maximum_event_age_in_seconds),
             Err(e) if is_not_found(&e) => (None, None),
             Err(e) => return Err(e),
@@ -507,6 +513,39 @@ impl LambdaFunction {
         Ok(())
     }
 
+    /// The asynchronous-invocation settings (`invoke_config`) and the reserved concurrency
+    /// (`reserve`): separate Lambda resources of the function, set at once, each call to its
+    /// end; the first error (invoke config first) is returned.
+    async fn put_settings(
+        cx: &Ctx,
+        id: &str,
+        name: &str,
+        props: &Props,
+        invoke_config: bool,
+        reserve: bool,
+    ) -> Result<(), CallError> {
+        let invoke = async {
+            if invoke_config {
+                retry_while(cx, id, &FUNCTION_BUSY, || {
+                    Self::put_invoke_config(cx, name, props)
+                })
+                .await?;
+            }
+            Ok(())
+        };
+        let concurrency = async {
+            if reserve {
+                retry_while(cx, id, &FUNCTION_BUSY, || {
+                    Self::sync_concurrency(cx, name, props)
+                })
+                .await?;
+            }
+            Ok(())
+        };
+        let (invoke, concurrency) = tokio::join!(invoke, concurrency);
+        invoke.and(concurrency)
+    }
+
     /// Bring live tags to `want` (which includes the secret-key marker).
     async fn sync_tags(
         cx: &Ctx,
@@ -673,18 +712,9 @@ impl KindApi for LambdaFunction {
         Self::wait_settled(cx, &d.id, &name, &what, true).await?;
         let retries = i(&d.props, "maximum_retry_attempts").unwrap_or(DEFAULT_RETRIES);
         let age = i(&d.props, "maximum_event_age").unwrap_or(DEFAULT_EVENT_AGE);
-        if retries != DEFAULT_RETRIES || age != DEFAULT_EVENT_AGE {
-            retry_while(cx, &d.id, &FUNCTION_BUSY, || {
-                Self::put_invoke_config(cx, &name, &d.props)
-            })
-            .await?;
-        }
-        if reserved_concurrency(&d.props).is_some() {
-            retry_while(cx, &d.id, &FUNCTION_BUSY, || {
-                Self::sync_concurrency(cx, &name, &d.props)
-            })
-            .await?;
-        }
+        let invoke_config = retries != DEFAULT_RETRIES || age != DEFAULT_EVENT_AGE;
+        let reserve = reserved_concurrency(&d.props).is_some();
+        Self::put_settings(cx, &d.id, &name, &d.props, invoke_config, reserve).await?;
         Self::must_read(cx, &d.id, &name).await
     }
 
@@ -736,18 +766,9 @@ impl KindApi for LambdaFunction {
             };
             Self::wait_settled(cx, id, name, &what, true).await?;
         }
-        if has("maximum_retry_attempts") || has("maximum_event_age") {
-            retry_while(cx, id, &FUNCTION_BUSY, || {
-                Self::put_invoke_config(cx, name, &d.props)
-            })
-            .await?;
-        }
-        if has("reserved_concurrency") {
-            retry_while(cx, id, &FUNCTION_BUSY, || {
-                Self::sync_concurrency(cx, name, &d.props)
-            })
-            .await?;
-        }
+        let invoke_config = has("maximum_retry_attempts") || has("maximum_event_age");
+        let reserve = has("reserved_concurrency");
+        Self::put_settings(cx, id, name, &d.props, invoke_config, reserve).await?;
         Self::must_read(cx, id, name).await
     }
 

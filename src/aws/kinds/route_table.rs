@@ -1,5 +1,5 @@
 //! `route_table` on AWS: CreateRouteTable with tags; routes and subnet associations are
-//! managed one by one in place (CreateRoute/ReplaceRoute/DeleteRoute,
+//! managed one by one in place, all of one table at once (CreateRoute/ReplaceRoute/DeleteRoute,
 //! Associate/DisassociateRouteTable, ReplaceRouteTableAssociation to move a subnet from another
 //! table), so an out-of-band change is repaired without touching the rest. DeleteRouteTable
 //! after its associations are removed.
@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, RouteOrigin};
 use serde_json::{Value, json};
 
+use crate::aws::concurrent::join_windowed;
 use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, is_not_found, logical_id, missing, stack_filter, tag_spec, tags_prop,
@@ -65,12 +66,27 @@ impl KindApi for RouteTable {
             .and_then(|t| t.route_table_id())
             .unwrap_or_default()
             .to_string();
-        for route in routes_of(p.get("routes")) {
-            put_route(cx, id, &rtb, &route, false).await?;
-        }
-        for subnet in strs(p, "subnets") {
-            associate(cx, id, &rtb, &subnet).await?;
-        }
+        // Routes (one per destination) and associations (one per subnet) are independent:
+        // all at once, each call to its end.
+        let routes = routes_of(p.get("routes"));
+        let subnets = strs(p, "subnets");
+        let (routes, subnets) = tokio::join!(
+            join_windowed(
+                routes
+                    .iter()
+                    .map(|r| put_route(cx, id, &rtb, r, false))
+                    .collect::<Vec<_>>(),
+                CALL_WINDOW
+            ),
+            join_windowed(
+                subnets
+                    .iter()
+                    .map(|s| associate(cx, id, &rtb, s))
+                    .collect::<Vec<_>>(),
+                CALL_WINDOW
+            ),
+        );
+        routes.and(subnets)?;
         reread(cx, &desired.id, &rtb).await
     }
 
@@ -83,48 +99,59 @@ impl KindApi for RouteTable {
     ) -> Result<Observed, CallError> {
         let p = &desired.props;
         let rtb = &observed.physical_id;
-        if changed.iter().any(|c| c == "routes") {
+        let id = desired.id.as_str();
+        let has = |prop: &str| changed.iter().any(|c| c == prop);
+        // Routes, associations and tags are independent of each other: all at once.
+        let routes = async {
+            if !has("routes") {
+                return Ok(());
+            }
             let plan = diff_routes(
                 &routes_of(p.get("routes")),
                 &routes_of(observed.props.get("routes")),
             );
-            for dest in &plan.delete {
-                let r = cx
-                    .aws
-                    .ec2
-                    .delete_route()
-                    .route_table_id(rtb)
-                    .destination_cidr_block(dest)
-                    .send()
-                    .await
-                    .call("DeleteRoute");
-                gone_ok(r.map(|_| ()))?;
+            // Deletes first (a table holds at most 50 routes), then the rest together: one
+            // call per destination, destinations distinct.
+            let deletes: Vec<_> = plan
+                .delete
+                .iter()
+                .map(|d| delete_route(cx, rtb, d))
+                .collect();
+            join_windowed(deletes, CALL_WINDOW).await?;
+            let replace = plan.replace.iter().map(|r| put_route(cx, id, rtb, r, true));
+            let create = plan.create.iter().map(|r| put_route(cx, id, rtb, r, false));
+            join_windowed(replace.chain(create).collect::<Vec<_>>(), CALL_WINDOW).await?;
+            Ok::<_, CallError>(())
+        };
+        let subnets = async {
+            if !has("subnets") {
+                return Ok(());
             }
-            for route in &plan.replace {
-                put_route(cx, &desired.id, rtb, route, true).await?;
-            }
-            for route in &plan.create {
-                put_route(cx, &desired.id, rtb, route, false).await?;
-            }
-        }
-        if changed.iter().any(|c| c == "subnets") {
             let (add, remove) =
                 diff_subnets(&strs(p, "subnets"), &strs(&observed.props, "subnets"));
-            if !remove.is_empty() {
-                let assocs = associations(cx, rtb).await?;
-                for subnet in &remove {
-                    if let Some(assoc) = assocs.get(subnet) {
-                        disassociate(cx, assoc).await?;
-                    }
+            let remove = async {
+                if remove.is_empty() {
+                    return Ok(());
                 }
+                let assocs = associations(cx, rtb).await?;
+                let gone = remove.iter().filter_map(|s| assocs.get(s));
+                let calls: Vec<_> = gone.map(|a| disassociate(cx, a)).collect();
+                join_windowed(calls, CALL_WINDOW).await?;
+                Ok::<_, CallError>(())
+            };
+            let add: Vec<_> = add.iter().map(|s| associate(cx, id, rtb, s)).collect();
+            let add = join_windowed(add, CALL_WINDOW);
+            let (removed, added) = tokio::join!(remove, add);
+            removed.and(added.map(|_| ()))
+        };
+        let tags = async {
+            if has("tags") {
+                ec2::sync_tags(cx, rtb, p, &observed.props).await?;
             }
-            for subnet in &add {
-                associate(cx, &desired.id, rtb, subnet).await?;
-            }
-        }
-        if changed.iter().any(|c| c == "tags") {
-            ec2::sync_tags(cx, rtb, p, &observed.props).await?;
-        }
+            Ok(())
+        };
+        let (routes, subnets, tags) = tokio::join!(routes, subnets, tags);
+        routes.and(subnets).and(tags)?;
         reread(cx, &desired.id, rtb).await
     }
 
@@ -134,9 +161,8 @@ impl KindApi for RouteTable {
             Err(e) if is_not_found(&e) => return Ok(()),
             other => other?,
         };
-        for assoc in assocs.values() {
-            disassociate(cx, assoc).await?;
-        }
+        let calls: Vec<_> = assocs.values().map(|a| disassociate(cx, a)).collect();
+        join_windowed(calls, CALL_WINDOW).await?;
         gone_ok(
             retry_while(cx, &observed.id, &DEPENDENCY_VIOLATION, || async {
                 cx.aws
@@ -151,6 +177,23 @@ impl KindApi for RouteTable {
             .await,
         )
     }
+}
+
+/// How many calls of one table (routes, associations) run at once.
+const CALL_WINDOW: usize = 8;
+
+/// DeleteRoute for one destination; a route already gone is deleted.
+async fn delete_route(cx: &Ctx, rtb: &str, dest: &str) -> Result<(), CallError> {
+    let r = cx
+        .aws
+        .ec2
+        .delete_route()
+        .route_table_id(rtb)
+        .destination_cidr_block(dest)
+        .send()
+        .await
+        .call("DeleteRoute");
+    gone_ok(r.map(|_| ()))
 }
 
 /// CreateRoute or ReplaceRoute for one route. The table and the gateway may have been

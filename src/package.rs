@@ -660,6 +660,10 @@ fn run_pip(
         .current_dir(dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PIP_NO_INPUT", "1")
+        // A user's pip configuration that would refuse a --target install: requiring an
+        // active virtualenv, or installing into the user site (which --target excludes).
+        .env("PIP_REQUIRE_VIRTUALENV", "0")
+        .env("PIP_USER", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| {
@@ -1206,6 +1210,36 @@ mod tests {
             err.contains("No matching distribution found for native==1.0"),
             "{err}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pip_configuration_for_virtualenvs_or_the_user_site_does_not_stop_the_build() {
+        use std::os::unix::fs::PermissionsExt;
+        let (code, _wheels) = function_with_requirements();
+        let cache = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        // A pip.conf many developers have: pip refuses installs outside a virtualenv, or
+        // installs into the user site.
+        let conf = bin.path().join("pip.conf");
+        fs::write(
+            &conf,
+            "[global]\nrequire-virtualenv = true\n[install]\nuser = true\n",
+        )
+        .unwrap();
+        let script = bin.path().join("python3");
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nPIP_CONFIG_FILE='{}' exec python3 \"$@\"\n",
+                conf.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let artifact =
+            package(code.path(), cache.path(), &python_target(&script, "x86_64")).unwrap();
+        assert!(names_in(&artifact.path).contains(&"tinydep/__init__.py".to_string()));
     }
 
     #[test]

@@ -1261,6 +1261,13 @@ class LambdaInvokeTest(EmulatorTest):
         body = json.loads(out["Payload"].read())
         self.assertEqual(body["errorType"], "Sandbox.Timedout")
         self.assertRegex(body["errorMessage"], r"^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$")
+        # The init phase (importing the module) does not count in the timeout, as on AWS.
+        self.function("inv-slow-init", "slowinit.handler", Timeout=1, files={
+            "slowinit.py": "import time\ntime.sleep(1.5)\n\ndef handler(event, context):\n"
+                           "    return context.get_remaining_time_in_millis()\n"})
+        out = client("lambda").invoke(FunctionName="inv-slow-init")
+        self.assertNotIn("FunctionError", out)
+        self.assertGreater(json.loads(out["Payload"].read()), 800)
 
     def test_invoke_event_runs_in_the_background_and_dry_run_does_not_run(self) -> None:
         self.function("inv-event", "app.to_queue", Timeout=30)
@@ -1332,6 +1339,7 @@ class LambdaInvokeTest(EmulatorTest):
         vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
         sg = ec2.create_security_group(GroupName="inv-g", Description="g", VpcId=vpc)["GroupId"]
+        control("faults", {"delays": {"lambda_vpc": 30}})  # Pending for the whole test (reset in tearDown)
         self.function("inv-pending", "app.echo", VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [sg]})
         try:
             lam.invoke(FunctionName="inv-pending")

@@ -8,8 +8,9 @@ botocore and their dependencies, as the Lambda Python runtime provides), then th
 standard library.
 
 It serves invocations one at a time, as a warm Lambda environment does: each line on
-stdin is a request {"event", "context", "deadline", "log"}; the handler's module is
-imported at the first one (the init phase) and kept. What the handler prints during an
+stdin is a request {"event", "context", "timeout", "log"}; the handler's module is
+imported at the first one (the init phase) and kept; the line {"phase": "handler"} on the
+original stdout says the handler starts. What the handler prints during an
 invocation goes to the file named by "log"; the outcome is one line on the original
 stdout: {"ok": <result>} or {"error": {errorMessage, errorType, stackTrace}}, plus
 "fatal": true when the environment cannot be reused (an init failure).
@@ -78,7 +79,8 @@ def load(handler: str) -> tuple[object | None, dict | None]:
 
 
 def invoke(func: object, request: dict) -> dict:
-    context = Context(request["context"], request["deadline"])
+    # The function's timeout runs from the handler's start (the init phase is not counted).
+    context = Context(request["context"], time.time() + float(request["timeout"]))
     try:
         result = func(request["event"], context)
     except Exception as exc:
@@ -115,6 +117,8 @@ def main() -> None:
             if init_error is not None:
                 outcome, fatal = {"error": init_error}, True
         if func is not None:
+            control.write('{"phase": "handler"}\n')  # the init phase is over: the timeout runs
+            control.flush()
             outcome = invoke(func, request)
         sys.stdout.flush()
         sys.stderr.flush()

@@ -269,7 +269,10 @@ fn security_groups(
     let own_cidrs = cidrs(cx, subnets);
     let cluster_cidrs = cidrs(cx, &cx.targets(cluster, &["subnets"]));
     let first = cluster_groups[0].id.as_str();
-    let own_first = own_ids.first().copied().unwrap_or("<the function's group>");
+    let own_first = own_ids
+        .first()
+        .copied()
+        .unwrap_or("<the function's group id>");
     // A literal group of the function may be admitted by a literal peer: `admits` counts
     // those as yes; its own egress is unknown, so egress is judged only when all are in the file.
     let ingress_ok = admits(&cluster_groups, "ingress", &own_ids, own_cidrs.as_deref());
@@ -283,6 +286,18 @@ fn security_groups(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // The function's groups as written (in-file ids and literal `sg-…` ids).
+    let own_written: Vec<String> = own_groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| match g {
+            Some(g) => g.id.clone(),
+            None => cx
+                .lit(function, &["vpc", "security_groups", &i.to_string()])
+                .unwrap_or_else(|| "?".into()),
+        })
+        .collect();
+    let own_written: Vec<&str> = own_written.iter().map(String::as_str).collect();
     let (problem, fix) = match (ingress_ok, egress_ok) {
         (true, true) => return,
         (false, _) => (
@@ -291,7 +306,7 @@ fn security_groups(
                  its subnets",
                 cluster.id,
                 group_names(&cluster_ids),
-                group_names(&own_ids)
+                group_names(&own_written)
             ),
             format!(
                 "add to `{first}`'s ingress `{{protocol: tcp, from_port: 9098, to_port: 9098, source_security_group: \

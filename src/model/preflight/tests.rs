@@ -506,6 +506,23 @@ fn the_cluster_must_admit_the_admin_function_on_9098_and_the_function_must_get_o
         ),
         vec![]
     );
+    // A function in a group given by its id is not the group of the file the cluster admits.
+    let literal_own = file("KAF003")
+        .replace(
+            "source_security_group: self}",
+            "source_security_group: admin_sg}",
+        )
+        .replace(
+            "security_groups: [admin_sg]\n  orders:",
+            "security_groups: [sg-0a1b2c3d]\n  orders:",
+        );
+    assert!(literal_own.contains("[sg-0a1b2c3d]"));
+    has(
+        &only(&literal_own, "KAF003"),
+        "KAF003",
+        "admin",
+        "vpc.security_groups",
+    );
     // A peer given by its id is not known offline: nothing is said.
     assert_eq!(
         only(

@@ -2,7 +2,9 @@
 //! that name other groups become the node `<group>.rules` (kind `security_group_rules`, see
 //! `model::kinds::security_group`). Groups that admit each other then depend on nothing of each
 //! other: both groups are created first, their cross-references after, and on destroy (or when
-//! a peer is replaced) the cross-references are revoked before any of the groups is deleted.
+//! a peer is replaced destroy-first) the cross-references are revoked before any of the groups
+//! is deleted. A peer replaced create-before-destroy needs no revoke first: the node is updated
+//! in place onto the new group before the old one goes.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1334,6 +1334,16 @@ class LambdaInvokeTest(EmulatorTest):
                 return stat.read().split(") ", 1)[1][0] != "Z"
 
         self.assertEqual(wait_for(running, False)[-1], False)
+        # Its work directory (unpacked code) is left behind, and the next launcher that runs a
+        # function removes it.
+        import glob
+        import tempfile
+
+        leftover = glob.glob(os.path.join(tempfile.gettempdir(), f"emulator-lambda-{own.pid}-*"))
+        self.assertEqual(len(leftover), 1)
+        make_function("sweeper")
+        client("lambda").invoke(FunctionName="sweeper")
+        self.assertFalse(os.path.exists(leftover[0]))
 
     def test_invoke_of_a_function_not_active_or_throttled(self) -> None:
         lam, ec2 = client("lambda"), client("ec2")

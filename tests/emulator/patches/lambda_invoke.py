@@ -50,7 +50,7 @@ RUNTIME_DISTRIBUTIONS = ["boto3"]
 LOG_TAIL_BYTES = 4096
 
 _endpoint = ""
-_lock = threading.Lock()
+_lock = threading.RLock()
 _workdir: Path | None = None
 _runtime_dir: Path | None = None
 
@@ -78,11 +78,31 @@ def set_endpoint(url: str) -> None:
     _endpoint = url
 
 
+WORKDIR_PREFIX = "emulator-lambda-"
+
+
+def _sweep_stale_workdirs() -> None:
+    """Removes the work directories of launchers that are gone (at each cold start): a killed
+    launcher (the Rust harness ends each test's emulator with SIGKILL) cannot remove its own."""
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def _work() -> Path:
     global _workdir
-    if _workdir is None:
-        _workdir = Path(tempfile.mkdtemp(prefix="emulator-lambda-"))
-        atexit.register(shutil.rmtree, _workdir, True)
+    with _lock:
+        if _workdir is None:
+            _sweep_stale_workdirs()
+            _workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+            atexit.register(shutil.rmtree, _workdir, True)
     return _workdir
 
 
@@ -190,6 +210,7 @@ class Environment:
     """One warm execution environment: a lambda_runner.py process serving invocations."""
 
     def __init__(self, fn: Any, key: tuple) -> None:
+        _sweep_stale_workdirs()
         code = code_dir(fn)
         self.key = key
         self.proc = _spawn(

@@ -1345,6 +1345,15 @@ class LambdaInvokeTest(EmulatorTest):
         client("lambda").invoke(FunctionName="sweeper")
         self.assertFalse(os.path.exists(leftover[0]))
 
+    def test_other_runtimes_keep_motos_behaviour(self) -> None:
+        # Only python3.x runs here; moto would run a Node.js handler in Docker, absent here.
+        client("lambda").create_function(
+            FunctionName="inv-node", Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+            Code={"ZipFile": handler_zip({"index.js": "exports.handler = async () => 1;"})})
+        out = client("lambda").invoke(FunctionName="inv-node")
+        self.assertEqual(out["FunctionError"], "Handled")
+        self.assertIn(b"error running docker", out["Payload"].read())
+
     def test_invoke_of_a_function_not_active_or_throttled(self) -> None:
         lam, ec2 = client("lambda"), client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]

@@ -522,6 +522,11 @@ class Ec2Test(EmulatorTest):
 
 
 class VpcTest(EmulatorTest):
+    def setUp(self) -> None:
+        # Windows long enough for the few calls each phase makes, even on a loaded machine (the
+        # module's 0.4 s and 0.8 s flaked at a load average of 6 on 2 cores); reset in tearDown.
+        control("faults", {"delays": {"lambda_vpc": 1.5, "lambda_eni_linger": 3.0, "vpc_endpoint": 1.5}})
+
     def network(self, cidr: str) -> tuple[str, list[str], str]:
         ec2 = client("ec2")
         vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]

@@ -1,7 +1,7 @@
 //! Calls inside one resource that do not depend on each other run at the same time, so an
 //! apply costs rounds of calls rather than one round per call: against the emulator with a
 //! latency added to every call (as a distant AWS region has), the call log of one apply shows
-//! a route table's routes and subnet associations, a group's ingress and egress rules, and a
+//! a route table's routes and subnet associations, a group's ingress rules and its first read, and a
 //! function's event invoke config and reserved concurrency in flight together. Then a
 //! re-plan is clean and destroy leaves nothing.
 
@@ -158,14 +158,24 @@ async fn independent_calls_of_one_resource_are_in_flight_together() {
             .filter(|c| c.start >= created && c.start < routes_end)
             .count();
         assert_eq!(lookups, 2, "the associations waited for the routes");
-        in_flight_together(
-            &all,
-            "group",
-            &[
-                ("AuthorizeSecurityGroupIngress", 1),
-                ("AuthorizeSecurityGroupEgress", 1),
-            ],
-            &run,
+        // A new group has no inbound rules: they are authorized while the fresh group is read
+        // for its default outbound rule (the egress diff needs it).
+        let overlap = |id: &str, a: &str, b: &str| {
+            let first = |op: &str| {
+                all.iter()
+                    .find(|c| c.id == id && c.op == op)
+                    .unwrap_or_else(|| panic!("{id}: no {op}\n{}", run.all()))
+            };
+            let (a, b) = (first(a), first(b));
+            a.start < b.end && b.start < a.end
+        };
+        assert!(
+            overlap(
+                "group",
+                "AuthorizeSecurityGroupIngress",
+                "DescribeSecurityGroups"
+            ),
+            "the group's ingress waited for its read"
         );
         in_flight_together(
             &all,

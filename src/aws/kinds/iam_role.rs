@@ -136,54 +136,66 @@ impl IamRole {
         role: &str,
     ) -> Result<(Map<String, Value>, Vec<String>), CallError> {
         let inline = async {
-            let mut names = Vec::new();
-            let mut pages = cx
-                .aws
-                .iam
-                .list_role_policies()
-                .role_name(role)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                names.extend(page.call("ListRolePolicies")?.policy_names);
-            }
-            let mut docs = Map::new();
-            for name in names {
+            let names = Self::inline_names(cx, role).await?;
+            // The documents of all inline policies at once.
+            let reads = names.iter().map(|name| async move {
                 let out = cx
                     .aws
                     .iam
                     .get_role_policy()
                     .role_name(role)
-                    .policy_name(&name)
+                    .policy_name(name)
                     .send()
                     .await;
                 let out = out.call("GetRolePolicy")?;
-                docs.insert(name, policy_value(&Value::String(out.policy_document)));
-            }
-            Ok::<_, CallError>(docs)
+                Ok::<_, CallError>((
+                    name.clone(),
+                    policy_value(&Value::String(out.policy_document)),
+                ))
+            });
+            let docs = try_join_windowed(reads.collect::<Vec<_>>(), READ_WINDOW).await?;
+            Ok::<_, CallError>(docs.into_iter().collect::<Map<String, Value>>())
         };
-        let attached = async {
-            let mut arns = Vec::new();
-            let mut pages = cx
-                .aws
-                .iam
-                .list_attached_role_policies()
-                .role_name(role)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.call("ListAttachedRolePolicies")?;
-                arns.extend(
-                    page.attached_policies
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|p| p.policy_arn),
-                );
-            }
-            arns.sort();
-            Ok::<_, CallError>(arns)
-        };
-        tokio::try_join!(inline, attached)
+        tokio::try_join!(inline, Self::attached_arns(cx, role))
+    }
+
+    /// The names of the role's inline policies.
+    async fn inline_names(cx: &Ctx, role: &str) -> Result<Vec<String>, CallError> {
+        let mut names = Vec::new();
+        let mut pages = cx
+            .aws
+            .iam
+            .list_role_policies()
+            .role_name(role)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            names.extend(page.call("ListRolePolicies")?.policy_names);
+        }
+        Ok(names)
+    }
+
+    /// The ARNs of the managed policies attached to the role, sorted.
+    async fn attached_arns(cx: &Ctx, role: &str) -> Result<Vec<String>, CallError> {
+        let mut arns = Vec::new();
+        let mut pages = cx
+            .aws
+            .iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.call("ListAttachedRolePolicies")?;
+            arns.extend(
+                page.attached_policies
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| p.policy_arn),
+            );
+        }
+        arns.sort();
+        Ok(arns)
     }
 
     /// Build the observed state of one role from its description, tags and policies.
@@ -581,8 +593,11 @@ impl KindApi for IamRole {
     async fn delete(&self, cx: &Ctx, o: &Observed) -> Result<(), CallError> {
         let role = o.physical_id.as_str();
         // A role cannot be deleted while policies are attached or embedded: list them live
-        // rather than trusting the plan's snapshot.
-        let (inline, managed) = match Self::policies_of(cx, role).await {
+        // rather than trusting the plan's snapshot (names only: their documents do not matter
+        // here). The detaches and deletes go one after another: IAM documents
+        // `ConcurrentModification` for requests that change one role at the same time.
+        let lists = tokio::try_join!(Self::inline_names(cx, role), Self::attached_arns(cx, role));
+        let (inline, managed) = match lists {
             Ok(p) => p,
             Err(e) if is_not_found(&e) => return Ok(()),
             Err(e) => return Err(e),
@@ -601,13 +616,13 @@ impl KindApi for IamRole {
                 _ => {}
             }
         }
-        for name in inline.keys() {
+        for name in inline {
             let out = cx
                 .aws
                 .iam
                 .delete_role_policy()
                 .role_name(role)
-                .policy_name(name)
+                .policy_name(&name)
                 .send()
                 .await;
             match out.call("DeleteRolePolicy") {

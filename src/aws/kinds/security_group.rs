@@ -156,11 +156,32 @@ impl KindApi for SecurityGroup {
         })
         .await?;
         let group_id = out.group_id().unwrap_or_default().to_string();
-        // Diff against the fresh group (which has AWS's default egress rule) rather than
-        // assuming what a new group looks like.
-        let fresh = reread(cx, &desired.id, &group_id).await?;
-        self.update(cx, desired, &fresh, &["ingress".into(), "egress".into()])
-            .await
+        let id = desired.id.as_str();
+        // A new group has no inbound rules: authorize them all at once. Its outbound rules
+        // are AWS's defaults (allow all IPv4, and IPv6 in some VPCs): when `egress` is declared,
+        // read the fresh group and diff against what is there rather than assuming them,
+        // while the ingress call runs.
+        let ingress = async {
+            let plan = RuleChanges {
+                authorize: rules_of(p.get("ingress")),
+                ..RuleChanges::default()
+            };
+            apply_rules(cx, id, &group_id, Direction::Ingress, &plan).await
+        };
+        let egress = async {
+            if !p.contains_key("egress") {
+                return Ok(());
+            }
+            let fresh = reread(cx, id, &group_id).await?;
+            let plan = diff_rules(
+                &rules_of(p.get("egress")),
+                &rules_of(fresh.props.get("egress")),
+            );
+            apply_rules(cx, id, &group_id, Direction::Egress, &plan).await
+        };
+        let (ingress, egress) = tokio::join!(ingress, egress);
+        ingress.and(egress)?;
+        reread(cx, id, &group_id).await
     }
 
     async fn update(

@@ -13,7 +13,7 @@ use crate::aws::kinds::ec2::{
 use crate::aws::retry::{EC2_NOT_YET_VISIBLE, Transient, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::eip as model;
-use crate::model::{Desired, KindModel, Observed, Props};
+use crate::model::{Desired, KindModel, Observed, Props, tags_of};
 
 pub struct Eip;
 
@@ -69,8 +69,19 @@ impl KindApi for Eip {
             .send()
             .await
             .call("AllocateAddress")?;
-        let alloc = out.allocation_id().unwrap_or_default().to_string();
-        reread(cx, &desired.id, &alloc).await
+        // No read back: AllocateAddress returned the id and the address, and the tags are the
+        // ones it was just given.
+        let tags = tags_of(&desired.props);
+        let address = aws_sdk_ec2::types::Address::builder()
+            .set_allocation_id(out.allocation_id().map(String::from))
+            .set_public_ip(out.public_ip().map(String::from))
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build();
+        Ok(observe(desired.id.clone(), &address))
     }
 
     async fn update(

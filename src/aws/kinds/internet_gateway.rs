@@ -56,15 +56,18 @@ impl KindApi for InternetGateway {
             .send()
             .await
             .call("CreateInternetGateway")?;
-        let igw_id = out
-            .internet_gateway()
-            .and_then(|g| g.internet_gateway_id())
-            .unwrap_or_default()
-            .to_string();
+        let gateway = out.internet_gateway().ok_or_else(|| {
+            CallError::state("CreateInternetGateway", "no internet gateway was returned")
+        })?;
+        let igw_id = gateway.internet_gateway_id().unwrap_or_default();
+        // No read back: CreateInternetGateway returned the gateway with its tags, and the
+        // attachment is the one just made.
+        let mut observed = observe(desired.id.clone(), gateway);
         if let Some(vpc) = s(p, "vpc") {
-            attach(cx, &desired.id, &igw_id, vpc).await?;
+            attach(cx, &desired.id, igw_id, vpc).await?;
+            observed.props.insert("vpc".into(), json!(vpc));
         }
-        reread(cx, &desired.id, &igw_id).await
+        Ok(observed)
     }
 
     async fn update(

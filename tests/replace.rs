@@ -345,6 +345,37 @@ async fn a_subnet_and_group_in_use_are_replaced_create_before_destroy_in_one_app
     )
     .await;
 
+    step(
+        "a function under a new name is created before the old one is deleted",
+        async {
+            common::edit(
+                &s.file,
+                "    type: lambda_function\n",
+                "    type: lambda_function\n    name: repl-producer-v2\n",
+            );
+            let plan = s.em.plan_exits(&s.file, 2);
+            assert!(
+                flat(&plan.stdout).contains("+/- producer (lambda_function)"),
+                "{}",
+                plan.stdout
+            );
+            s.em.apply(&s.file);
+            let names: Vec<String> = s
+                .lambda
+                .list_functions()
+                .send()
+                .await
+                .unwrap()
+                .functions()
+                .iter()
+                .filter_map(|f| f.function_name().map(String::from))
+                .collect();
+            assert_eq!(names, ["repl-producer-v2"]);
+            s.em.plan_exits(&s.file, 0);
+        },
+    )
+    .await;
+
     step("destroy leaves nothing", async {
         s.em.run(&["destroy", "-f", &s.file, "--auto-approve"]).ok();
         assert!(s.subnets().await.is_empty());

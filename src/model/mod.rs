@@ -136,6 +136,21 @@ pub trait KindModel: Send + Sync {
     }
 }
 
+/// [`KindModel::coexist`] for a kind whose `name` is unique (in the account and region) and
+/// is the only property that forces a replacement: a new name can exist next to the old one.
+pub fn coexist_under_new_name(desired: &Wanted, observed: &Props, what: &str) -> Coexist {
+    let name = desired
+        .get("name")
+        .and_then(Val::as_known)
+        .and_then(Value::as_str);
+    match name {
+        Some(n) if Some(n) == observed.get("name").and_then(Value::as_str) => Coexist::No(format!(
+            "the {what} name {n} stays taken by the old {what} until it is deleted"
+        )),
+        _ => Coexist::Yes,
+    }
+}
+
 /// Can two copies of a resource exist at once (see [`KindModel::coexist`])?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Coexist {

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::model::{KindModel, Props, Val, Wanted, role_must_trust, tags_of};
+use crate::model::{
+    Coexist, KindModel, Props, Val, Wanted, coexist_under_new_name, role_must_trust, tags_of,
+};
 use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt, req};
 
 pub struct LambdaFunction;
@@ -228,6 +230,12 @@ pub static SCHEMA: Schema = Schema {
 impl KindModel for LambdaFunction {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
+    }
+
+    /// A function under a new name is created first; mappings and APIs invoking it move to it
+    /// before the old function is deleted.
+    fn coexist(&self, desired: &Wanted, observed: &Props) -> Coexist {
+        coexist_under_new_name(desired, observed, "function")
     }
 
     fn check_references(
@@ -484,6 +492,20 @@ mod tests {
             props.insert(k.clone(), v.clone());
         }
         known(&props)
+    }
+
+    #[test]
+    fn a_function_under_a_new_name_coexists_with_the_old_one() {
+        let old: Props = [("name".to_string(), json!("s-fn"))].into();
+        let named = |n: &str| -> Wanted { [("name".to_string(), Val::Known(json!(n)))].into() };
+        assert_eq!(
+            LambdaFunction.coexist(&named("s-producer"), &old),
+            Coexist::Yes
+        );
+        assert!(matches!(
+            LambdaFunction.coexist(&named("s-fn"), &old),
+            Coexist::No(why) if why == "the function name s-fn stays taken by the old function until it is deleted"
+        ));
     }
 
     #[test]

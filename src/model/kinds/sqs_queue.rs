@@ -1,7 +1,7 @@
 //! `sqs_queue`: an SQS standard or FIFO queue (a `.fifo` name makes a FIFO queue), used here as
 //! the Lambda dead-letter queue. Replacing one loses its messages, which the plan says.
 
-use crate::model::{KindModel, Props, Wanted};
+use crate::model::{Coexist, KindModel, Props, Wanted, coexist_under_new_name};
 use crate::stack::schema::{Prop, Schema, Ty, Update, dflt, opt};
 
 pub struct SqsQueue;
@@ -74,11 +74,20 @@ impl KindModel for SqsQueue {
         &SCHEMA
     }
 
-    fn replace_warning(&self, _desired: &Wanted, _observed: &Props) -> Option<String> {
-        Some(
-            "replacing the queue deletes the messages in it (for a dead-letter queue: the failed \
-             events kept there); SQS also refuses the same name for 60 seconds, which apply waits out"
-                .into(),
-        )
+    /// A queue under a new name is created first; functions using its URL or ARN move to it
+    /// before the old queue (and any message still in it) is deleted.
+    fn coexist(&self, desired: &Wanted, observed: &Props) -> Coexist {
+        coexist_under_new_name(desired, observed, "queue")
+    }
+
+    fn replace_warning(&self, desired: &Wanted, observed: &Props) -> Option<String> {
+        let lost = "replacing the queue deletes the messages in it (for a dead-letter queue: the \
+                    failed events kept there)";
+        Some(match coexist_under_new_name(desired, observed, "queue") {
+            Coexist::Yes => format!("{lost} once what uses it has moved to the new queue"),
+            _ => format!(
+                "{lost}; SQS also refuses the same name for 60 seconds, which apply waits out"
+            ),
+        })
     }
 }

@@ -418,6 +418,8 @@ async fn a_subnet_and_group_that_cannot_coexist_are_replaced_after_the_function_
                 "destroy then create",
                 "cannot create before destroy: the new block 10.60.1.0/25 overlaps the old 10.60.1.0/24",
                 "cannot create before destroy: the group name producer-sg (`group_name:`) stays taken",
+                "~ producer (lambda_function)",
+                "! stops using `fn_sg`, `subnet` before the old copy is destroyed, and uses the new one once it is created",
             ] {
                 assert!(text.contains(line), "no `{line}` in:\n{}", plan.stdout);
             }

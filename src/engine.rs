@@ -252,6 +252,12 @@ fn op_deps(plan: &Plan, ops: &BTreeMap<String, Op>) -> Deps {
         .iter()
         .map(|c| (c.id.as_str(), c.action))
         .collect();
+    let deleted: BTreeSet<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.id.as_str())
+        .collect();
     let mut deps: Deps = ops.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
     let mut edge = |from: String, to: String| {
         if deps.contains_key(&to)
@@ -269,9 +275,9 @@ fn op_deps(plan: &Plan, ops: &BTreeMap<String, Op>) -> Deps {
     for (id, ds) in &plan.live_deps {
         for d in ds {
             edge(key(OpKind::Delete, d), key(OpKind::Delete, id));
-            if actions.get(id.as_str()) == Some(&Action::Update)
-                && actions.get(d.as_str()) == Some(&Action::Delete)
-            {
+            // `deleted`, not `actions`: a logical id may have a kept copy and a copy to delete
+            // (an interrupted create-before-destroy replacement).
+            if actions.get(id.as_str()) == Some(&Action::Update) && deleted.contains(d.as_str()) {
                 edge(key(OpKind::Delete, d), key(OpKind::Update, id));
             }
         }

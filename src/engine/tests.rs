@@ -371,6 +371,27 @@ async fn a_dependent_leaves_a_copy_destroyed_first_then_moves_to_the_new_one() {
 }
 
 #[tokio::test]
+async fn after_an_interrupted_replacement_the_old_copy_goes_after_its_users_moved() {
+    // Two copies of `group`: the new one kept (no-op), the old one deleted; `function` still
+    // uses the old one and moves to the kept one first, whichever order the plan lists them.
+    let kept = existing("group", Action::NoOp, &[]);
+    let mut old = existing("group", Action::Delete, &[]);
+    old.live.as_mut().unwrap().observed.physical_id = "phys-old-group".into();
+    let function = existing("function", Action::Update, &["security_groups"]);
+    for changes in [
+        vec![kept.clone(), function.clone(), old.clone()],
+        vec![old.clone(), function.clone(), kept.clone()],
+    ] {
+        let mut plan = plan_of(changes, &[("function", &["group"])]);
+        plan.live_deps = [("function".to_string(), ["group".to_string()].into())].into();
+        let fake = Arc::new(Fake::default());
+        let outcome = run_with(&plan, fake.clone(), 10).await;
+        assert!(outcome.ok(), "{outcome:?}");
+        assert!(fake.pos("end update function security_groups") < fake.pos("start delete group"));
+    }
+}
+
+#[tokio::test]
 async fn a_failed_new_copy_keeps_the_old_one() {
     // Create before destroy: if the new copy cannot be made, nothing else moves and the old
     // copy stays in use.

@@ -3,8 +3,9 @@
     critical_path.py apply|destroy LOG [--delay KIND:ACTION=SECONDS ...]
 
 Definition (README, Benchmark): each resource operation costs the measured duration of the
-calls it made, one after another, where a wait's repeated polls (the same read operation
-several times in a row) count as their last poll only, plus the provisioning time the
+calls it made (calls in flight at the same time count once: the time covered by at least one
+of them), where a wait's repeated polls (the same read operation several times in a row)
+count as their last poll only, plus the provisioning time the
 emulator was told to take for that kind and action (`--delay`). A resource's path is its
 own cost plus the longest path among the resources it waits for (its dependencies for
 apply; its dependents for destroy). The walk needs at least the longest resource path, and at
@@ -45,11 +46,18 @@ def parse(path: str):
 
 def op_cost(ops: list[tuple[float, float, str]], delay: float) -> float:
     ops = sorted(ops)
-    cost = 0.0
+    kept = []
     for i, (start, end, op) in enumerate(ops):
         polled_again = i + 1 < len(ops) and ops[i + 1][2] == op and op.split(".", 1)[-1].startswith(READS)
         if not polled_again:
-            cost += end - start
+            kept.append((start, end))
+    # Calls in flight together (a table's routes, a group's ingress and egress) cost their
+    # span once, not their sum: the time covered by at least one call.
+    cost, reach = 0.0, float("-inf")
+    for start, end in kept:
+        if end > reach:
+            cost += end - max(start, reach)
+            reach = end
     return cost + delay
 
 

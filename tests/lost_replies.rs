@@ -392,7 +392,7 @@ resources:
 "#;
 
 /// Replies that never come (the client times out, mskctl's per-call timeouts scaled down with
-/// MSKCTL_CALL_TIMEOUT_SCALE) are resolved the same way, without the SDK retrying the create.
+/// MSKCTL_CALL_TIMEOUT_SCALE=0.15) are resolved the same way, without the SDK retrying the create.
 #[tokio::test(flavor = "multi_thread")]
 async fn creates_whose_replies_time_out_are_resolved_not_repeated() {
     let em = Emulator::start();
@@ -409,11 +409,21 @@ async fn creates_whose_replies_time_out_are_resolved_not_repeated() {
         .send()
         .await
         .unwrap();
-    // mskctl's attempts time out after 2 s (20 s × 0.1); the emulator holds each dropped
-    // reply 3 s before closing the connection.
+    aws_sdk_ec2::Client::new(&conf)
+        .describe_vpcs()
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_sts::Client::new(&conf)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    // mskctl's attempts time out after 3 s (20 s × 0.15); the emulator holds each dropped
+    // reply 4 s before closing the connection.
     em.control(
         "/_emulator/faults",
-        r#"{"drop_reply_mode": "hang", "drop_reply_hang_seconds": 3}"#,
+        r#"{"drop_reply_mode": "hang", "drop_reply_hang_seconds": 4}"#,
     );
     let dir = StackDir::new();
     let file = dir.write("stack.yaml", NETWORK);
@@ -433,7 +443,7 @@ async fn creates_whose_replies_time_out_are_resolved_not_repeated() {
     );
     let out = Run::from(
         em.mskctl()
-            .env("MSKCTL_CALL_TIMEOUT_SCALE", "0.1")
+            .env("MSKCTL_CALL_TIMEOUT_SCALE", "0.15")
             .args(["apply", "-f", &file, "--auto-approve"])
             .output()
             .unwrap(),

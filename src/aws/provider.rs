@@ -113,7 +113,7 @@ impl AwsProvider {
             cx,
             &desired.id,
             || api.create(cx, desired),
-            || self.find(api, &desired.id),
+            || self.find(api, &desired.id, None),
         )
         .await?;
         match made {
@@ -143,7 +143,10 @@ impl AwsProvider {
         match api.update(cx, desired, observed, changed).await {
             Err(e) if retry::outcome_unknown_or_exists(&e) => {
                 self.say_resolving(&desired.id, &e);
-                let found = self.find(api, &desired.id).await?.ok_or(e)?;
+                let found = self
+                    .find(api, &desired.id, Some(&observed.physical_id))
+                    .await?
+                    .ok_or(e)?;
                 self.converge(api, desired, found, "still to change").await
             }
             other => other,
@@ -184,7 +187,8 @@ impl AwsProvider {
                         return Err(e);
                     }
                     self.say_resolving(&desired.id, &e);
-                    found = self.find(api, &desired.id).await?.ok_or(e)?;
+                    let same = found.physical_id.clone();
+                    found = self.find(api, &desired.id, Some(&same)).await?.ok_or(e)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -212,11 +216,13 @@ impl AwsProvider {
 
     /// This stack's live resource of `api`'s kind with logical id `id`, read afresh, as the
     /// planner sees it (a security group without the rules naming other groups, which are
-    /// its `<id>.rules` node). With several copies, the one with the lowest physical id.
+    /// its `<id>.rules` node). With several copies, the one with physical id `prefer` (the
+    /// copy being updated), else the lowest physical id.
     async fn find(
         &self,
         api: &'static dyn KindApi,
         id: &str,
+        prefer: Option<&str>,
     ) -> Result<Option<Observed>, CallError> {
         self.cx.forget_tagged();
         let kind = api.model().schema().kind;
@@ -242,7 +248,12 @@ impl AwsProvider {
             })
             .filter(|o| o.id == id)
             .collect();
-        copies.sort_by(|a, b| a.physical_id.cmp(&b.physical_id));
+        copies.sort_by(|a, b| {
+            let preferred = |o: &Observed| Some(o.physical_id.as_str()) != prefer;
+            preferred(a)
+                .cmp(&preferred(b))
+                .then(a.physical_id.cmp(&b.physical_id))
+        });
         Ok(copies.into_iter().next())
     }
 }

@@ -1,8 +1,9 @@
 //! The seed-004 example, `stacks/msk-api-producer.yaml`, end to end on the emulator and its
 //! Kafka broker: apply creates the topic through the topic-admin function, a SigV4-signed
 //! POST to the API reaches the producer function, whose record is then read back from the
-//! broker with an independent Kafka client; an unsigned request is refused; the re-plan is
-//! clean; destroy deletes the topic and everything else.
+//! broker with an independent Kafka client and consumed by the event source mapping (its
+//! consumer group commits past it); an unsigned request is refused; the re-plan is clean;
+//! destroy deletes the topic and everything else.
 
 mod common;
 
@@ -169,6 +170,25 @@ fn the_producer_example_round_trips_through_api_function_and_broker() {
         &format!("print(json.dumps(record('orders', {partition}, {offset})))"),
     );
     assert_eq!(record, "order 42: 3 apples");
+
+    // The consumer: the event source mapping hands the record to its function and commits
+    // the mapping's consumer group past it (read from the broker).
+    let committed = || {
+        broker(
+            &boot,
+            &format!(
+                "o = admin().list_group_offsets('msk-api-consumer').get('msk-api-consumer', {{}})\n\
+                 print(json.dumps(max([m.offset for tp, m in o.items() if tp.topic == 'orders' and tp.partition == {partition}] or [-1])))"
+            ),
+        )
+        .as_i64()
+        .unwrap_or(-1)
+    };
+    assert!(
+        common::eventually(std::time::Duration::from_secs(60), || committed() > offset),
+        "the consumer group never committed past offset {offset} (last: {})",
+        committed()
+    );
 
     // Unsigned: API Gateway refuses it before the function runs.
     let refused = post(&url, "not signed", false);

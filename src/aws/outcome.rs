@@ -42,7 +42,7 @@ impl fmt::Display for ReplyLost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "no reply to {} ({}): AWS may or may not have performed it",
+            "no reply to {} ({}); AWS may or may not have performed it",
             self.operation, self.cause
         )
     }
@@ -74,7 +74,7 @@ impl Intercept for LostReply {
             return Ok(());
         }
         let cause = match context.output_or_error() {
-            Some(Err(e)) if unknown_outcome(e) => crate::aws::error_chain(e),
+            Some(Err(e)) if unknown_outcome(e) => innermost(e),
             _ => return Ok(()),
         };
         let lost = ReplyLost {
@@ -101,6 +101,16 @@ fn unknown_outcome(e: &OrchestratorError<Error>) -> bool {
         || e.as_connector_error().is_some_and(|c| {
             c.is_io() || c.is_timeout() || c.as_other() == Some(ErrorKind::TransientError)
         })
+}
+
+/// What the transport said, without the SDK's wrapping: the deepest source's message
+/// ("connection closed before message completed", "timed out").
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// The [`ReplyLost`] among an error's sources, if any.

@@ -193,7 +193,7 @@ where
             id,
             &if lost {
                 format!(
-                    "{}: outcome unknown ({}); looking for what it made before anything is sent again",
+                    "{}: outcome unknown ({}): looking for what it made before sending anything again",
                     err.op, err.message
                 )
             } else {

@@ -688,3 +688,67 @@ resources:
         "the foreign function was touched"
     );
 }
+
+/// One reply in ten lost at random, reads included (the SDK retries those), over the whole
+/// seed stack: the apply converges, the re-plan is clean, nothing is duplicated.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_reply_in_ten_lost_at_random_still_converges_without_duplicates() {
+    let em = Emulator::start();
+    em.control(
+        "/_emulator/faults",
+        r#"{"drop_reply_rate": 0.1, "drop_reply_seed": 20}"#,
+    );
+    let dir = StackDir::new();
+    let file = example(&dir, "msk-serverless-pipe.yaml");
+    let out = em.run(&["apply", "-f", &file, "--auto-approve"]);
+    let dropped: Vec<String> = em.faults()["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    em.control("/_emulator/reset-faults", "{}");
+    out.ok();
+    // The draw (seeded) hits creates a blind retry would duplicate or see refused.
+    let creates: Vec<&String> = dropped
+        .iter()
+        .filter(|d| {
+            [
+                "CreateVpc",
+                "CreateSubnet",
+                "CreateSecurityGroup",
+                "CreateInternetGateway",
+                "AttachInternetGateway",
+                "AllocateAddress",
+                "CreateRoute",
+                "AssociateRouteTable",
+                "AuthorizeSecurityGroupIngress",
+                "CreateRole",
+                "CreateFunction",
+                "CreatePipe",
+                "CreateClusterV2",
+            ]
+            .iter()
+            .any(|op| d.ends_with(&format!(":{op}")))
+        })
+        .collect();
+    assert!(!creates.is_empty(), "no create lost its reply: {dropped:?}");
+    em.plan_exits(&file, 0);
+    assert_eq!(
+        census(&em, "msk-pipe").await,
+        counts(&[
+            ("vpc", 1),
+            ("subnet", 3),
+            ("internet_gateway", 1),
+            ("eip", 1),
+            ("nat_gateway", 1),
+            ("route_table", 2),
+            ("security_group", 1),
+            ("msk_serverless_cluster", 1),
+            ("sqs_queue", 1),
+            ("iam_role", 2),
+            ("lambda_function", 1),
+            ("pipe", 1),
+        ])
+    );
+}

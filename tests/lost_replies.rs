@@ -611,6 +611,66 @@ async fn updates_whose_replies_are_lost_are_resolved() {
     assert!(out.stdout.contains("outcome unknown"), "{}", out.all());
 }
 
+/// A create-before-destroy replacement whose create loses its reply: the old copy carries the
+/// same logical id, yet it is never taken for what the create made (it would then be kept as
+/// the new copy and deleted as the old one). The new subnet and group are found and kept, the
+/// old ones deleted, one of each left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replacement_whose_create_loses_its_reply_never_adopts_the_old_copy() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = dir.write(
+        "stack.yaml",
+        r#"stack: cbd-lost
+region: ap-northeast-1
+resources:
+  vpc: {type: vpc, cidr_block: 10.60.0.0/16}
+  subnet: {type: subnet, vpc: vpc, cidr_block: 10.60.1.0/24, availability_zone: ap-northeast-1a}
+  sg: {type: security_group, vpc: vpc, description: clients}
+"#,
+    );
+    em.apply(&file);
+    common::edit(&file, "10.60.1.0/24", "10.60.2.0/24");
+    common::edit(&file, "description: clients", "description: kafka clients");
+    let plan = em.plan_exits(&file, 2);
+    assert!(
+        common::flat(&plan.all()).contains("create before destroy"),
+        "{}",
+        plan.all()
+    );
+    apply_losing(&em, &file, &["CreateSubnet", "CreateSecurityGroup"]);
+    let conf = em.sdk().await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let owned = Filter::builder()
+        .name("tag:mskctl:stack")
+        .values("cbd-lost")
+        .build();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(owned.clone())
+        .send()
+        .await
+        .unwrap();
+    let blocks: Vec<&str> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| s.cidr_block())
+        .collect();
+    assert_eq!(blocks, ["10.60.2.0/24"]);
+    let groups = ec2
+        .describe_security_groups()
+        .filters(owned)
+        .send()
+        .await
+        .unwrap();
+    let descriptions: Vec<&str> = groups
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.description())
+        .collect();
+    assert_eq!(descriptions, ["kafka clients"]);
+}
+
 /// "Already exists" for something that is not this stack's stays an error, naming why, and
 /// the foreign resource is left as it was.
 #[tokio::test(flavor = "multi_thread")]

@@ -1,9 +1,9 @@
 //! The engine's [`Provider`] on AWS: dispatches each operation to the kind's AWS half, and
 //! reads the stack's live resources of every kind the run needs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::task::JoinSet;
@@ -20,11 +20,20 @@ use crate::plan::Live;
 pub struct AwsProvider {
     cx: Arc<Ctx>,
     kinds: Vec<&'static dyn KindApi>,
+    /// Physical ids of every live resource this run has read. A create whose outcome is
+    /// unknown can only have made something not among them: during a create-before-destroy
+    /// replacement the old copy carries the same logical id and must never be adopted as
+    /// the new one (and then deleted as the old).
+    seen: Mutex<BTreeSet<String>>,
 }
 
 impl AwsProvider {
     pub fn new(cx: Arc<Ctx>, kinds: Vec<&'static dyn KindApi>) -> AwsProvider {
-        AwsProvider { cx, kinds }
+        AwsProvider {
+            cx,
+            kinds,
+            seen: Mutex::default(),
+        }
     }
 
     fn kind(&self, name: &str) -> Result<&'static dyn KindApi, String> {
@@ -93,6 +102,10 @@ impl AwsProvider {
                 .then(a.observed.physical_id.cmp(&b.observed.physical_id))
         });
         keep_used_copies_first(&mut live);
+        self.seen
+            .lock()
+            .unwrap()
+            .extend(live.iter().map(|l| l.observed.physical_id.clone()));
         Ok(live)
     }
 }
@@ -113,7 +126,10 @@ impl AwsProvider {
             cx,
             &desired.id,
             || api.create(cx, desired),
-            || self.find(api, &desired.id, None),
+            || async {
+                let before = self.seen.lock().unwrap().clone();
+                self.find(api, &desired.id, None, &before).await
+            },
         )
         .await?;
         match made {
@@ -144,7 +160,12 @@ impl AwsProvider {
             Err(e) if retry::outcome_unknown_or_exists(&e) => {
                 self.say_resolving(&desired.id, &e);
                 let found = self
-                    .find(api, &desired.id, Some(&observed.physical_id))
+                    .find(
+                        api,
+                        &desired.id,
+                        Some(&observed.physical_id),
+                        &BTreeSet::new(),
+                    )
                     .await?
                     .ok_or(e)?;
                 self.converge(api, desired, found, "still to change").await
@@ -188,7 +209,10 @@ impl AwsProvider {
                     }
                     self.say_resolving(&desired.id, &e);
                     let same = found.physical_id.clone();
-                    found = self.find(api, &desired.id, Some(&same)).await?.ok_or(e)?;
+                    found = self
+                        .find(api, &desired.id, Some(&same), &BTreeSet::new())
+                        .await?
+                        .ok_or(e)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -223,6 +247,7 @@ impl AwsProvider {
         api: &'static dyn KindApi,
         id: &str,
         prefer: Option<&str>,
+        not: &BTreeSet<String>,
     ) -> Result<Option<Observed>, CallError> {
         self.cx.forget_tagged();
         let kind = api.model().schema().kind;
@@ -246,7 +271,7 @@ impl AwsProvider {
                 let (group, node) = sg::split_observed(&o);
                 if rules { node } else { Some(group) }
             })
-            .filter(|o| o.id == id)
+            .filter(|o| o.id == id && !not.contains(&o.physical_id))
             .collect();
         copies.sort_by(|a, b| {
             let preferred = |o: &Observed| Some(o.physical_id.as_str()) != prefer;

@@ -13,7 +13,7 @@
 //! The interfaces outlive the function's VPC configuration for up to ~40 minutes on AWS; the
 //! subnet and security group kinds wait them out on delete (`DependencyViolation`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -300,14 +300,15 @@ fn architectures(props: &Props) -> Vec<Architecture> {
 
 impl LambdaFunction {
     /// One function's observed state: GetFunction (configuration and tags) and its event
-    /// invoke config. `None` when the function does not exist.
+    /// invoke config. `None` when the function does not exist. `likely_exists`: both reads at
+    /// once (one round); otherwise the invoke config only once GetFunction found this stack's
+    /// function (no second call for a function not created yet).
     async fn read_one(
         cx: &Ctx,
         id: Option<&str>,
         name: &str,
+        likely_exists: bool,
     ) -> Result<Option<Observed>, CallError> {
-        // Both reads at once: the invoke config is not needed when the function is missing or
-        // not this stack's, but waiting for GetFunction first would cost every read a round.
         let function = async {
             cx.aws
                 .lambda
@@ -317,7 +318,7 @@ impl LambdaFunction {
                 .await
                 .call("GetFunction")
         };
-        let invoke = async {
+        let invoke = || async {
             cx.aws
                 .lambda
                 .get_function_event_invoke_config()
@@ -326,7 +327,12 @@ impl LambdaFunction {
                 .await
                 .call("GetFunctionEventInvokeConfig")
         };
-        let (function, invoke) = tokio::join!(function, invoke);
+        let (function, early_invoke) = if likely_exists {
+            let (function, invoke) = tokio::join!(function, invoke());
+            (function, Some(invoke))
+        } else {
+            (function.await, None)
+        };
         let out = match function {
             Ok(out) => out,
             Err(e) if is_not_found(&e) => return Ok(None),
@@ -343,6 +349,10 @@ impl LambdaFunction {
         let Some(id) = id.map(String::from).or_else(|| tags.get(TAG_ID).cloned()) else {
             return Ok(None);
         };
+        let invoke = match early_invoke {
+            Some(invoke) => invoke,
+            None => invoke().await,
+        };
         let (retries, age) = match invoke {
             Ok(c) => (c.maximum_retry_attempts, c.maximum_event_age_in_seconds),
             Err(e) if is_not_found(&e) => (None, None),
@@ -357,7 +367,7 @@ impl LambdaFunction {
     }
 
     async fn must_read(cx: &Ctx, id: &str, name: &str) -> Result<Observed, CallError> {
-        Self::read_one(cx, Some(id), name)
+        Self::read_one(cx, Some(id), name, true)
             .await?
             .ok_or_else(|| CallError::state("GetFunction", format!("function {name} disappeared")))
     }
@@ -639,15 +649,22 @@ impl KindApi for LambdaFunction {
         // The tagging index lags behind creates and deletes: look up the names the stack file
         // gives too, and trust only GetFunction (a listed function it says is gone is gone;
         // ownership is checked on the tags it returns).
-        let mut names: BTreeSet<String> = cx.names_of(model::SCHEMA.kind).iter().cloned().collect();
+        // A name the index lists most likely exists: its two reads go at once.
+        let mut names: BTreeMap<String, bool> = cx
+            .names_of(model::SCHEMA.kind)
+            .iter()
+            .map(|name| (name.clone(), false))
+            .collect();
         for (arn, _) in tagged_resources(cx, "lambda:function").await? {
             // arn:aws:lambda:REGION:ACCOUNT:function:NAME
             if let Some(name) = arn.split(':').nth(6) {
-                names.insert(name.to_string());
+                names.insert(name.to_string(), true);
             }
         }
         // All functions at once (a bounded window), not one after another.
-        let reads = names.iter().map(|name| Self::read_one(cx, None, name));
+        let reads = names
+            .iter()
+            .map(|(name, indexed)| Self::read_one(cx, None, name, *indexed));
         let mut found = Vec::new();
         for obs in try_join_windowed(reads, READ_WINDOW)
             .await?
@@ -683,7 +700,7 @@ impl KindApi for LambdaFunction {
             {
                 return Err(err);
             }
-            let existing = Self::read_one(cx, None, &name).await?;
+            let existing = Self::read_one(cx, None, &name, true).await?;
             let owned = existing.filter(|o| {
                 o.props
                     .get("tags")

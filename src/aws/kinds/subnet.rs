@@ -97,18 +97,22 @@ impl KindApi for Subnet {
     ) -> Result<Observed, CallError> {
         let p = &desired.props;
         let subnet_id = &observed.physical_id;
-        if changed.iter().any(|c| c == "map_public_ip_on_launch") {
-            set_public_ip(
-                cx,
-                &desired.id,
-                subnet_id,
-                b(p, "map_public_ip_on_launch").unwrap_or(false),
-            )
-            .await?;
-        }
-        if changed.iter().any(|c| c == "tags") {
-            ec2::sync_tags(cx, subnet_id, p, &observed.props).await?;
-        }
+        // The attribute and the tags are independent: both at once, each call to its end.
+        let attribute = async {
+            if changed.iter().any(|c| c == "map_public_ip_on_launch") {
+                let public = b(p, "map_public_ip_on_launch").unwrap_or(false);
+                set_public_ip(cx, &desired.id, subnet_id, public).await?;
+            }
+            Ok::<_, CallError>(())
+        };
+        let tags = async {
+            if changed.iter().any(|c| c == "tags") {
+                ec2::sync_tags(cx, subnet_id, p, &observed.props).await?;
+            }
+            Ok(())
+        };
+        let (attribute, tags) = tokio::join!(attribute, tags);
+        attribute.and(tags)?;
         reread(cx, &desired.id, subnet_id).await
     }
 

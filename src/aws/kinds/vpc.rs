@@ -99,25 +99,34 @@ impl KindApi for Vpc {
         let support_changed = changed.iter().any(|c| c == "enable_dns_support");
         let hostnames_changed = changed.iter().any(|c| c == "enable_dns_hostnames");
         let id = &desired.id;
-        if support_changed && want_support {
-            set_dns(cx, id, vpc_id, VpcAttributeName::EnableDnsSupport, true).await?;
-        }
-        if hostnames_changed {
-            set_dns(
-                cx,
-                id,
-                vpc_id,
-                VpcAttributeName::EnableDnsHostnames,
-                want_hostnames,
-            )
-            .await?;
-        }
-        if support_changed && !want_support {
-            set_dns(cx, id, vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
-        }
-        if changed.iter().any(|c| c == "tags") {
-            ec2::sync_tags(cx, vpc_id, p, &observed.props).await?;
-        }
+        let attributes = async {
+            if support_changed && want_support {
+                set_dns(cx, id, vpc_id, VpcAttributeName::EnableDnsSupport, true).await?;
+            }
+            if hostnames_changed {
+                set_dns(
+                    cx,
+                    id,
+                    vpc_id,
+                    VpcAttributeName::EnableDnsHostnames,
+                    want_hostnames,
+                )
+                .await?;
+            }
+            if support_changed && !want_support {
+                set_dns(cx, id, vpc_id, VpcAttributeName::EnableDnsSupport, false).await?;
+            }
+            Ok::<_, CallError>(())
+        };
+        // The tags do not depend on the attributes: set them meanwhile.
+        let tags = async {
+            if changed.iter().any(|c| c == "tags") {
+                ec2::sync_tags(cx, vpc_id, p, &observed.props).await?;
+            }
+            Ok(())
+        };
+        let (attributes, tags) = tokio::join!(attributes, tags);
+        attributes.and(tags)?;
         self.reread(cx, &desired.id, vpc_id).await
     }
 

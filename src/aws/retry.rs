@@ -278,6 +278,17 @@ pub const FUNCTION_BUSY: Transient = Transient {
     budget: Duration::from_secs(300),
 };
 
+/// IAM serialises changes to one role: a change that arrives while another change of the
+/// same role is in progress is refused with `ConcurrentModification` ("Another request
+/// updating the entity is in progress. Please try again later.", IAM API reference; retried
+/// by the Terraform AWS provider since terraform-provider-aws#34378 and #39429).
+pub const IAM_CONCURRENT_MODIFICATION: Transient = Transient {
+    codes: &["ConcurrentModification", "ConcurrentModificationException"],
+    messages: &[],
+    why: "IAM is still applying another change to the same role",
+    budget: Duration::from_secs(120),
+};
+
 /// A topic-admin request that cannot succeed yet: the function is still being created or
 /// updated (`ResourceConflictException`), its network interface or the cluster's DNS is not
 /// ready (`Unreachable`), or its role's Kafka permissions have not propagated (Kafka's

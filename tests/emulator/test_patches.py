@@ -690,6 +690,42 @@ class PipeTest(EmulatorTest):
         self.assertEqual(wait_for(state, "STOPPED"), ["CREATING", "STOPPED"])
 
 
+class IamConcurrentModificationTest(EmulatorTest):
+    def test_concurrent_changes_of_one_role_are_refused_one_after_another_are_not(self) -> None:
+        # IAM serialises changes to one role: overlapping ones answer ConcurrentModification.
+        control("faults", {"delays": {"iam_mutation": 1.0}})
+        iam = client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "lambda.amazonaws.com"}}]}
+        for name in ("busy-role", "other-role"):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+        doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]})
+        arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        results: dict[str, str] = {}
+
+        def run(key, call):
+            try:
+                call()
+                results[key] = "ok"
+            except ClientError as error:
+                results[key] = error.response["Error"]["Code"]
+
+        import threading
+        calls = [
+            threading.Thread(target=run, args=("put", lambda: iam.put_role_policy(RoleName="busy-role", PolicyName="p", PolicyDocument=doc))),
+            threading.Thread(target=run, args=("attach", lambda: (time.sleep(0.3), iam.attach_role_policy(RoleName="busy-role", PolicyArn=arn)))),
+            threading.Thread(target=run, args=("other", lambda: (time.sleep(0.3), iam.put_role_policy(RoleName="other-role", PolicyName="p", PolicyDocument=doc)))),
+        ]
+        for t in calls:
+            t.start()
+        for t in calls:
+            t.join()
+        self.assertEqual(results, {"put": "ok", "attach": "ConcurrentModification", "other": "ok"})
+        # One after another: no conflict.
+        iam.attach_role_policy(RoleName="busy-role", PolicyArn=arn)
+        iam.delete_role_policy(RoleName="busy-role", PolicyName="p")
+
+
 class IamPropagationTest(EmulatorTest):
     def error(self, call) -> tuple[str, str]:
         try:

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
+use crate::aws::retry::{IAM_CONCURRENT_MODIFICATION, retry_while};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::iam_role as model;
 use crate::model::kinds::iam_role::{
@@ -316,30 +317,78 @@ impl IamRole {
         Self::observe(cx, id.to_string(), &role, role.tags()).await
     }
 
-    async fn put_policy(cx: &Ctx, role: &str, name: &str, doc: &Value) -> Result<(), CallError> {
+    async fn put_policy(
+        cx: &Ctx,
+        id: &str,
+        role: &str,
+        name: &str,
+        doc: &Value,
+    ) -> Result<(), CallError> {
         let text = policy_text(doc);
-        cx.aws
-            .iam
-            .put_role_policy()
-            .role_name(role)
-            .policy_name(name)
-            .policy_document(text)
-            .send()
-            .await
-            .call("PutRolePolicy")?;
+        retry_while(cx, id, &IAM_CONCURRENT_MODIFICATION, || async {
+            cx.aws
+                .iam
+                .put_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .policy_document(&text)
+                .send()
+                .await
+                .call("PutRolePolicy")
+        })
+        .await?;
         Ok(())
     }
 
-    async fn attach(cx: &Ctx, role: &str, arn: &str) -> Result<(), CallError> {
-        cx.aws
-            .iam
-            .attach_role_policy()
-            .role_name(role)
-            .policy_arn(arn)
-            .send()
-            .await
-            .call("AttachRolePolicy")?;
+    async fn attach(cx: &Ctx, id: &str, role: &str, arn: &str) -> Result<(), CallError> {
+        retry_while(cx, id, &IAM_CONCURRENT_MODIFICATION, || async {
+            cx.aws
+                .iam
+                .attach_role_policy()
+                .role_name(role)
+                .policy_arn(arn)
+                .send()
+                .await
+                .call("AttachRolePolicy")
+        })
+        .await?;
         Ok(())
+    }
+
+    async fn detach(cx: &Ctx, id: &str, role: &str, arn: &str) -> Result<(), CallError> {
+        let out = retry_while(cx, id, &IAM_CONCURRENT_MODIFICATION, || async {
+            cx.aws
+                .iam
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(arn)
+                .send()
+                .await
+                .call("DetachRolePolicy")
+        })
+        .await;
+        match out {
+            Err(e) if !is_not_found(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_inline(cx: &Ctx, id: &str, role: &str, name: &str) -> Result<(), CallError> {
+        let out = retry_while(cx, id, &IAM_CONCURRENT_MODIFICATION, || async {
+            cx.aws
+                .iam
+                .delete_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await
+                .call("DeleteRolePolicy")
+        })
+        .await;
+        match out {
+            Err(e) if !is_not_found(&e) => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -444,18 +493,17 @@ impl KindApi for IamRole {
             call = call.tags(iam_tag(&k, &v)?);
         }
         let created = call.send().await.call("CreateRole")?;
-        // Every policy at once, and no read back: the role is what CreateRole returned, with
-        // the tags and policies just set.
+        // One policy after another (IAM refuses simultaneous changes of one role with
+        // ConcurrentModification), and no read back: the role is what CreateRole returned,
+        // with the tags and policies just set.
         let policies = desired_policies(&d.props);
         let managed = strs(&d.props, "managed_policy_arns");
-        let puts = policies
-            .iter()
-            .map(|(policy, doc)| Self::put_policy(cx, &name, policy, doc));
-        let attaches = managed.iter().map(|arn| Self::attach(cx, &name, arn));
-        tokio::try_join!(
-            try_join_windowed(puts, READ_WINDOW),
-            try_join_windowed(attaches, READ_WINDOW)
-        )?;
+        for (policy, doc) in &policies {
+            Self::put_policy(cx, &d.id, &name, policy, doc).await?;
+        }
+        for arn in &managed {
+            Self::attach(cx, &d.id, &name, arn).await?;
+        }
         let Some(role) = created.role else {
             return Self::read_one(cx, &d.id, &name).await;
         };
@@ -488,26 +536,32 @@ impl KindApi for IamRole {
         let role = o.physical_id.as_str();
         let has = |p: &str| changed.iter().any(|c| c == p);
         if has("description") || has("max_session_duration") {
-            cx.aws
-                .iam
-                .update_role()
-                .role_name(role)
-                .set_description(s(&d.props, "description").map(String::from))
-                .set_max_session_duration(i(&d.props, "max_session_duration").map(|v| v as i32))
-                .send()
-                .await
-                .call("UpdateRole")?;
+            retry_while(cx, &d.id, &IAM_CONCURRENT_MODIFICATION, || async {
+                cx.aws
+                    .iam
+                    .update_role()
+                    .role_name(role)
+                    .set_description(s(&d.props, "description").map(String::from))
+                    .set_max_session_duration(i(&d.props, "max_session_duration").map(|v| v as i32))
+                    .send()
+                    .await
+                    .call("UpdateRole")
+            })
+            .await?;
         }
         if has("trust") {
-            let doc = trust_document(&strs(&d.props, "trust"));
-            cx.aws
-                .iam
-                .update_assume_role_policy()
-                .role_name(role)
-                .policy_document(doc.to_string())
-                .send()
-                .await
-                .call("UpdateAssumeRolePolicy")?;
+            let doc = trust_document(&strs(&d.props, "trust")).to_string();
+            retry_while(cx, &d.id, &IAM_CONCURRENT_MODIFICATION, || async {
+                cx.aws
+                    .iam
+                    .update_assume_role_policy()
+                    .role_name(role)
+                    .policy_document(&doc)
+                    .send()
+                    .await
+                    .call("UpdateAssumeRolePolicy")
+            })
+            .await?;
         }
         if has("managed_policy_arns") {
             let want: BTreeSet<String> =
@@ -515,21 +569,10 @@ impl KindApi for IamRole {
             let have: BTreeSet<String> =
                 strs(&o.props, "managed_policy_arns").into_iter().collect();
             for arn in want.difference(&have) {
-                Self::attach(cx, role, arn).await?;
+                Self::attach(cx, &d.id, role, arn).await?;
             }
             for arn in have.difference(&want) {
-                let out = cx
-                    .aws
-                    .iam
-                    .detach_role_policy()
-                    .role_name(role)
-                    .policy_arn(arn)
-                    .send()
-                    .await;
-                match out.call("DetachRolePolicy") {
-                    Err(e) if !is_not_found(&e) => return Err(e),
-                    _ => {}
-                }
+                Self::detach(cx, &d.id, role, arn).await?;
             }
         }
         if has("policies") {
@@ -542,22 +585,11 @@ impl KindApi for IamRole {
                 let same = have.get(name).map(|h| normalize_policy(&policy_value(h)))
                     == Some(normalize_policy(&policy_value(doc)));
                 if !same {
-                    Self::put_policy(cx, role, name, doc).await?;
+                    Self::put_policy(cx, &d.id, role, name, doc).await?;
                 }
             }
             for name in have.keys().filter(|n| !want.contains_key(*n)) {
-                let out = cx
-                    .aws
-                    .iam
-                    .delete_role_policy()
-                    .role_name(role)
-                    .policy_name(name)
-                    .send()
-                    .await;
-                match out.call("DeleteRolePolicy") {
-                    Err(e) if !is_not_found(&e) => return Err(e),
-                    _ => {}
-                }
+                Self::delete_inline(cx, &d.id, role, name).await?;
             }
         }
         if has("tags") {
@@ -603,32 +635,10 @@ impl KindApi for IamRole {
             Err(e) => return Err(e),
         };
         for arn in managed {
-            let out = cx
-                .aws
-                .iam
-                .detach_role_policy()
-                .role_name(role)
-                .policy_arn(&arn)
-                .send()
-                .await;
-            match out.call("DetachRolePolicy") {
-                Err(e) if !is_not_found(&e) => return Err(e),
-                _ => {}
-            }
+            Self::detach(cx, &o.id, role, &arn).await?;
         }
         for name in inline {
-            let out = cx
-                .aws
-                .iam
-                .delete_role_policy()
-                .role_name(role)
-                .policy_name(&name)
-                .send()
-                .await;
-            match out.call("DeleteRolePolicy") {
-                Err(e) if !is_not_found(&e) => return Err(e),
-                _ => {}
-            }
+            Self::delete_inline(cx, &o.id, role, &name).await?;
         }
         match cx
             .aws

@@ -14,6 +14,7 @@ PATCHES = [
     kafka.patch_cluster_lifecycle,
     kafka.patch_get_bootstrap_brokers,
     iam.patch_iam_propagation,
+    iam.patch_iam_concurrent_modification,
     lambda_functions.patch_dead_letter_config,
     lambda_functions.patch_other_accounts_layers,
     lambda_functions.patch_event_invoke_config_put_replaces,

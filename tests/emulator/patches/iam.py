@@ -8,12 +8,24 @@ do not see the new ones. Moto applies everything at once, so mskctl's retries
 would never run. This module remembers when each role last changed; the
 Lambda, event source mapping and Pipes patches ask it whether a role is usable
 yet. The window is the `iam` delay (EMULATOR_IAM_PROPAGATION_SECONDS).
+
+IAM also serialises changes to one role: a PutRolePolicy, AttachRolePolicy,
+DetachRolePolicy, DeleteRolePolicy, UpdateAssumeRolePolicy or UpdateRole that
+arrives while another such change of the same role is in progress is refused
+with 409 `ConcurrentModification` ("Another request updating the entity is in
+progress. Please try again later.": IAM API reference, common errors of these
+actions; terraform-provider-aws#34371 and #39421, retried by the provider since
+#34378 and #39429). Moto applies concurrent changes at once. Each change here
+holds its role for the `iam_mutation` delay (EMULATOR_IAM_MUTATION_SECONDS,
+0.3 s) after it took effect, and a second change of the role within that time
+is refused; changes one after another never collide.
 """
 
 import threading
 import time
 from typing import Any
 
+from moto.iam.exceptions import IAMException
 from moto.iam.models import IAMBackend
 
 from . import lifecycle
@@ -80,3 +92,47 @@ def patch_iam_propagation() -> None:
     IAMBackend.create_role = create_role
     IAMBackend.put_role_policy = put_role_policy
     IAMBackend.attach_role_policy = attach_role_policy
+
+
+class ConcurrentModification(IAMException):
+    code = "ConcurrentModification"
+
+    def __init__(self) -> None:
+        super().__init__("Another request updating the entity is in progress. Please try again later.")
+
+
+_busy_lock = threading.Lock()
+_busy: set[tuple[str, str]] = set()
+
+
+def patch_iam_concurrent_modification() -> None:
+    # See the module docstring.
+    def guarded(name: str, role_arg: int) -> None:
+        original = getattr(IAMBackend, name)
+
+        def change(self: IAMBackend, *args: Any, **kwargs: Any) -> Any:
+            role = kwargs.get("role_name", args[role_arg] if len(args) > role_arg else None)
+            key = (self.account_id, str(role))
+            with _busy_lock:
+                if key in _busy:
+                    raise ConcurrentModification()
+                _busy.add(key)
+            try:
+                result = original(self, *args, **kwargs)
+                time.sleep(lifecycle.delay("iam_mutation"))
+                return result
+            finally:
+                with _busy_lock:
+                    _busy.discard(key)
+
+        setattr(IAMBackend, name, change)
+
+    for name, role_arg in [
+        ("put_role_policy", 0),
+        ("attach_role_policy", 1),  # (policy_arn, role_name)
+        ("detach_role_policy", 1),
+        ("delete_role_policy", 0),
+        ("update_assume_role_policy", 0),
+        ("update_role", 0),
+    ]:
+        guarded(name, role_arg)

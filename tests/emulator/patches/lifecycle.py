@@ -19,6 +19,7 @@ DELAYS = {
     "esm": ("EMULATOR_ESM_SECONDS", 1.0),
     "pipe": ("EMULATOR_PIPE_SECONDS", 1.0),
     "iam": ("EMULATOR_IAM_PROPAGATION_SECONDS", 2.0),  # see iam.py
+    "iam_mutation": ("EMULATOR_IAM_MUTATION_SECONDS", 0.3),  # see iam.py
     "tagging_lag": ("EMULATOR_TAGGING_LAG_SECONDS", 2.0),
     "ec2_consistency": ("EMULATOR_EC2_CONSISTENCY_SECONDS", 1.0),
     "lambda_vpc": ("EMULATOR_LAMBDA_VPC_SECONDS", 1.0),  # see vpc.py

@@ -7,38 +7,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{Emulator, StackDir, repo_path};
+use common::{Emulator, StackDir, kafka, repo_path};
 use serde_json::{Value, json};
-
-fn python(venv: &str) -> String {
-    let p = repo_path(&format!(".venv/{venv}/bin/python"));
-    assert!(
-        Path::new(&p).exists(),
-        "{p} is missing: run scripts/test (or scripts/emulator-setup and scripts/functions-setup)"
-    );
-    p
-}
-
-/// Run a Python snippet that prints one JSON value as its last line.
-fn py(venv: &str, script: &str, args: &[&str]) -> Value {
-    let out = Command::new(python(venv))
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim().lines().last().unwrap_or("null"))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 /// POST `body` to `url`, SigV4-signed for execute-api with the emulator's credentials when
 /// `signed`; returns {"status", "body"}.
@@ -60,68 +30,20 @@ try:
 except urllib.error.HTTPError as e:
     print(json.dumps({"status": e.code, "body": e.read().decode()}))
 "#;
-    py(
+    common::python_json(
         "emulator",
         script,
         &[url, body, if signed { "1" } else { "0" }],
     )
 }
 
-/// Topic facts from the broker, with kafka-python (independent of mskctl and the handlers).
-fn broker(bootstrap: &str, script: &str) -> Value {
-    let prelude = r#"
-import json, sys
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.protocol.admin import DescribeConfigsRequest
-BOOT = sys.argv[1]
-def admin():
-    return KafkaAdminClient(bootstrap_servers=BOOT, request_timeout_ms=10000)
-def topics():
-    return sorted(t for t in admin().list_topics() if not t.startswith("__"))
-def partitions(topic):
-    return len(admin().describe_topics([topic])[0]["partitions"])
-def configs(topic):
-    m = admin()._manager
-    r = m.run(m.send, DescribeConfigsRequest(resources=[(2, topic, None)], include_synonyms=False))
-    return {c.name: c.value for c in r.results[0].configs}
-def record(topic, partition, offset):
-    c = KafkaConsumer(bootstrap_servers=BOOT, enable_auto_commit=False, consumer_timeout_ms=10000)
-    tp = TopicPartition(topic, partition)
-    c.assign([tp])
-    c.seek(tp, offset)
-    for r in c:
-        return r.value.decode()
-    return None
-"#;
-    py("functions", &format!("{prelude}\n{script}"), &[bootstrap])
-}
-
-fn copy_dir(from: &str, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("test_") || name == "__pycache__" || name.ends_with(".md") {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path().to_string_lossy(), &to.join(&name));
-        } else {
-            std::fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 #[test]
-fn the_producer_example_round_trips_through_api_function_and_broker() {
+fn the_producer_example_round_trips_through_api_function_and_kafka() {
     let emu = Emulator::start();
     let boot = emu.kafka_bootstrap();
     let dir = StackDir::new();
     for f in ["topic_admin", "producer", "msk_processor"] {
-        copy_dir(
-            &repo_path(&format!("stacks/functions/{f}")),
-            &dir.dir.path().join("functions").join(f),
-        );
+        common::copy_function(f, &dir.dir.path().join("functions").join(f));
     }
     let text = std::fs::read_to_string(repo_path("stacks/msk-api-producer.yaml")).unwrap();
     let file = dir.write("msk-api-producer.yaml", &text);
@@ -147,11 +69,11 @@ fn the_producer_example_round_trips_through_api_function_and_broker() {
 
     // The topic, as declared, on the broker.
     assert_eq!(
-        broker(&boot, "print(json.dumps(topics()))"),
+        kafka(&boot, "print(json.dumps(topics()))"),
         json!(["orders"])
     );
-    assert_eq!(broker(&boot, "print(partitions('orders'))"), 3);
-    let configs = broker(&boot, "print(json.dumps(configs('orders')))");
+    assert_eq!(kafka(&boot, "print(partitions('orders'))"), 3);
+    let configs = kafka(&boot, "print(json.dumps(configs('orders')))");
     assert_eq!(configs["retention.ms"], "604800000", "{configs}");
     assert_eq!(configs["max.message.bytes"], "1048588", "{configs}");
 
@@ -165,7 +87,7 @@ fn the_producer_example_round_trips_through_api_function_and_broker() {
         body["partition"].as_i64().unwrap(),
         body["offset"].as_i64().unwrap(),
     );
-    let record = broker(
+    let record = kafka(
         &boot,
         &format!("print(json.dumps(record('orders', {partition}, {offset})))"),
     );
@@ -174,7 +96,7 @@ fn the_producer_example_round_trips_through_api_function_and_broker() {
     // The consumer: the event source mapping hands the record to its function and commits
     // the mapping's consumer group past it (read from the broker).
     let committed = || {
-        broker(
+        kafka(
             &boot,
             &format!(
                 "o = admin().list_group_offsets('msk-api-consumer').get('msk-api-consumer', {{}})\n\
@@ -203,7 +125,7 @@ fn the_producer_example_round_trips_through_api_function_and_broker() {
         "{}",
         out.all()
     );
-    assert_eq!(broker(&boot, "print(json.dumps(topics()))"), json!([]));
+    assert_eq!(kafka(&boot, "print(json.dumps(topics()))"), json!([]));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let sdk = emu.sdk().await;

@@ -9,69 +9,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{Emulator, StackDir, edit, repo_path};
-use serde_json::Value;
-
-/// Python with kafka-python, for checking the broker independently of mskctl.
-fn kafka_python() -> String {
-    let p = repo_path(".venv/functions/bin/python");
-    assert!(
-        Path::new(&p).exists(),
-        "the handlers' virtualenv is missing: run scripts/functions-setup (scripts/test does)"
-    );
-    p
-}
-
-/// Run a kafka-python snippet against `bootstrap`; it prints one JSON value.
-fn kafka(bootstrap: &str, script: &str) -> Value {
-    // Raw DescribeConfigs / IncrementalAlterConfigs requests: the local broker lists only the
-    // configs given to a topic (marked as defaults), which the high-level calls filter out.
-    let prelude = r#"
-import json, sys
-from kafka import KafkaAdminClient
-from kafka.protocol.admin import DescribeConfigsRequest, IncrementalAlterConfigsRequest
-BOOT = sys.argv[1]
-def admin():
-    return KafkaAdminClient(bootstrap_servers=BOOT, request_timeout_ms=10000)
-def send(req):
-    m = admin()._manager
-    return m.run(m.send, req)
-def topics():
-    return sorted(t for t in admin().list_topics() if not t.startswith("__"))
-def partitions(topic):
-    return len(admin().describe_topics([topic])[0]["partitions"])
-def configs(topic):
-    r = send(DescribeConfigsRequest(resources=[(2, topic, None)], include_synonyms=False))
-    return {c.name: c.value for c in r.results[0].configs}
-def set_configs(topic, values):
-    ops = [(k, 0, v) for k, v in values.items()]
-    r = send(IncrementalAlterConfigsRequest(resources=[(2, topic, ops)], validate_only=False))
-    assert r.responses[0].error_code == 0, r
-"#;
-    let out = Command::new(kafka_python())
-        .args(["-c", &format!("{prelude}\n{script}"), bootstrap])
-        .output()
-        .expect("run kafka-python");
-    assert!(
-        out.status.success(),
-        "kafka check failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim().lines().last().unwrap_or("null"))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
+use common::{Emulator, StackDir, edit, kafka};
 
 /// A small stack: a topic-admin function (not in a VPC) and a topic on a self-managed
 /// cluster, i.e. the emulator's broker reached with `bootstrap_servers`.
 fn self_managed(dir: &StackDir, bootstrap: &str) -> String {
-    copy_dir(
-        &repo_path("stacks/functions/topic_admin"),
-        &dir.path("functions/topic_admin"),
-    );
+    common::copy_function("topic_admin", &dir.dir.path().join("functions/topic_admin"));
     dir.write(
         "stack.yaml",
         &format!(
@@ -101,22 +44,6 @@ resources:
 "#
         ),
     )
-}
-
-fn copy_dir(from: &str, to: &str) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("test_") || name == "__pycache__" {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path().to_string_lossy(), &format!("{to}/{name}"));
-        } else {
-            std::fs::copy(entry.path(), format!("{to}/{name}")).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -459,3 +459,96 @@ pub fn edit(path: &str, from: &str, to: &str) {
     assert!(text.contains(from), "{from:?} not in {path}");
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
+
+/// The Python of one of the project's virtualenvs (`emulator`, `functions`), for checks made
+/// independently of mskctl.
+pub fn venv_python(venv: &str) -> String {
+    let p = repo_path(&format!(".venv/{venv}/bin/python"));
+    assert!(
+        Path::new(&p).exists(),
+        "{p} is missing: run scripts/test (or scripts/emulator-setup and scripts/functions-setup)"
+    );
+    p
+}
+
+/// Run a Python snippet with `venv`'s Python; the last line it prints is one JSON value.
+pub fn python_json(venv: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(venv_python(venv))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim().lines().last().unwrap_or("null"))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Facts from the Kafka broker at `bootstrap`, asked with kafka-python (from .venv/functions),
+/// never through mskctl or the project's handlers. `script` may use `admin()`, `topics()`,
+/// `partitions(t)`, `configs(t)`, `set_configs(t, {..})` and `record(t, partition, offset)`,
+/// and prints one JSON value. DescribeConfigs and IncrementalAlterConfigs go as raw requests:
+/// the local broker lists only the configs given to a topic (marked as defaults), which
+/// kafka-python's high-level calls filter out.
+pub fn kafka(bootstrap: &str, script: &str) -> serde_json::Value {
+    let prelude = r#"
+import json, sys
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.protocol.admin import DescribeConfigsRequest, IncrementalAlterConfigsRequest
+BOOT = sys.argv[1]
+def admin():
+    return KafkaAdminClient(bootstrap_servers=BOOT, request_timeout_ms=10000)
+def send(req):
+    m = admin()._manager
+    return m.run(m.send, req)
+def topics():
+    return sorted(t for t in admin().list_topics() if not t.startswith("__"))
+def partitions(topic):
+    return len(admin().describe_topics([topic])[0]["partitions"])
+def configs(topic):
+    r = send(DescribeConfigsRequest(resources=[(2, topic, None)], include_synonyms=False))
+    return {c.name: c.value for c in r.results[0].configs}
+def set_configs(topic, values):
+    ops = [(k, 0, v) for k, v in values.items()]
+    r = send(IncrementalAlterConfigsRequest(resources=[(2, topic, ops)], validate_only=False))
+    assert r.responses[0].error_code == 0, r
+def record(topic, partition, offset):
+    c = KafkaConsumer(bootstrap_servers=BOOT, enable_auto_commit=False, consumer_timeout_ms=10000)
+    tp = TopicPartition(topic, partition)
+    c.assign([tp])
+    c.seek(tp, offset)
+    for r in c:
+        return r.value.decode()
+    return None
+"#;
+    python_json("functions", &format!("{prelude}\n{script}"), &[bootstrap])
+}
+
+/// Copy the repository's function directory `stacks/functions/NAME` to `to`, without its
+/// tests, as a stack next to it packages it.
+pub fn copy_function(name: &str, to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("test_") || name == "__pycache__" {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &to.join(&name));
+            } else {
+                std::fs::copy(entry.path(), to.join(&name)).unwrap();
+            }
+        }
+    }
+    copy(
+        Path::new(&repo_path(&format!("stacks/functions/{name}"))),
+        to,
+    );
+}

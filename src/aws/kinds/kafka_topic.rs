@@ -110,19 +110,10 @@ impl Record {
 }
 
 fn configs_of(props: &Props) -> BTreeMap<String, String> {
-    match props.get("configs") {
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| {
-                let v = v
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| v.to_string());
-                (k.clone(), v)
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    }
+    props
+        .get("configs")
+        .map(model::config_strings)
+        .unwrap_or_default()
 }
 
 /// The topic-admin function's view of the topic.

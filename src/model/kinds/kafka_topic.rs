@@ -136,21 +136,26 @@ pub fn topic_arn(cluster_arn: &str, topic: &str) -> Option<String> {
     Some(format!("{head}:topic/{name}/{uuid}/{topic}"))
 }
 
-fn configs_of(props: &Wanted) -> Option<BTreeMap<String, String>> {
-    match props.get("configs")?.as_known()? {
-        Value::Object(m) => Some(
-            m.iter()
-                .map(|(k, v)| {
-                    let v = v
-                        .as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| v.to_string());
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        _ => None,
+/// Topic configs as Kafka takes them: strings (`retention.ms: 86400000` written as a number
+/// means the same). Anything but a map is no configs.
+pub fn config_strings(value: &Value) -> BTreeMap<String, String> {
+    match value {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string());
+                (k.clone(), v)
+            })
+            .collect(),
+        _ => BTreeMap::new(),
     }
+}
+
+fn configs_of(props: &Wanted) -> Option<BTreeMap<String, String>> {
+    Some(config_strings(props.get("configs")?.as_known()?))
 }
 
 impl KindModel for KafkaTopic {
@@ -244,20 +249,9 @@ impl KindModel for KafkaTopic {
 
     fn normalize(&self, prop: &str, value: &Value) -> Value {
         match (prop, value) {
-            // Config values are strings to Kafka; `retention.ms: 86400000` written as a
-            // number means the same.
-            ("configs", Value::Object(m)) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            Value::String(_) => v.clone(),
-                            other => Value::String(other.to_string()),
-                        };
-                        (k.clone(), v)
-                    })
-                    .collect(),
-            ),
-            ("configs", Value::Null) => Value::Object(Default::default()),
+            ("configs", Value::Object(_) | Value::Null) => {
+                serde_json::to_value(config_strings(value)).unwrap_or_default()
+            }
             _ => value.clone(),
         }
     }

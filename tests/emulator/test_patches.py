@@ -784,6 +784,46 @@ class IamPropagationTest(EmulatorTest):
         pipe("fresh-pipe-2")
         self.assertEqual(wait_for(lambda: state("fresh-pipe-2"), "RUNNING"), ["CREATING", "RUNNING"])
 
+    def test_pipe_update_right_after_a_role_change_fails_and_a_later_update_runs(self) -> None:
+        # Pipes checks the role after UpdatePipe answered, as after CreatePipe (aws/aws-cdk#31664).
+        window = 2.0
+        iam, pipes = client("iam"), client("pipes")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+            "Service": "pipes.amazonaws.com"}}]}
+        role = iam.create_role(RoleName="upd-role", Path="/fresh/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        other = iam.create_role(RoleName="upd-role-2", Path="/fresh/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        source = "arn:aws:kafka:ap-northeast-1:123456789012:cluster/upd-src/0e2f1c7a-1111-2222-3333-444455556666-s1"
+        pipes.create_pipe(
+            Name="upd-pipe", RoleArn=role, Source=source, Target="arn:aws:lambda:ap-northeast-1:123456789012:function:t",
+            SourceParameters={"ManagedStreamingKafkaParameters": {"TopicName": "t", "BatchSize": 10}})
+        state = lambda: pipes.describe_pipe(Name="upd-pipe")["CurrentState"]
+        wait_for(state, "RUNNING")
+        control("faults", {"delays": {"iam": window}})
+        time.sleep(window + 0.1)  # both roles are now older than the window
+        update = lambda batch, arn=role: pipes.update_pipe(
+            Name="upd-pipe", RoleArn=arn,
+            SourceParameters={"ManagedStreamingKafkaParameters": {"BatchSize": batch}})
+        # A role untouched for longer than the window: the update runs.
+        update(20)
+        self.assertEqual(wait_for(state, "RUNNING"), ["UPDATING", "RUNNING"])
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kafka-cluster:*", "Resource": "*"}]}
+        iam.put_role_policy(RoleName="upd-role", PolicyName="more", PolicyDocument=json.dumps(policy))
+        self.assertEqual(update(30)["CurrentState"], "UPDATING")  # accepted, checked afterwards
+        self.assertEqual(wait_for(state, "UPDATE_FAILED"), ["UPDATING", "UPDATE_FAILED"])
+        described = pipes.describe_pipe(Name="upd-pipe")
+        self.assertEqual(described["StateReason"], "Input parameter is invalid from the request due to : "
+                         "The provided customer role does not have permissions to call DescribeClusterV2 on Kafka")
+        # UPDATE_FAILED is not transitional: the update can be sent again, and once the policy
+        # has propagated it runs.
+        time.sleep(window + 0.1)
+        update(30)
+        self.assertEqual(wait_for(state, "RUNNING"), ["UPDATING", "RUNNING"])
+        self.assertNotIn("StateReason", pipes.describe_pipe(Name="upd-pipe"))
+        # Another role, given a policy within the window, fails the same way.
+        iam.put_role_policy(RoleName="upd-role-2", PolicyName="more", PolicyDocument=json.dumps(policy))
+        update(40, other)
+        self.assertEqual(wait_for(state, "UPDATE_FAILED"), ["UPDATING", "UPDATE_FAILED"])
+
     def test_active_tracing_waits_for_new_policies(self) -> None:
         window = 3.0
         control("faults", {"delays": {"iam": window}})
@@ -1698,6 +1738,35 @@ class LostReplyTest(EmulatorTest):
         self.assertLess(time.monotonic() - started, 1.4)
         made = ec2.describe_internet_gateways(Filters=[{"Name": "tag:lost", "Values": ["igw"]}])
         self.assertEqual(len(made["InternetGateways"]), 1)
+
+    def test_error_mode_performs_the_call_and_answers_500_internal_error(self) -> None:
+        control("faults", {"drop_reply": "CreateVpc,CreateRole,CreatePipe", "drop_reply_mode": "error"})
+        ec2, iam = self.no_retries("ec2"), self.no_retries("iam")
+        tag = [{"ResourceType": "vpc", "Tags": [{"Key": "lost", "Value": "vpc500"}]}]
+        with self.assertRaises(ClientError) as raised:
+            ec2.create_vpc(CidrBlock="10.94.0.0/16", TagSpecifications=tag)
+        self.assertEqual(raised.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        self.assertEqual(raised.exception.response["Error"]["Code"], "InternalError")
+        self.assertEqual(len(ec2.describe_vpcs(Filters=[{"Name": "tag:lost", "Values": ["vpc500"]}])["Vpcs"]), 1)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "pipes.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        with self.assertRaises(ClientError) as raised:
+            iam.create_role(RoleName="role500", AssumeRolePolicyDocument=trust)
+        self.assertEqual((raised.exception.response["ResponseMetadata"]["HTTPStatusCode"],
+                          raised.exception.response["Error"]["Code"]), (500, "InternalError"))
+        self.assertEqual(iam.get_role(RoleName="role500")["Role"]["RoleName"], "role500")
+        pipes = self.no_retries("pipes")
+        with self.assertRaises(ClientError) as raised:
+            pipes.create_pipe(
+                Name="pipe500", RoleArn=ROLE, Target="arn:aws:lambda:ap-northeast-1:123456789012:function:t",
+                Source="arn:aws:kafka:ap-northeast-1:123456789012:cluster/p500/0e2f1c7a-1111-2222-3333-444455556666-s1",
+                SourceParameters={"ManagedStreamingKafkaParameters": {"TopicName": "t"}})
+        self.assertEqual((raised.exception.response["ResponseMetadata"]["HTTPStatusCode"],
+                          raised.exception.response["Error"]["Code"]), (500, "InternalError"))
+        self.assertEqual(pipes.describe_pipe(Name="pipe500")["Name"], "pipe500")
+        self.assertEqual(faults()["dropped"], ["ec2:CreateVpc", "iam:CreateRole", "pipes:CreatePipe"])
+        # The count is spent: the next create answers normally.
+        ec2.create_vpc(CidrBlock="10.95.0.0/16")
 
     def test_random_rate_is_seeded_and_validated(self) -> None:
         control("faults", {"drop_reply_rate": 1.0, "drop_reply_seed": 7})

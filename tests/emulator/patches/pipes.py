@@ -5,6 +5,17 @@ DesiredState STOPPED), has no UPDATING phase, keeps RUNNING after an update to
 STOPPED, drops a deleted pipe at once, overwrites a pipe created twice, and
 replaces SourceParameters on UpdatePipe although AWS's UpdatePipe only carries
 the mutable members (BatchSize, MaximumBatchingWindowInSeconds, Credentials).
+
+Pipes checks the role after the call answered, on UpdatePipe as on CreatePipe (see iam.py
+for the propagation clock): an UpdatePipe right after the pipe's role was created, or had a
+policy put on or attached to it, answers UPDATING and the pipe then goes UPDATE_FAILED with
+the same StateReason as a failed create. Seen on AWS: a pipe whose role gains a permission
+in the same deployment as the pipe change that needs it fails to update
+(aws/aws-cdk#31664, "adding deadLetterTarget results in a failed update": the role's new
+sqs:SendMessage was there, CloudFormation did not wait for it to propagate); Terraform's
+waitPipeUpdated (internal/service/pipes/wait.go) waits UPDATING -> RUNNING/STOPPED and fails
+on anything else with the pipe's StateReason. Unlike CREATE_FAILED, an UPDATE_FAILED pipe
+takes another UpdatePipe (it is not transitional), which checks the role again.
 """
 
 import copy
@@ -23,9 +34,9 @@ def _settle_to_desired(pipe: Pipe, failure: str) -> str:
     """Final state after a transition; `failure` is the fault that may apply."""
     pipe.state_reason = None
     fault = faults.pipe_fault(pipe.name, failure)
-    if fault is None and failure == "CREATE_FAILED" and getattr(pipe, "_role_unready", False):
-        # Pipes checks the role after CreatePipe answered; see iam.py.
-        fault = {"state": "CREATE_FAILED", "stateReason": role_not_ready_reason(pipe.source)}
+    if fault is None and failure in ("CREATE_FAILED", "UPDATE_FAILED") and getattr(pipe, "_role_unready", False):
+        # Pipes checks the role after CreatePipe/UpdatePipe answered; see iam.py.
+        fault = {"state": failure, "stateReason": role_not_ready_reason(pipe.source)}
     if fault is None and failure == "CREATE_FAILED" and pipe.desired_state == "RUNNING":
         fault = faults.pipe_fault(pipe.name, "START_FAILED")
     if fault:
@@ -98,6 +109,8 @@ def patch_pipe_lifecycle() -> None:
         not_transitional(pipe, "updated")
         merged = _merge(pipe.source_parameters, source_parameters) if source_parameters else None
         pipe = original_update(self, name=name, source_parameters=merged, **kwargs)
+        # The role the update names (a new one, or the same one with new policies).
+        pipe._role_unready = iam.policies_are_new(pipe.role_arn)
         _begin(pipe, "UPDATING", "UPDATE_FAILED")
         return pipe
 

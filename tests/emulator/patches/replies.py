@@ -19,8 +19,15 @@ times out). Only successful replies are dropped (the effect happened). Drops are
   from API Gateway's; a bare name matches every service);
 - at random: `EMULATOR_DROP_REPLY_RATE=0.05` drops 5 % of all successful replies
   (`EMULATOR_DROP_REPLY_SEED` makes the draw repeatable);
-- `EMULATOR_DROP_REPLY_MODE=reset|hang` (default reset), `EMULATOR_DROP_REPLY_HANG_SECONDS`
-  (default 30) for hang.
+- `EMULATOR_DROP_REPLY_MODE=reset|hang|error` (default reset), `EMULATOR_DROP_REPLY_HANG_SECONDS`
+  (default 30) for hang. `error` answers instead of dropping: HTTP 500 `InternalError`
+  ("An internal error has occurred", in the service's own error format: XML for the
+  query-protocol services EC2/IAM/STS, JSON with `x-amzn-ErrorType` for the others) although
+  the call took effect. A 5xx tells the client nothing about whether a create happened: EC2's
+  idempotency guide lists "server issues" next to timeouts, and the AWS SDKs' standard retry
+  mode retries 500/502/503/504 and `InternalError`/`ServiceUnavailable` as transient errors
+  ("Retry behavior", AWS SDKs and Tools Reference Guide), so a create answered this way is
+  sent again blindly unless the client resolves it.
 
 The same settings go through `POST /_emulator/faults` as `{"drop_reply": {"CreateVpc": 1},
 "drop_reply_rate": 0.05, "drop_reply_mode": "hang", "drop_reply_hang_seconds": 2}`;
@@ -33,6 +40,7 @@ resource the first request made; with other parameters, IdempotentParameterMisma
 (CreateNatGateway's token is ec2.patch_nat_gateway_client_token.)
 """
 
+import json
 import os
 import random
 import socket
@@ -47,7 +55,7 @@ from moto.ec2.responses.route_tables import RouteTables
 from moto.ec2.responses.vpcs import VPCs
 
 _KEY = "emulator.drop_reply"
-MODES = ("reset", "hang")
+MODES = ("reset", "hang", "error")
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
@@ -177,21 +185,57 @@ def patch_dropped_replies() -> None:
     BaseResponse.call_action = call_action
 
 
+def internal_error(dropped: str, environ: dict[str, Any]) -> tuple[list[tuple[str, str]], bytes]:
+    """A 500 `InternalError` answer in the protocol of the request: XML for the query
+    protocol (form-encoded POST: EC2's `<Response><Errors>` shape, IAM/STS's
+    `<ErrorResponse>`), JSON with `x-amzn-ErrorType` for JSON and REST-JSON services."""
+    message = "An internal error has occurred"
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        if dropped.startswith("ec2:"):
+            body = ("<Response><Errors><Error><Code>InternalError</Code>"
+                    f"<Message>{message}</Message></Error></Errors>"
+                    "<RequestID>emulator-internal-error</RequestID></Response>")
+        else:
+            body = ("<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code>"
+                    f"<Message>{message}</Message></Error>"
+                    "<RequestId>emulator-internal-error</RequestId></ErrorResponse>")
+        return [("Content-Type", "text/xml")], body.encode()
+    body = json.dumps({"__type": "InternalError", "message": message})
+    return [("Content-Type", "application/json"), ("x-amzn-ErrorType", "InternalError")], body.encode()
+
+
 def respond(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
-    """Run the WSGI `app`; if the call's reply is to be dropped, drop it."""
+    """Run the WSGI `app`; if the call's reply is to be dropped, drop it (or, in `error` mode,
+    answer 500 instead). The app's own start_response is held back until that is known."""
     _current.environ = environ
+    held: list[tuple[Any, ...]] = []
+    decided = False
+
+    def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if decided:  # a body that starts its response lazily, while being iterated
+            return start_response(status, headers, exc_info)
+        held[:] = [(status, headers, exc_info)]
+        return lambda data: None  # moto and werkzeug never use write()
+
     try:
-        body = app(environ, start_response)
+        body = app(environ, hold)
     finally:
         _current.environ = None
     dropped = environ.get(_KEY)
     if not dropped:
+        decided = True
+        if held:
+            start_response(*held[0])
         return body
     if hasattr(body, "close"):
         body.close()
     with _lock:
         _state["dropped"].append(dropped)
         mode, hang = _state["mode"], _state["hang"]
+    if mode == "error":
+        headers, payload = internal_error(dropped, environ)
+        start_response("500 Internal Server Error", headers + [("Content-Length", str(len(payload)))])
+        return [payload]
     if mode == "hang":
         time.sleep(hang)
     sock = environ.get("werkzeug.socket")

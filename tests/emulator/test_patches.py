@@ -1146,6 +1146,129 @@ class LatencyKnobTest(unittest.TestCase):
         self.assertIn("EMULATOR_LATENCY_MS must be a number", bad.stderr)
 
 
+class ThrottleTest(unittest.TestCase):
+    """patches/throttle.py: AWS's default request rates, per account and action family."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        # Its own launcher, throttling on at a fifth of AWS's rates (buckets fill faster
+        # in a test): EC2 non-mutating 20 tokens + 4/s, Lambda control plane 3 + 3/s.
+        cls.own = subprocess.Popen(
+            [sys.executable, str(HERE / "launcher.py"), "--port", "0"], stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **DELAYS, "EMULATOR_KAFKA_BROKER": "0",
+                 "EMULATOR_THROTTLE": "aws", "EMULATOR_THROTTLE_SCALE": "0.2"},
+        )
+        cls.url = cls.own.stdout.readline().strip().split(" ", 1)[1]
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.own.terminate()
+        assert cls.own.wait(timeout=10) == 0
+        cls.own.stdout.close()
+
+    def client(self, service: str):
+        # No SDK retries: every throttled answer reaches the test.
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION, aws_access_key_id="test",
+                            aws_secret_access_key="test", config=Config(retries={"total_max_attempts": 1}))
+
+    def counts(self) -> dict:
+        with urllib.request.urlopen(f"{self.url}/_emulator/faults") as resp:
+            return json.load(resp)
+
+    def burst(self, call, n: int) -> list[tuple[str, int]]:
+        """n calls at once (threads), the throttling answers among them as (code, status)."""
+        import threading
+        errors: list[tuple[str, int]] = []
+
+        def one() -> None:
+            try:
+                call()
+            except ClientError as e:
+                errors.append((e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]))
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return errors
+
+    def setUp(self) -> None:
+        req = urllib.request.Request(f"{self.url}/_emulator/reset-faults", data=b"", method="POST")
+        urllib.request.urlopen(req).read()
+
+    def test_a_burst_beyond_the_bucket_gets_each_services_throttling_answer(self) -> None:
+        ec2, lam, iam, sqs = self.client("ec2"), self.client("lambda"), self.client("iam"), self.client("sqs")
+        # EC2 DescribeVpcs: 20 tokens; 40 at once: at least 15 throttled (refill 4/s).
+        errors = self.burst(ec2.describe_vpcs, 40)
+        self.assertGreaterEqual(len(errors), 15, errors)
+        self.assertEqual(set(errors), {("RequestLimitExceeded", 503)})
+        # Per API: another EC2 API has its own bucket, still full.
+        self.assertEqual(self.burst(ec2.describe_subnets, 10), [])
+        # Lambda's control plane shares one bucket of 3 (15/s at scale 1).
+        errors = self.burst(lam.list_functions, 6) + self.burst(lam.list_event_source_mappings, 6)
+        self.assertGreaterEqual(len(errors), 5, errors)
+        self.assertEqual(set(errors), {("TooManyRequestsException", 429)})
+        self.assertEqual(set(self.burst(iam.list_roles, 20)), {("Throttling", 400)})
+        self.assertEqual(set(self.burst(sqs.list_queues, 40)), {("RequestThrottled", 400)})
+        counts = self.counts()
+        self.assertGreaterEqual(counts["throttled"]["ec2:DescribeVpcs"], 15)
+        self.assertEqual(counts["throttled_total"], sum(counts["throttled"].values()))
+        self.assertEqual((counts["throttle_mode"], counts["throttle_scale"]), ("aws", 0.2))
+
+    def test_a_paced_stream_is_never_throttled(self) -> None:
+        ec2 = self.client("ec2")
+        # 20 tokens and 4/s at this scale: a burst of 15, then 3 a second for 4 s.
+        self.assertEqual(self.burst(ec2.describe_route_tables, 15), [])
+        for _ in range(12):
+            ec2.describe_route_tables()
+            time.sleep(1 / 3)
+        self.assertEqual(self.counts()["throttled_total"], 0)
+
+    def test_the_sdk_retries_a_throttled_call_and_succeeds(self) -> None:
+        lam = boto3.client("lambda", endpoint_url=self.url, region_name=REGION, aws_access_key_id="test",
+                           aws_secret_access_key="test", config=Config(retries={"mode": "standard", "total_max_attempts": 10}))
+        self.burst(lam.list_functions, 3)  # drain
+        lam.list_functions()
+        self.assertGreaterEqual(self.counts()["throttled"]["lambda:ListFunctions"], 1)
+
+    def test_throttling_switches_off_and_scales_through_the_control_endpoint(self) -> None:
+        control_at = lambda body: urllib.request.urlopen(urllib.request.Request(
+            f"{self.url}/_emulator/faults", data=json.dumps(body).encode(), method="POST")).read()
+        control_at({"throttle_mode": "off"})
+        self.assertEqual(self.burst(self.client("lambda").list_functions, 10), [])
+        control_at({"throttle_mode": "aws", "throttle_scale": 1})
+        self.assertEqual(self.burst(self.client("lambda").list_functions, 12), [])  # 15 at scale 1
+        with self.assertRaises(urllib.error.HTTPError):
+            control_at({"throttle_mode": "sometimes"})
+        self.assertEqual(self.counts()["throttle_mode"], "aws")
+
+    def test_the_families_follow_aws_documentation(self) -> None:
+        sys.path.insert(0, str(HERE))
+        from patches.throttle import bucket_for
+        self.assertEqual(bucket_for("ec2", "DescribeVpcs"), ("DescribeVpcs", (100, 20)))
+        self.assertEqual(bucket_for("ec2", "DescribeSecurityGroups"), ("DescribeSecurityGroups(unfiltered)", (50, 10)))
+        self.assertEqual(bucket_for("ec2", "DescribeSecurityGroups", {"Filter.1.Name": "vpc-id"}),
+                         ("DescribeSecurityGroups", (100, 20)))
+        self.assertEqual(bucket_for("ec2", "CreateSecurityGroup"), ("CreateSecurityGroup", (50, 5)))
+        self.assertEqual(bucket_for("ec2", "AuthorizeSecurityGroupIngress")[1], (50, 5))
+        self.assertEqual(bucket_for("ec2", "CreateVpcEndpoint")[1], (4, 0.3))
+        self.assertEqual(bucket_for("ec2", "CreateTags")[1], (100, 10))
+        self.assertEqual(bucket_for("lambda", "GetFunction"), ("GetFunction", (100, 100)))
+        self.assertEqual(bucket_for("lambda", "GetPolicy"), ("GetPolicy", (15, 15)))
+        self.assertEqual(bucket_for("lambda", "CreateFunction"), bucket_for("lambda", "ListFunctions"))
+        self.assertIsNone(bucket_for("lambda", "Invoke"))
+        self.assertIsNone(bucket_for("sqs", "SendMessage"))
+        self.assertEqual(bucket_for("apigatewayv2", "CreateApi"), ("total", (40, 10)))
+
+    def test_a_bad_setting_is_refused(self) -> None:
+        for env, message in [({"EMULATOR_THROTTLE": "sometimes"}, "EMULATOR_THROTTLE must be one of"),
+                             ({"EMULATOR_THROTTLE_SCALE": "0"}, "EMULATOR_THROTTLE_SCALE must be a positive number")]:
+            bad = subprocess.run([sys.executable, str(HERE / "launcher.py"), "--port", "0"], capture_output=True,
+                                 text=True, env={**os.environ, "EMULATOR_KAFKA_BROKER": "0", **env}, timeout=60)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn(message, bad.stderr)
+
+
 class KafkaBrokerTest(EmulatorTest):
     """The launcher's local Kafka broker (patches/kafka_broker.py): a real Tansu broker."""
 

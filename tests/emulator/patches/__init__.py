@@ -7,6 +7,7 @@ closes and the test in test_patches.py that proves it.
 
 from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, replies, ssm, tagging, vpc
 from . import lambda_invoke
+from . import throttle
 
 PATCHES = [
     kafka.patch_creation_time_rfc3339,
@@ -34,6 +35,8 @@ PATCHES = [
     ssm.patch_put_parameter_atomic,
     tagging.patch_tagging_index_lags,
     faults.patch_throttling,
+    # AWS's default request rates (EMULATOR_THROTTLE=aws): answers before any fault or moto.
+    throttle.patch_default_rate_limits,
     lambda_invoke.patch_invoke_runs_python_handlers,
     replies.patch_client_tokens,
     # Last: wraps every other patch, so a dropped reply's call has had its full effect.

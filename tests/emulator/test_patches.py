@@ -1931,3 +1931,134 @@ def make_cluster_with(kafka, name: str) -> str:
         Serverless={"VpcConfigs": [{"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}],
                     "ClientAuthentication": {"Sasl": {"Iam": {"Enabled": True}}}},
     )["ClusterArn"]
+
+
+class PollerEniTest(EmulatorTest):
+    """pollers.py: interfaces of MSK Serverless clusters, Kafka event source mappings and pipes in
+    the customer's subnets and groups, lingering after their owner."""
+
+    def setUp(self) -> None:
+        # Long enough for the few calls each phase makes on a loaded machine; reset in tearDown.
+        control("faults", {"delays": {"poller_eni_linger": 3.0}})
+
+    def tearDown(self) -> None:
+        control("reset-faults")
+
+    def network(self, cidr: str, groups: int = 1) -> tuple[list[str], list[str]]:
+        ec2 = client("ec2")
+        vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+        base = cidr.split(".")[:2]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=".".join(base + [str(i), "0/24"]),
+                              AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+            for i, zone in ((1, "a"), (2, "c"))
+        ]
+        sgs = [ec2.create_security_group(GroupName=f"g{i}-{vpc}", Description="g", VpcId=vpc)["GroupId"]
+               for i in range(groups)]
+        return subnets, sgs
+
+    def enis(self, prefix: str) -> list[tuple[str, list[str], str, str, bool]]:
+        """(subnet, groups, status, interface type, requester-managed) of the interfaces whose
+        Description starts with `prefix`, sorted."""
+        return sorted(
+            (e["SubnetId"], [g["GroupId"] for g in e["Groups"]], e["Status"], e["InterfaceType"], e["RequesterManaged"])
+            for e in client("ec2").describe_network_interfaces()["NetworkInterfaces"]
+            if e["Description"].startswith(prefix))
+
+    def blocked(self, call) -> bool:
+        try:
+            call()
+        except ClientError as error:
+            self.assertEqual(error.response["Error"]["Code"], "DependencyViolation")
+            return True
+        return False
+
+    def serverless(self, name: str, subnets: list[str], sgs: list[str]) -> str:
+        return client("kafka").create_cluster_v2(
+            ClusterName=name, Serverless={"VpcConfigs": [{"SubnetIds": subnets, "SecurityGroupIds": sgs}],
+                                          "ClientAuthentication": {"Sasl": {"Iam": {"Enabled": True}}}},
+        )["ClusterArn"]
+
+    def test_msk_serverless_cluster_interfaces_outlive_the_cluster(self) -> None:
+        ec2, kafka = client("ec2"), client("kafka")
+        (a, c), (sg,) = self.network("10.96.0.0/16")
+        arn = self.serverless("eni-cluster", [a, c], [sg])
+        prefix = "MSK Serverless ENI for cluster eni-cluster-"
+        self.assertEqual(self.enis(prefix), sorted([(a, [sg], "in-use", "interface", True),
+                                                    (c, [sg], "in-use", "interface", True)]))
+        self.assertTrue(self.blocked(lambda: ec2.delete_security_group(GroupId=sg)))
+        kafka.delete_cluster(ClusterArn=arn)
+
+        def cluster_gone() -> bool:
+            try:
+                kafka.describe_cluster_v2(ClusterArn=arn)
+                return False
+            except ClientError:
+                return True
+
+        wait_for(cluster_gone, True)
+        # Gone from MSK, its interfaces are still there (detached) and still block.
+        self.assertEqual([s for s, _, status, _, _ in self.enis(prefix) if status == "available"], sorted([a, c]))
+        self.assertTrue(self.blocked(lambda: ec2.delete_subnet(SubnetId=a)))
+        self.assertTrue(self.blocked(lambda: ec2.delete_security_group(GroupId=sg)))
+        wait_for(lambda: self.enis(prefix), [], timeout=10)
+        ec2.delete_subnet(SubnetId=a)
+        ec2.delete_security_group(GroupId=sg)
+
+    def test_msk_mapping_and_pipe_pollers_use_the_clusters_subnets_and_groups(self) -> None:
+        lam, pipes = client("lambda"), client("pipes")
+        (a, c), (sg,) = self.network("10.97.0.0/16")
+        cluster = self.serverless("eni-src", [a, c], [sg])
+        make_function("eni-msk-fn")
+        uuid = lam.create_event_source_mapping(
+            FunctionName="eni-msk-fn", EventSourceArn=cluster, Topics=["orders"], StartingPosition="LATEST",
+        )["UUID"]
+        pipes.create_pipe(
+            Name="eni-pipe", RoleArn=ROLE, Source=cluster, Target="arn:aws:lambda:ap-northeast-1:123456789012:function:eni-msk-fn",
+            SourceParameters={"ManagedStreamingKafkaParameters": {"TopicName": "orders", "StartingPosition": "LATEST"}},
+        )
+        both = sorted([a, c])
+        self.assertEqual(self.enis("AWS Lambda VPC ENI-eni-msk-fn-"),
+                         sorted([(s, [sg], "in-use", "lambda", True) for s in both]))
+        self.assertEqual(self.enis("AWS EventBridge Pipes ENI-eni-pipe-"),
+                         sorted([(s, [sg], "in-use", "interface", True) for s in both]))
+        wait_for(lambda: lam.get_event_source_mapping(UUID=uuid)["State"], "Enabled")
+        wait_for(lambda: pipes.describe_pipe(Name="eni-pipe")["CurrentState"], "RUNNING")
+        lam.delete_event_source_mapping(UUID=uuid)
+        pipes.delete_pipe(Name="eni-pipe")
+        self.assertEqual([st for _, _, st, _, _ in self.enis("AWS Lambda VPC ENI-eni-msk-fn-")], ["available"] * 2)
+        self.assertEqual([st for _, _, st, _, _ in self.enis("AWS EventBridge Pipes ENI-eni-pipe-")], ["available"] * 2)
+        wait_for(lambda: self.enis("AWS Lambda VPC ENI-eni-msk-fn-") + self.enis("AWS EventBridge Pipes ENI-eni-pipe-"),
+                 [], timeout=10)
+        # The cluster's own interfaces stay while it lives.
+        self.assertEqual(len(self.enis("MSK Serverless ENI for cluster eni-src-")), 2)
+        client("kafka").delete_cluster(ClusterArn=cluster)
+
+    def test_self_managed_mapping_interfaces_follow_its_access_configuration(self) -> None:
+        ec2, lam = client("ec2"), client("lambda")
+        (a, _), (sg, sg2) = self.network("10.98.0.0/16", groups=2)
+        make_function("eni-smk-fn")
+        access = lambda group: [{"Type": "VPC_SUBNET", "URI": f"subnet:{a}"},
+                                {"Type": "VPC_SECURITY_GROUP", "URI": f"security_group:{group}"},
+                                {"Type": "SASL_SCRAM_512_AUTH", "URI": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:s"}]
+        uuid = lam.create_event_source_mapping(
+            FunctionName="eni-smk-fn", Topics=["orders"], StartingPosition="LATEST",
+            SelfManagedEventSource={"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka-1.example.internal:9096"]}},
+            SourceAccessConfigurations=access(sg),
+        )["UUID"]
+        prefix = "AWS Lambda VPC ENI-eni-smk-fn-"
+        self.assertEqual(self.enis(prefix), [(a, [sg], "in-use", "lambda", True)])
+        wait_for(lambda: lam.get_event_source_mapping(UUID=uuid)["State"], "Enabled")
+        # Another group: a new interface at once; the old one lingers in the old group.
+        lam.update_event_source_mapping(UUID=uuid, SourceAccessConfigurations=access(sg2))
+        self.assertEqual(self.enis(prefix), sorted([(a, [sg], "available", "lambda", True),
+                                                    (a, [sg2], "in-use", "lambda", True)]))
+        self.assertTrue(self.blocked(lambda: ec2.delete_security_group(GroupId=sg)))
+        wait_for(lambda: self.blocked(lambda: ec2.delete_security_group(GroupId=sg)), False, timeout=10)
+        wait_for(lambda: lam.get_event_source_mapping(UUID=uuid)["State"], "Enabled")
+        lam.delete_event_source_mapping(UUID=uuid)
+        self.assertTrue(self.blocked(lambda: ec2.delete_security_group(GroupId=sg2)))
+        self.assertTrue(self.blocked(lambda: ec2.delete_subnet(SubnetId=a)))
+        wait_for(lambda: self.enis(prefix), [], timeout=10)
+        ec2.delete_security_group(GroupId=sg2)
+        ec2.delete_subnet(SubnetId=a)

@@ -8,6 +8,7 @@ closes and the test in test_patches.py that proves it.
 from . import ec2, faults, iam, kafka, lambda_esm, lambda_functions, pipes, replies, ssm, tagging, vpc
 from . import lambda_invoke
 from . import throttle
+from . import pollers
 
 PATCHES = [
     kafka.patch_creation_time_rfc3339,
@@ -32,6 +33,10 @@ PATCHES = [
     pipes.patch_pipe_lifecycle,
     vpc.patch_lambda_vpc_network_interfaces,
     vpc.patch_vpc_endpoint_lifecycle,
+    # After kafka, lambda_esm and pipes: wraps what they return.
+    pollers.patch_msk_cluster_network_interfaces,
+    pollers.patch_kafka_mapping_network_interfaces,
+    pollers.patch_pipe_network_interfaces,
     ssm.patch_put_parameter_atomic,
     tagging.patch_tagging_index_lags,
     faults.patch_throttling,

@@ -24,6 +24,7 @@ DELAYS = {
     "ec2_consistency": ("EMULATOR_EC2_CONSISTENCY_SECONDS", 1.0),
     "lambda_vpc": ("EMULATOR_LAMBDA_VPC_SECONDS", 1.0),  # see vpc.py
     "lambda_eni_linger": ("EMULATOR_LAMBDA_ENI_LINGER_SECONDS", 2.0),
+    "poller_eni_linger": ("EMULATOR_POLLER_ENI_LINGER_SECONDS", 2.0),  # see pollers.py
     "vpc_endpoint": ("EMULATOR_VPC_ENDPOINT_SECONDS", 1.0),
 }
 

@@ -69,8 +69,10 @@ def _settle_all() -> None:
         _ = endpoint.state  # resolves a finished pending/deleting transition
 
 
-def _linger(backend: Any, eni_ids: list[str]) -> None:
-    gone_at = time.monotonic() + lifecycle.delay("lambda_eni_linger")
+def _linger(backend: Any, eni_ids: list[str], delay_name: str = "lambda_eni_linger", after: float = 0.0) -> None:
+    """The interfaces stay (`available`) for the `delay_name` delay, counted `after` seconds
+    from now (e.g. once their owner has finished deleting), then go at the next EC2 request."""
+    gone_at = time.monotonic() + after + lifecycle.delay(delay_name)
     with _lock:
         for eni_id in eni_ids:
             eni = backend.enis.get(eni_id)

@@ -7,6 +7,7 @@ the faults it set.
 """
 
 import base64
+import http.client as httpclient
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import sys
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -1102,6 +1104,65 @@ class TaggingIndexTest(EmulatorTest):
         self.assertEqual(faults()["delays"]["tagging_lag"], 0)
         client("sqs").create_queue(QueueName="no-lag", tags={"stack": "nolag"})
         self.assertEqual(len(self.listed("nolag")), 1)
+
+
+class KeepAliveTest(EmulatorTest):
+    """launcher.KeepAliveHandler: a connection serves request after request (HTTP/1.1 keep-alive,
+    as AWS endpoints do) instead of werkzeug's one request per connection."""
+
+    SQS_AUTH = "AWS4-HMAC-SHA256 Credential=test/20260101/ap-northeast-1/sqs/aws4_request, SignedHeaders=host, Signature=0"
+
+    def connect(self) -> httpclient.HTTPConnection:
+        url = urllib.parse.urlsplit(endpoint)
+        conn = httpclient.HTTPConnection(url.hostname, url.port, timeout=10)
+        self.addCleanup(conn.close)
+        return conn
+
+    def sqs(self, conn: httpclient.HTTPConnection, action: str, body: dict, **headers: str):
+        conn.request("POST", "/", body=json.dumps(body), headers={
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"AmazonSQS.{action}",
+            "Authorization": self.SQS_AUTH, **headers})
+        resp = conn.getresponse()
+        return resp, json.loads(resp.read() or b"{}")
+
+    def test_one_connection_serves_many_requests(self) -> None:
+        conn = self.connect()
+        resp, _ = self.sqs(conn, "CreateQueue", {"QueueName": "keep-alive"})
+        self.assertEqual(resp.status, 200)
+        self.assertIsNone(resp.getheader("Connection"))
+        sock = conn.sock  # http.client opens a new socket after a reply that closed the connection
+        for _ in range(3):
+            resp, body = self.sqs(conn, "GetQueueUrl", {"QueueName": "keep-alive"})
+            self.assertEqual(resp.status, 200)
+            self.assertTrue(body["QueueUrl"].endswith("/keep-alive"))
+        # A body nobody reads (the control endpoint's GET) must not spill into the next request.
+        conn.request("GET", "/_emulator/faults", body=json.dumps({"pad": "x" * 5000}))
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertIn("dropped", json.loads(resp.read()))
+        resp, body = self.sqs(conn, "GetQueueUrl", {"QueueName": "keep-alive"})
+        self.assertEqual(resp.status, 200)
+        self.assertIs(conn.sock, sock)
+        # A client asking to close gets its connection closed.
+        resp, _ = self.sqs(conn, "ListQueues", {}, Connection="close")
+        self.assertEqual((resp.status, resp.getheader("Connection")), (200, "close"))
+        self.assertIsNone(conn.sock)
+
+    def test_a_chunked_request_is_served_and_its_connection_closed(self) -> None:
+        conn = self.connect()
+        conn.request("POST", "/_emulator/faults", body=iter([b"{}"]), encode_chunked=True)
+        resp = conn.getresponse()
+        self.assertEqual((resp.status, resp.getheader("Connection")), (200, "close"))
+        self.assertIn("dropped", json.loads(resp.read()))
+
+    def test_a_dropped_reply_still_resets_a_kept_connection(self) -> None:
+        conn = self.connect()
+        resp, _ = self.sqs(conn, "ListQueues", {})
+        self.assertEqual(resp.status, 200)
+        control("faults", {"drop_reply": {"sqs:ListQueues": 1}})
+        with self.assertRaises((ConnectionError, httpclient.RemoteDisconnected)):
+            self.sqs(conn, "ListQueues", {})
+        self.assertEqual(faults()["dropped"], ["sqs:ListQueues"])
 
 
 class LatencyKnobTest(unittest.TestCase):

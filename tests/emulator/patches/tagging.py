@@ -8,8 +8,8 @@ tags, for a while. Moto answers from the live backends.
 Every change in a region records what the index would hold now (the tagged
 resources of that account and region, when they changed): after each action
 that is not a read, after reads at most every READ_SAMPLE seconds (a read may
-settle a lazy transition, such as a cluster's deletion), and before each
-GetResources. GetResources then
+settle a lazy transition, such as a cluster's deletion), and before the first
+page of each GetResources (later pages continue its answer). GetResources then
 answers from the record as it was `tagging_lag` seconds earlier
 (`EMULATOR_TAGGING_LAG_SECONDS`, default 2). Tag changes show late too.
 GetTagKeys and GetTagValues stay live (mskctl does not use them).
@@ -123,17 +123,27 @@ def record(account: str, region: str, sample: bool = False) -> None:
     """Remember what the index holds now, if it changed; forget what is too old to matter.
     With `sample`, skip it when the last record is recent (reads are frequent and rarely
     change anything)."""
-    if lifecycle.delay("tagging_lag") <= 0 or not region:
+    if not region or lifecycle.delay("tagging_lag") <= 0:
         return
     now = time.monotonic()
+    # Most reads stop here, without the lock: under many concurrent requests a lock that is
+    # held while Python code runs makes every request queue behind it.
+    if sample and now - _recorded_at.get((account, region), 0.0) < READ_SAMPLE:
+        return
     with _lock:
         if sample and now - _recorded_at.get((account, region), 0.0) < READ_SAMPLE:
             return
         _recorded_at[(account, region)] = now
+        last = _history.get((account, region), [(0.0, None)])[-1][1]
     current = _live(account, region)
+    changed = current != last  # outside the lock too: compares every resource
     with _lock:
         history = _history.setdefault((account, region), [])
-        if not history or history[-1][1] != current:
+        if history and history[-1][1] is not last:
+            # Another record landed meanwhile: compare with it, and keep the times in order.
+            changed = history[-1][1] != current
+            now = max(now, history[-1][0])
+        if changed or not history:
             history.append((now, current))
         # Keep the newest entry older than the largest lag that may be asked for.
         horizon = now - max(lifecycle.delay("tagging_lag"), 0) - 60
@@ -168,7 +178,10 @@ def patch_tagging_index_lags() -> None:
         region = getattr(self, "region", "")
         action = self._get_action() or ""
         if action == "GetResources":
-            record(self.current_account, region)
+            # Only a first page reads the index: later pages go on with the answer it started
+            # (moto keeps the page's generator), so recording before them is wasted work.
+            if not self._get_param("PaginationToken"):
+                record(self.current_account, region)
             return original_call(self)
         try:
             return original_call(self)

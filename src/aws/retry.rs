@@ -2,7 +2,8 @@
 //!
 //! The SDK already retries throttling and transient network errors. What remains are AWS
 //! behaviours that need time rather than a fix: IAM propagation (including a pipe that failed
-//! to create because Pipes checked its role too early: deleted and created again), `DependencyViolation` while
+//! to create because Pipes checked its role too early: deleted and created again; or failed to
+//! update for that reason: updated again), `DependencyViolation` while
 //! network interfaces drain, `QueueDeletedRecently`, EC2 ids not yet visible right after their
 //! create. Everything else fails at once.
 
@@ -77,6 +78,23 @@ pub const PIPE_ROLE_PROPAGATION: Transient = Transient {
 
 /// Creations of one pipe in one apply while it fails for [`PIPE_ROLE_PROPAGATION`].
 pub const PIPE_CREATE_ATTEMPTS: u32 = 4;
+
+/// A pipe that ended `UPDATE_FAILED` because Pipes, checking the role after UpdatePipe
+/// answered, did not see a role or policy changed moments before (the same StateReason as
+/// [`PIPE_ROLE_PROPAGATION`]; aws/aws-cdk#31664: a pipe whose role gained a permission in the
+/// same deployment failed to update). Unlike `CREATE_FAILED`, the failed pipe takes another
+/// UpdatePipe, which checks the role again: the update is sent again, at most
+/// [`PIPE_UPDATE_ATTEMPTS`] times. The code is the pipe's state, the message its StateReason.
+pub const PIPE_UPDATE_ROLE_PROPAGATION: Transient = Transient {
+    codes: &["UPDATE_FAILED"],
+    messages: PIPE_ROLE_PROPAGATION.messages,
+    why: PIPE_ROLE_PROPAGATION.why,
+    budget: Duration::from_secs(90),
+};
+
+/// UpdatePipe calls for one pipe change in one apply while it fails for
+/// [`PIPE_UPDATE_ROLE_PROPAGATION`].
+pub const PIPE_UPDATE_ATTEMPTS: u32 = 5;
 
 /// Mutating calls that AWS may perform although their reply is lost, and that are not safe to
 /// send again: a repeat makes a second resource (`CreateVpc`, `CreateSubnet`,
@@ -365,6 +383,13 @@ pub const LAMBDA_FUNCTION_PACE: Pace = Pace {
 pub const SQS_QUEUE_PACE: Pace = Pace {
     interval: Duration::from_secs(5),
 };
+/// A deletion refused while network interfaces that outlive their owner (Lambda's, pollers',
+/// a cluster's) still use the subnet, group or VPC: AWS releases them in the background, so
+/// the refused call is a poll ([`retry_paced`]). The Terraform AWS provider retries these
+/// `DependencyViolation`s with the plugin SDK's `RetryContext` (500 ms doubling, capped at 10 s).
+pub const INTERFACES_RELEASED_PACE: Pace = Pace {
+    interval: Duration::from_secs(10),
+};
 
 impl Pace {
     /// The pauses between polls: `floor`, doubling, capped at `interval`, all multiplied by
@@ -407,6 +432,39 @@ pub async fn retry_while<T, F, Fut>(
     cx: &Ctx,
     id: &str,
     transient: &Transient,
+    call: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CallError>>,
+{
+    retry_on(cx, id, transient, pacing(Duration::from_secs(15)), call).await
+}
+
+/// [`retry_while`] for a condition AWS clears in the background like a resource becoming
+/// ready (network interfaces released after their owner is gone): the retries are a readiness
+/// wait's polls at `pace` ([`Pace::delays`], scaled by `MSKCTL_POLL_SCALE`), so the call gets
+/// through at most one interval after the condition clears.
+pub async fn retry_paced<T, F, Fut>(
+    cx: &Ctx,
+    id: &str,
+    transient: &Transient,
+    pace: Pace,
+    call: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CallError>>,
+{
+    let delays = pace.delays(poll_floor(), poll_scale());
+    retry_on(cx, id, transient, delays, call).await
+}
+
+async fn retry_on<T, F, Fut>(
+    cx: &Ctx,
+    id: &str,
+    transient: &Transient,
+    mut delays: impl Iterator<Item = Duration>,
     mut call: F,
 ) -> Result<T, CallError>
 where
@@ -414,7 +472,6 @@ where
     Fut: Future<Output = Result<T, CallError>>,
 {
     let start = Instant::now();
-    let mut delays = pacing(Duration::from_secs(15));
     let mut said = Said::default();
     loop {
         match call().await {
@@ -476,6 +533,50 @@ where
                     ),
                 );
                 undo().await?;
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(15))).await;
+                n += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Run `attempt` (a change and the wait for its outcome) up to `attempts` times while its
+/// failure matches `transient` and the budget lasts, pausing before sending it again, with a
+/// progress line for `id`. For changes whose failure AWS reports afterwards, as a state, and
+/// that the same call can repair. Other errors return at once.
+pub async fn resend_while<T, A, AFut>(
+    cx: &Ctx,
+    id: &str,
+    transient: &Transient,
+    attempts: u32,
+    mut attempt: A,
+) -> Result<T, CallError>
+where
+    A: FnMut() -> AFut,
+    AFut: Future<Output = Result<T, CallError>>,
+{
+    let start = Instant::now();
+    let mut delays = pacing(Duration::from_secs(15));
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(err)
+                if transient.matches(&err)
+                    && n < attempts
+                    && start.elapsed() < transient.budget =>
+            {
+                cx.progress(
+                    id,
+                    &format!(
+                        "{} ended {}: {}; sending it again because {} (attempt {}/{attempts})",
+                        err.op,
+                        err.code.as_deref().unwrap_or("failed"),
+                        err.message,
+                        transient.why,
+                        n + 1,
+                    ),
+                );
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(15))).await;
                 n += 1;
             }
@@ -664,7 +765,7 @@ mod tests {
         )));
     }
 
-    const ALL_PACES: [(&str, Pace); 7] = [
+    const ALL_PACES: [(&str, Pace); 8] = [
         ("msk cluster", MSK_CLUSTER_PACE),
         ("pipe", PIPE_PACE),
         ("event source mapping", EVENT_SOURCE_MAPPING_PACE),
@@ -672,6 +773,7 @@ mod tests {
         ("vpc endpoint", VPC_ENDPOINT_PACE),
         ("lambda function", LAMBDA_FUNCTION_PACE),
         ("sqs queue", SQS_QUEUE_PACE),
+        ("released interfaces", INTERFACES_RELEASED_PACE),
     ];
 
     fn secs(v: &[Duration]) -> Vec<f64> {
@@ -711,6 +813,10 @@ mod tests {
         );
         assert_eq!(first(LAMBDA_FUNCTION_PACE), [1.0; 7]);
         assert_eq!(first(SQS_QUEUE_PACE), [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]);
+        assert_eq!(
+            first(INTERFACES_RELEASED_PACE),
+            [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+        );
         // The tests' floor (MSKCTL_POLL_MS=100) and the bench's scale (0.02).
         let ms = |p: Pace, floor: u64, scale: f64| {
             p.delays(Duration::from_millis(floor), scale)
@@ -881,6 +987,20 @@ mod tests {
         )));
         assert!(!PIPE_ROLE_PROPAGATION.matches(&failed("START_FAILED", reason)));
         assert!(!PIPE_ROLE_PROPAGATION.matches(&failed("UPDATE_FAILED", reason)));
+    }
+
+    #[test]
+    fn pipe_update_role_propagation_matches_only_permission_failures_of_an_update() {
+        let reason = "Input parameter is invalid from the request due to : The provided customer role \
+                      does not have permissions to call DescribeClusterV2 on Kafka";
+        let failed = |state: &str, reason: &str| CallError::new("UpdatePipe", Some(state), reason);
+        assert!(PIPE_UPDATE_ROLE_PROPAGATION.matches(&failed("UPDATE_FAILED", reason)));
+        assert!(!PIPE_UPDATE_ROLE_PROPAGATION.matches(&failed(
+            "UPDATE_FAILED",
+            "Connection error: the pipe cannot reach the cluster"
+        )));
+        assert!(!PIPE_UPDATE_ROLE_PROPAGATION.matches(&failed("CREATE_FAILED", reason)));
+        assert!(!PIPE_UPDATE_ROLE_PROPAGATION.matches(&failed("START_FAILED", reason)));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! replacements), StartPipe/StopPipe, DeletePipe and TagResource/UntagResource; the stack's
 //! pipes are found with ListPipes and DescribePipe (tags). Apply waits until the pipe is
 //! RUNNING (or STOPPED) and fails with the pipe's StateReason otherwise, so a green apply
-//! means a working pipe.
+//! means a working pipe. Pipes checks the role after CreatePipe and UpdatePipe answered: a
+//! pipe that fails for a role changed moments before is created again (CREATE_FAILED) or
+//! updated again (UPDATE_FAILED), see `retry.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,7 +23,8 @@ use serde_json::{Value, json};
 use crate::aws::concurrent::{READ_WINDOW, try_join_windowed};
 use crate::aws::kinds::KindApi;
 use crate::aws::retry::{
-    PIPE_CREATE_ATTEMPTS, PIPE_PACE, PIPE_ROLE_PROPAGATION, Poll, ROLE_PROPAGATION, recreate_while,
+    PIPE_CREATE_ATTEMPTS, PIPE_PACE, PIPE_ROLE_PROPAGATION, PIPE_UPDATE_ATTEMPTS,
+    PIPE_UPDATE_ROLE_PROPAGATION, Poll, ROLE_PROPAGATION, recreate_while, resend_while,
     retry_while, wait_for,
 };
 use crate::aws::{CallError, CallResult, Ctx};
@@ -165,25 +168,52 @@ impl KindApi for Pipe {
                 .maximum_batching_window_in_seconds(k.maximum_batching_window)
                 .build();
             wait_not_transitional(cx, &desired.id, &name).await?;
-            retry_while(cx, &desired.id, &ROLE_PROPAGATION, || {
-                let call = cx
-                    .aws
-                    .pipes
-                    .update_pipe()
-                    .name(&name)
-                    .description(s(p, "description").unwrap_or_default())
-                    .source_parameters(
-                        UpdatePipeSourceParameters::builder()
-                            .managed_streaming_kafka_parameters(source.clone())
-                            .build(),
-                    )
-                    .target(s(p, "target").unwrap_or_default())
-                    .target_parameters(target_parameters(p))
-                    .role_arn(s(p, "role").unwrap_or_default())
-                    .desired_state(RequestedPipeState::from(want));
-                async move { call.send().await.call("UpdatePipe") }
-            })
-            .await?;
+            // Pipes checks the role only after UpdatePipe answered: a role or policy written
+            // moments ago (a new statement, a new role) leaves the pipe UPDATE_FAILED, and the
+            // same update sent again checks it again. A pipe read as UPDATE_FAILED comes here
+            // too (`failed`), so a later run repairs it.
+            resend_while(
+                cx,
+                &desired.id,
+                &PIPE_UPDATE_ROLE_PROPAGATION,
+                PIPE_UPDATE_ATTEMPTS,
+                || async {
+                    retry_while(cx, &desired.id, &ROLE_PROPAGATION, || {
+                        let call = cx
+                            .aws
+                            .pipes
+                            .update_pipe()
+                            .name(&name)
+                            .description(s(p, "description").unwrap_or_default())
+                            .source_parameters(
+                                UpdatePipeSourceParameters::builder()
+                                    .managed_streaming_kafka_parameters(source.clone())
+                                    .build(),
+                            )
+                            .target(s(p, "target").unwrap_or_default())
+                            .target_parameters(target_parameters(p))
+                            .role_arn(s(p, "role").unwrap_or_default())
+                            .desired_state(RequestedPipeState::from(want));
+                        async move { call.send().await.call("UpdatePipe") }
+                    })
+                    .await?;
+                    match wait_outcome(cx, &desired.id, &name, want).await? {
+                        Ok(observed) => Ok(observed),
+                        Err((state, reason)) => Err(CallError {
+                            op: "UpdatePipe".into(),
+                            code: Some(state),
+                            message: reason,
+                        }),
+                    }
+                },
+            )
+            .await
+            .map_err(|e| match e.code.as_deref() {
+                Some(state) if state.ends_with("_FAILED") => {
+                    failed_error(&e.op, &name, state, &e.message)
+                }
+                _ => e,
+            })?;
         } else if changed.iter().any(|c| c == "desired_state") {
             wait_not_transitional(cx, &desired.id, &name).await?;
             op = if want == "STOPPED" {

@@ -8,6 +8,7 @@ pub mod diagnosis;
 pub mod kinds;
 pub mod lock;
 pub mod outcome;
+pub mod pace;
 pub mod provider;
 pub mod retry;
 
@@ -191,6 +192,10 @@ impl Clients {
         if let Some(profile) = &target.profile {
             loader = loader.profile_name(profile);
         }
+        // Every request first waits for its token at AWS's default request rates (pace.rs).
+        if let Some(pacer) = pace::Pacer::from_env()? {
+            loader = loader.http_client(pace::paced(pace::default_https_client(), pacer));
+        }
         if let Some(region) = chosen_region(target.region.as_deref(), file_region) {
             loader = loader.region(aws_config::Region::new(region));
         }
@@ -210,6 +215,7 @@ impl Clients {
                         .interceptor(calls.clone())
                         .interceptor(crate::aws::diagnosis::NameTheEndpoint)
                         .interceptor(crate::aws::outcome::LostReply)
+                        .interceptor(crate::aws::pace::NameTheRequest)
                         .build(),
                 )
             };

@@ -475,6 +475,62 @@ async fn creates_whose_replies_time_out_are_resolved_not_repeated() {
     );
 }
 
+/// Creates that AWS performs and answers with HTTP 500 `InternalError` (the emulator's
+/// `error` mode): the outcome is as unknown as after a lost reply, and the SDK's status-code
+/// classifier would send them again blindly (a second VPC, subnet and gateway, "already
+/// exists" for the group and the role). They are resolved by lookup instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_answered_with_an_internal_error_are_resolved_not_repeated() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = dir.write(
+        "stack.yaml",
+        &NETWORK.replace("stack: losthang", "stack: lost500"),
+    );
+    let ops = [
+        "CreateVpc",
+        "CreateSubnet",
+        "CreateInternetGateway",
+        "AttachInternetGateway",
+        "CreateSecurityGroup",
+        "AuthorizeSecurityGroupIngress",
+        "CreateRole",
+    ];
+    em.control(
+        "/_emulator/faults",
+        &serde_json::json!({ "drop_reply": ops.join(","), "drop_reply_mode": "error" }).to_string(),
+    );
+    let out = em.run(&["apply", "-f", &file, "--auto-approve"]);
+    let faults = em.faults();
+    for op in ops {
+        assert_eq!(
+            faults["drop_reply"][op],
+            0,
+            "{op} never answered 500\n{}",
+            out.all()
+        );
+    }
+    let out = out.ok();
+    assert_eq!(
+        census(&em, "lost500").await,
+        counts(&[
+            ("vpc", 1),
+            ("subnet", 1),
+            ("internet_gateway", 1),
+            ("security_group", 1),
+            ("iam_role", 1),
+        ]),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains("outcome unknown") && out.stdout.contains("HTTP 500 InternalError"),
+        "{}",
+        out.all()
+    );
+    em.plan_exits(&file, 0);
+}
+
 const DUPLICATE: &str = r#"
 stack: dup
 region: ap-northeast-1

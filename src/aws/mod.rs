@@ -215,6 +215,7 @@ impl Clients {
                         .interceptor(calls.clone())
                         .interceptor(crate::aws::diagnosis::NameTheEndpoint)
                         .interceptor(crate::aws::outcome::LostReply)
+                        .retry_classifier(crate::aws::outcome::NoBlindRetry)
                         .interceptor(crate::aws::pace::NameTheRequest)
                         .build(),
                 )

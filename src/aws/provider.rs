@@ -325,7 +325,13 @@ fn in_place_changes(
 /// the others, so the VPC that holds the subnets stays and the idle one goes, and nothing that
 /// works is replaced to point at an empty copy. A copy is used when another resource's
 /// properties name its id, ARN or another of its attributes. Among equally used copies the
-/// order stays by physical id (EC2 reports no creation time for VPCs, subnets or groups).
+/// oldest goes first, where AWS reports when the resource was made and the kind's read keeps
+/// it (the [`CREATED`] attribute: MSK cluster `CreationTime`, NAT gateway `CreateTime`, VPC
+/// endpoint `CreationTimestamp`, pipe `CreationTime`); otherwise the order stays by physical
+/// id, the lowest first. EC2 reports no creation time for VPCs, subnets, security groups,
+/// internet gateways, route tables or Elastic IPs, Lambda's `LastModified` (functions, event
+/// source mappings) is not one, and roles and queues are unique by name, so one stack cannot
+/// hold two copies of one.
 fn keep_used_copies_first(live: &mut [Live]) {
     let mut i = 0;
     while i < live.len() {
@@ -352,10 +358,35 @@ fn keep_used_copies_first(live: &mut [Live]) {
                     .filter(|v| named.contains(*v))
                     .count()
             };
-            // Stable: equally used copies keep their order.
-            live[i..i + same].sort_by_key(|l| std::cmp::Reverse(uses(l)));
+            // Stable: equally used copies without a creation time keep their order.
+            live[i..i + same].sort_by_key(|l| (std::cmp::Reverse(uses(l)), created_at(l)));
         }
         i += same;
+    }
+}
+
+/// The observed attribute holding when AWS made the resource, for kinds whose API reports it:
+/// `SECONDS.NANOS` since the Unix epoch ([`created_attr`]). Not in any schema, so it cannot be
+/// referenced; it only orders duplicates ([`keep_used_copies_first`]).
+pub const CREATED: &str = "created";
+
+/// The [`CREATED`] attribute for AWS's creation time `at`.
+pub fn created_attr(at: &aws_smithy_types::DateTime) -> (String, String) {
+    (
+        CREATED.to_string(),
+        format!("{}.{:09}", at.secs(), at.subsec_nanos()),
+    )
+}
+
+/// When a copy was made, `None` (sorted after any time) when AWS gives no creation time.
+fn created_at(l: &Live) -> (bool, i64, u32) {
+    let parsed = l.observed.attrs.get(CREATED).and_then(|v| {
+        let (secs, nanos) = v.split_once('.')?;
+        Some((secs.parse::<i64>().ok()?, nanos.parse::<u32>().ok()?))
+    });
+    match parsed {
+        Some((secs, nanos)) => (false, secs, nanos),
+        None => (true, 0, 0),
     }
 }
 
@@ -510,6 +541,56 @@ mod tests {
         ];
         keep_used_copies_first(&mut idle);
         assert_eq!(idle[0].observed.physical_id, "vpc-a");
+    }
+
+    /// Among equally used copies, the oldest (AWS's creation time) is kept, whatever the ids'
+    /// order; a copy in use still beats an older idle one.
+    #[test]
+    fn among_equally_used_copies_the_oldest_is_kept() {
+        let made = |physical: &str, secs: i64, nanos: u32| {
+            let mut l = live("nat_gateway", "nat", physical, serde_json::json!({}));
+            let (k, v) = created_attr(&aws_smithy_types::DateTime::from_secs_and_nanos(
+                secs, nanos,
+            ));
+            l.observed.attrs.insert(k, v);
+            l
+        };
+        let mut all = vec![
+            made("nat-a", 1_700_000_100, 0),
+            made("nat-b", 1_700_000_000, 500),
+            made("nat-c", 1_700_000_000, 20),
+        ];
+        keep_used_copies_first(&mut all);
+        let order: Vec<&str> = all
+            .iter()
+            .map(|l| l.observed.physical_id.as_str())
+            .collect();
+        assert_eq!(order, ["nat-c", "nat-b", "nat-a"]);
+        // The newest copy is the one a route table uses: it stays first.
+        let mut all = vec![
+            live(
+                "route_table",
+                "rt",
+                "rtb-1",
+                serde_json::json!({"routes": [{"nat_gateway": "nat-a"}]}),
+            ),
+            made("nat-a", 1_700_000_100, 0),
+            made("nat-b", 1_700_000_000, 0),
+        ];
+        all.sort_by(|a, b| a.observed.id.cmp(&b.observed.id));
+        keep_used_copies_first(&mut all);
+        let nats: Vec<&str> = all
+            .iter()
+            .filter(|l| l.kind == "nat_gateway")
+            .map(|l| l.observed.physical_id.as_str())
+            .collect();
+        assert_eq!(nats, ["nat-a", "nat-b"]);
+        // An unparsable time counts as none.
+        let mut odd = made("nat-x", 1, 0);
+        odd.observed
+            .attrs
+            .insert(CREATED.into(), "yesterday".into());
+        assert_eq!(created_at(&odd), (true, 0, 0));
     }
 
     #[test]

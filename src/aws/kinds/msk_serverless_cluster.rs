@@ -353,7 +353,15 @@ fn observed(cluster: &Cluster, brokers: &str) -> Observed {
         ("bootstrap_brokers".to_string(), brokers.to_string()),
         // Not referenceable (not in the schema): tells the engine whether the cluster settles.
         ("state".to_string(), state),
-    ]);
+    ])
+    .into_iter()
+    // The oldest of duplicate clusters is kept (`provider::keep_used_copies_first`).
+    .chain(
+        cluster
+            .creation_time()
+            .map(crate::aws::provider::created_attr),
+    )
+    .collect();
     Observed {
         id: tags.get(TAG_ID).cloned().unwrap_or_default(),
         physical_id: arn,

@@ -288,7 +288,10 @@ fn observe(id: String, g: &aws_sdk_ec2::types::NatGateway) -> Observed {
                     .unwrap_or_default(),
             ),
         ]
-        .into(),
+        .into_iter()
+        // The oldest of duplicate gateways is kept (`provider::keep_used_copies_first`).
+        .chain(g.create_time().map(crate::aws::provider::created_attr))
+        .collect(),
     }
 }
 

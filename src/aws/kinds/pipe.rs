@@ -562,7 +562,11 @@ fn observed(pipe: &DescribePipeOutput) -> Observed {
             ("name".to_string(), name),
             // Not referenceable (not in the schema): tells the engine whether the pipe settles.
             ("state".to_string(), current.to_string()),
-        ]),
+        ])
+        .into_iter()
+        // The oldest of duplicate pipes is kept (`provider::keep_used_copies_first`).
+        .chain(pipe.creation_time().map(crate::aws::provider::created_attr))
+        .collect(),
     }
 }
 

@@ -423,7 +423,13 @@ fn observe(id: String, e: &aws_sdk_ec2::types::VpcEndpoint) -> Observed {
             // Not referenceable (not in the schema): tells the engine whether it settles.
             ("state".to_string(), state_of(e)),
         ]
-        .into(),
+        .into_iter()
+        // The oldest of duplicate endpoints is kept (`provider::keep_used_copies_first`).
+        .chain(
+            e.creation_timestamp()
+                .map(crate::aws::provider::created_attr),
+        )
+        .collect(),
     }
 }
 

@@ -113,9 +113,115 @@ pub fn missing(op: &str, what: &str, id: &str) -> CallError {
     CallError::state(op, format!("{what} {id} was not returned by {op}"))
 }
 
+/// Say which network interfaces still block deleting a subnet or a security group (`field`:
+/// `subnet-id` or `group-id` of DescribeNetworkInterfaces), so a wait of many minutes is
+/// explained ("eni-0ab… (AWS Lambda VPC ENI-my-fn, available)"): Lambda, Pipes and MSK release
+/// theirs in the background. Best effort: a failure here changes nothing.
+pub async fn report_blocking_interfaces(cx: &Ctx, id: &str, field: &str, value: &str) {
+    let Ok(out) = cx
+        .aws
+        .ec2
+        .describe_network_interfaces()
+        .filters(filter(field, value))
+        .send()
+        .await
+        .call("DescribeNetworkInterfaces")
+    else {
+        return;
+    };
+    let enis: Vec<(String, String, String)> = out
+        .network_interfaces()
+        .iter()
+        .map(|n| {
+            (
+                n.network_interface_id().unwrap_or_default().to_string(),
+                n.description().unwrap_or_default().to_string(),
+                n.status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    if !enis.is_empty() {
+        cx.progress(id, &describe_interfaces(&enis));
+    }
+}
+
+/// Says which interfaces block a deletion on its first refusal and then once a minute, not on
+/// every retry: a describe per retry would delay the next attempt by a round trip.
+#[derive(Default)]
+pub struct BlockingReports {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl BlockingReports {
+    /// How often a blocked deletion says again which interfaces still block it.
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// After a refused delete of the subnet or group `value` (`field` as for
+    /// [`report_blocking_interfaces`]): report when due.
+    pub async fn refused(&self, cx: &Ctx, id: &str, field: &str, value: &str) {
+        let due = {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= Self::EVERY);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            report_blocking_interfaces(cx, id, field, value).await;
+        }
+    }
+}
+
+/// "waiting for 2 network interfaces to be released: eni-1 (AWS Lambda VPC ENI-f, in-use), eni-2".
+fn describe_interfaces(enis: &[(String, String, String)]) -> String {
+    let list: Vec<String> = enis
+        .iter()
+        .map(|(id, desc, status)| {
+            let detail: Vec<&str> = [desc.as_str(), status.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            if detail.is_empty() {
+                id.clone()
+            } else {
+                format!("{id} ({})", detail.join(", "))
+            }
+        })
+        .collect();
+    let noun = if enis.len() == 1 {
+        "network interface"
+    } else {
+        "network interfaces"
+    };
+    format!(
+        "waiting for {} {noun} to be released: {}",
+        enis.len(),
+        list.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interfaces_progress_names_each_interface() {
+        let enis = vec![
+            (
+                "eni-1".to_string(),
+                "AWS Lambda VPC ENI-f".to_string(),
+                "in-use".to_string(),
+            ),
+            ("eni-2".to_string(), String::new(), String::new()),
+        ];
+        assert_eq!(
+            describe_interfaces(&enis),
+            "waiting for 2 network interfaces to be released: eni-1 (AWS Lambda VPC ENI-f, in-use), eni-2"
+        );
+    }
 
     #[test]
     fn not_found_codes() {

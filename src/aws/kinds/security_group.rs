@@ -2,9 +2,9 @@
 //! step for all its rules (Authorize, Revoke, UpdateSecurityGroupRuleDescriptions; ingress and
 //! egress at once), rule by rule only when EC2 says some were already done;
 //! DescribeSecurityGroups, flattened to the model's one rule per peer;
-//! DeleteSecurityGroup once dependent network interfaces have gone. [`SecurityGroupRules`]
-//! authorizes and revokes the rules that name other groups, which the planner puts in their
-//! own node (see `model::kinds::security_group`).
+//! DeleteSecurityGroup once dependent network interfaces have gone (naming them while it
+//! waits). [`SecurityGroupRules`] authorizes and revokes the rules that name other groups,
+//! which the planner puts in their own node (see `model::kinds::security_group`).
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
@@ -16,7 +16,9 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, retry_while};
+use crate::aws::retry::{
+    DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, INTERFACES_RELEASED_PACE, retry_paced, retry_while,
+};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::security_group as model;
 use crate::model::kinds::security_group::{
@@ -219,17 +221,36 @@ impl KindApi for SecurityGroup {
 
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
         let group_id = observed.physical_id.clone();
+        // Interfaces of pollers, clusters or functions in the group are named while it waits
+        // (a rule of another group naming this one, the other cause, has no interface to name).
+        let reports = ec2::BlockingReports::default();
         gone_ok(
-            retry_while(cx, &observed.id, &DEPENDENCY_VIOLATION, || async {
-                cx.aws
-                    .ec2
-                    .delete_security_group()
-                    .group_id(&group_id)
-                    .send()
-                    .await
-                    .call("DeleteSecurityGroup")
-                    .map(|_| ())
-            })
+            retry_paced(
+                cx,
+                &observed.id,
+                &DEPENDENCY_VIOLATION,
+                INTERFACES_RELEASED_PACE,
+                || async {
+                    let result = cx
+                        .aws
+                        .ec2
+                        .delete_security_group()
+                        .group_id(&group_id)
+                        .send()
+                        .await
+                        .call("DeleteSecurityGroup")
+                        .map(|_| ());
+                    if result
+                        .as_ref()
+                        .is_err_and(|e| DEPENDENCY_VIOLATION.matches(e))
+                    {
+                        reports
+                            .refused(cx, &observed.id, "group-id", &group_id)
+                            .await;
+                    }
+                    result
+                },
+            )
             .await,
         )
     }

@@ -10,7 +10,10 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, Transient, retry_while};
+use crate::aws::retry::{
+    DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, INTERFACES_RELEASED_PACE, Transient, retry_paced,
+    retry_while,
+};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::subnet as model;
 use crate::model::{Desired, KindModel, Observed, Props, b, s, tags_of, tags_value};
@@ -118,87 +121,34 @@ impl KindApi for Subnet {
 
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
         let subnet_id = observed.physical_id.clone();
+        let reports = ec2::BlockingReports::default();
         gone_ok(
-            retry_while(cx, &observed.id, &SUBNET_IN_USE, || async {
-                let result = cx
-                    .aws
-                    .ec2
-                    .delete_subnet()
-                    .subnet_id(&subnet_id)
-                    .send()
-                    .await
-                    .call("DeleteSubnet")
-                    .map(|_| ());
-                if let Err(e) = &result
-                    && SUBNET_IN_USE.matches(e)
-                {
-                    report_interfaces(cx, &observed.id, &subnet_id).await;
-                }
-                result
-            })
+            retry_paced(
+                cx,
+                &observed.id,
+                &SUBNET_IN_USE,
+                INTERFACES_RELEASED_PACE,
+                || async {
+                    let result = cx
+                        .aws
+                        .ec2
+                        .delete_subnet()
+                        .subnet_id(&subnet_id)
+                        .send()
+                        .await
+                        .call("DeleteSubnet")
+                        .map(|_| ());
+                    if result.as_ref().is_err_and(|e| SUBNET_IN_USE.matches(e)) {
+                        reports
+                            .refused(cx, &observed.id, "subnet-id", &subnet_id)
+                            .await;
+                    }
+                    result
+                },
+            )
             .await,
         )
     }
-}
-
-/// Say which network interfaces still block the deletion, so a long wait is explained
-/// ("eni-0ab… (AWS Lambda VPC ENI-my-fn)"). Best effort: a failure here changes nothing.
-async fn report_interfaces(cx: &Ctx, id: &str, subnet_id: &str) {
-    let Ok(out) = cx
-        .aws
-        .ec2
-        .describe_network_interfaces()
-        .filters(ec2::filter("subnet-id", subnet_id))
-        .send()
-        .await
-        .call("DescribeNetworkInterfaces")
-    else {
-        return;
-    };
-    let enis: Vec<(String, String, String)> = out
-        .network_interfaces()
-        .iter()
-        .map(|n| {
-            (
-                n.network_interface_id().unwrap_or_default().to_string(),
-                n.description().unwrap_or_default().to_string(),
-                n.status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    if !enis.is_empty() {
-        cx.progress(id, &describe_interfaces(&enis));
-    }
-}
-
-/// "waiting for 2 network interfaces to be released: eni-1 (AWS Lambda VPC ENI-f, in-use), eni-2".
-fn describe_interfaces(enis: &[(String, String, String)]) -> String {
-    let list: Vec<String> = enis
-        .iter()
-        .map(|(id, desc, status)| {
-            let detail: Vec<&str> = [desc.as_str(), status.as_str()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect();
-            if detail.is_empty() {
-                id.clone()
-            } else {
-                format!("{id} ({})", detail.join(", "))
-            }
-        })
-        .collect();
-    let noun = if enis.len() == 1 {
-        "network interface"
-    } else {
-        "network interfaces"
-    };
-    format!(
-        "waiting for {} {noun} to be released: {}",
-        enis.len(),
-        list.join(", ")
-    )
 }
 
 async fn reread(cx: &Ctx, id: &str, subnet_id: &str) -> Result<Observed, CallError> {
@@ -289,22 +239,6 @@ mod tests {
         assert_eq!(o.props["tags"], json!({"mskctl:id": "private_a"}));
         assert_eq!(o.attrs["availability_zone"], "ap-northeast-1a");
         assert_eq!(o.attrs["id"], "subnet-1");
-    }
-
-    #[test]
-    fn interfaces_progress_names_each_interface() {
-        let enis = vec![
-            (
-                "eni-1".to_string(),
-                "AWS Lambda VPC ENI-f".to_string(),
-                "in-use".to_string(),
-            ),
-            ("eni-2".to_string(), String::new(), String::new()),
-        ];
-        assert_eq!(
-            describe_interfaces(&enis),
-            "waiting for 2 network interfaces to be released: eni-1 (AWS Lambda VPC ENI-f, in-use), eni-2"
-        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ tokio::task_local! {
 /// Counts every HTTP request the SDK sends (retries included), per `Service.Operation`; with
 /// `MSKCTL_CALL_LOG=FILE`, also appends one line per request to FILE for the benchmark:
 /// `call START_US END_US ACTION KIND ID SERVICE.OPERATION` (microseconds since the run
-/// started; `- - -` outside a resource operation, e.g. the bulk read).
+/// started; `- - -` outside a resource operation, e.g. the bulk read), followed by
+/// `refused STATUS` when AWS answered that attempt with an HTTP error status (a
+/// `DependencyViolation` to retry, a throttle the SDK retries).
 #[derive(Debug, Default, Clone)]
 pub struct CallCounter(Arc<Mutex<BTreeMap<String, usize>>>, Option<CallLog>);
 
@@ -124,7 +126,7 @@ impl Intercept for CallCounter {
 
     fn read_after_attempt(
         &self,
-        _context: &FinalizerInterceptorContextRef<'_>,
+        context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -135,8 +137,13 @@ impl Intercept for CallCounter {
         let scope = CALL_SCOPE
             .try_with(|s| s.to_string())
             .unwrap_or_else(|_| "- - -".into());
+        // One write, so the `refused` line follows its own call even with calls in flight.
+        let refused = match context.response().map(|r| r.status().as_u16()) {
+            Some(status) if status >= 400 => format!("\nrefused {status}"),
+            _ => String::new(),
+        };
         self.log_line(&format!(
-            "call {} {} {scope} {}",
+            "call {} {} {scope} {}{refused}",
             us(start.0),
             us(std::time::Instant::now()),
             operation(cfg).replace(' ', "_")

@@ -10,7 +10,9 @@ use crate::aws::kinds::KindApi;
 use crate::aws::kinds::ec2::{
     self, gone_ok, logical_id, missing, stack_filter, tag_spec, tags_prop,
 };
-use crate::aws::retry::{DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, retry_while};
+use crate::aws::retry::{
+    DEPENDENCY_VIOLATION, EC2_NOT_YET_VISIBLE, INTERFACES_RELEASED_PACE, retry_paced, retry_while,
+};
 use crate::aws::{CallError, CallResult, Ctx};
 use crate::model::kinds::vpc as model;
 use crate::model::{Desired, KindModel, Observed, Props, b, s, tags_of, tags_value};
@@ -133,16 +135,22 @@ impl KindApi for Vpc {
     async fn delete(&self, cx: &Ctx, observed: &Observed) -> Result<(), CallError> {
         let vpc_id = observed.physical_id.clone();
         gone_ok(
-            retry_while(cx, &observed.id, &DEPENDENCY_VIOLATION, || async {
-                cx.aws
-                    .ec2
-                    .delete_vpc()
-                    .vpc_id(&vpc_id)
-                    .send()
-                    .await
-                    .call("DeleteVpc")
-                    .map(|_| ())
-            })
+            retry_paced(
+                cx,
+                &observed.id,
+                &DEPENDENCY_VIOLATION,
+                INTERFACES_RELEASED_PACE,
+                || async {
+                    cx.aws
+                        .ec2
+                        .delete_vpc()
+                        .vpc_id(&vpc_id)
+                        .send()
+                        .await
+                        .call("DeleteVpc")
+                        .map(|_| ())
+                },
+            )
             .await,
         )
     }

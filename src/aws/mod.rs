@@ -275,6 +275,10 @@ pub struct Ctx {
     /// The kinds the stack file declares (`None`: unknown, every kind is read). A kind the
     /// file does not declare is read only when the tagging index lists one of its resources.
     stack_kinds: Option<BTreeSet<String>>,
+    /// `(logical id, attribute)` pairs the stack file's properties and outputs use (`None`:
+    /// unknown, every attribute is read): an attribute that costs a call of its own (a
+    /// cluster's bootstrap brokers) is read only when used.
+    used_attrs: Option<BTreeSet<(String, String)>>,
     /// The stack's resources found by the Resource Groups Tagging API, shared by the kinds of
     /// one bulk read; [`Ctx::forget_tagged`] starts a fresh lookup for the next read.
     tagged: Mutex<Arc<tokio::sync::OnceCell<TaggedIndex>>>,
@@ -295,6 +299,7 @@ impl Ctx {
             progress,
             names,
             stack_kinds: None,
+            used_attrs: None,
             tagged: Default::default(),
         }
     }
@@ -312,7 +317,16 @@ impl Ctx {
                 .log_line(&format!("dep {id} {} {}", spec.schema.kind, deps.join(" ")));
         }
         self.stack_kinds = Some(kinds);
+        self.used_attrs = Some(used_attrs(stack));
         self
+    }
+
+    /// Whether the stack file uses attribute `attr` of resource `id` (`${id.attr}` in a
+    /// property or an output); true when the stack file is unknown.
+    pub fn uses_attr(&self, id: &str, attr: &str) -> bool {
+        self.used_attrs
+            .as_ref()
+            .is_none_or(|used| used.contains(&(id.to_string(), attr.to_string())))
     }
 
     /// The kinds the stack file declares, when known.
@@ -340,6 +354,51 @@ impl Ctx {
     pub fn progress(&self, id: &str, message: &str) {
         (self.progress)(id, message)
     }
+}
+
+/// The `(logical id, attribute)` pairs the stack's properties and outputs refer to. A
+/// resource renamed in the file (`renamed_from`) is still tagged with its old id until it is
+/// updated, so its attributes are also listed under the old id.
+fn used_attrs(stack: &crate::stack::Stack) -> BTreeSet<(String, String)> {
+    use crate::stack::{Expr, Part};
+    fn walk(e: &Expr, out: &mut BTreeSet<(String, String)>) {
+        match e {
+            Expr::Ref { id, attr } => {
+                out.insert((id.clone(), attr.clone()));
+            }
+            Expr::Str(parts) => {
+                for p in parts {
+                    if let Part::Ref { id, attr } = p {
+                        out.insert((id.clone(), attr.clone()));
+                    }
+                }
+            }
+            Expr::List(items) => items.iter().for_each(|e| walk(e, out)),
+            Expr::Map(m) => m.values().for_each(|e| walk(e, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for spec in stack.resources.values() {
+        spec.props.values().for_each(|e| walk(e, &mut out));
+    }
+    for output in stack.outputs.values() {
+        walk(&output.value, &mut out);
+    }
+    let renamed: Vec<(String, String)> = stack
+        .resources
+        .values()
+        .filter_map(|spec| Some((spec.id.clone(), spec.renamed_from.clone()?)))
+        .collect();
+    for (id, old) in renamed {
+        let attrs: Vec<String> = out
+            .iter()
+            .filter(|(used, _)| used == &id)
+            .map(|(_, attr)| attr.clone())
+            .collect();
+        out.extend(attrs.into_iter().map(|attr| (old.clone(), attr)));
+    }
+    out
 }
 
 /// An AWS call that failed (after the SDK's own retries), with the operation and AWS error
@@ -452,7 +511,56 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::chosen_region;
+    use super::{chosen_region, used_attrs};
+
+    fn stack(outputs: &str) -> crate::stack::Stack {
+        let src = format!(
+            r#"
+stack: s
+resources:
+  vpc: {{type: vpc, cidr_block: 10.0.0.0/16}}
+  a: {{type: subnet, vpc: vpc, cidr_block: 10.0.1.0/24, availability_zone: ap-northeast-1a}}
+  c: {{type: subnet, vpc: vpc, cidr_block: 10.0.2.0/24, availability_zone: ap-northeast-1c}}
+  kafka:
+    type: msk_serverless_cluster
+    renamed_from: cluster
+    subnets: [a, c]
+  role:
+    type: iam_role
+    trust: [lambda.amazonaws.com]
+    policies:
+      p:
+        Version: "2012-10-17"
+        Statement: [{{Effect: Allow, Action: "kafka-cluster:Connect", Resource: "${{kafka.arn}}"}}]
+{outputs}"#
+        );
+        let checks = crate::plan::Checks::new(crate::model::kinds::catalog());
+        crate::stack::load::load_str(
+            std::path::Path::new("s.yaml"),
+            &src,
+            &Default::default(),
+            &checks,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_clusters_brokers_are_used_only_when_a_property_or_output_names_them() {
+        let without = used_attrs(&stack(""));
+        let has = |used: &std::collections::BTreeSet<(String, String)>, id: &str, attr: &str| {
+            used.contains(&(id.to_string(), attr.to_string()))
+        };
+        assert!(has(&without, "kafka", "arn"), "{without:?}");
+        assert!(has(&without, "vpc", "id"), "{without:?}");
+        assert!(!has(&without, "kafka", "bootstrap_brokers"), "{without:?}");
+        let with = used_attrs(&stack(
+            "outputs:\n  brokers: {value: \"${kafka.bootstrap_brokers}\"}\n",
+        ));
+        assert!(has(&with, "kafka", "bootstrap_brokers"), "{with:?}");
+        // Still tagged with its old logical id until the rename is applied.
+        assert!(has(&with, "cluster", "bootstrap_brokers"), "{with:?}");
+        assert!(!has(&with, "cluster", "id"), "{with:?}");
+    }
 
     #[test]
     fn the_flag_overrides_the_file_and_the_file_overrides_the_environment() {

@@ -1,5 +1,6 @@
 //! `msk_serverless_cluster` on AWS: CreateClusterV2 with `Serverless` (adopting its own
-//! cluster after a ConflictException), DescribeClusterV2 until ACTIVE, GetBootstrapBrokers,
+//! cluster after a ConflictException), DescribeClusterV2 until ACTIVE, GetBootstrapBrokers
+//! (only when the stack file uses `bootstrap_brokers`),
 //! ListClustersV2 for the bulk read, TagResource/UntagResource (the only in-place change) and
 //! DeleteCluster.
 
@@ -23,6 +24,11 @@ use crate::model::{
 };
 
 pub struct MskServerlessCluster;
+
+/// The attribute that costs a GetBootstrapBrokers call: read only when the stack file uses it
+/// (`${cluster.bootstrap_brokers}` in a property or an output). A `kafka_topic` asks for the
+/// brokers itself, with each request it sends.
+const BROKERS: &str = "bootstrap_brokers";
 
 /// MSK Serverless clusters take minutes to create and delete on AWS.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(45 * 60);
@@ -57,7 +63,10 @@ impl KindApi for MskServerlessCluster {
                 if !owned || cluster.state() == Some(&ClusterState::Deleting) {
                     continue;
                 }
-                let brokers = if cluster.state() == Some(&ClusterState::Active) {
+                let id = cluster.tags().and_then(|t| t.get(TAG_ID));
+                let brokers = if cluster.state() == Some(&ClusterState::Active)
+                    && id.is_none_or(|id| cx.uses_attr(id, BROKERS))
+                {
                     bootstrap_brokers(cx, cluster.cluster_arn().unwrap_or_default()).await?
                 } else {
                     String::new()
@@ -240,7 +249,11 @@ async fn wait_active(cx: &Ctx, id: &str, arn: &str) -> Result<Observed, CallErro
         },
     )
     .await?;
-    let brokers = bootstrap_brokers(cx, &arn).await?;
+    let brokers = if cx.uses_attr(id, BROKERS) {
+        bootstrap_brokers(cx, &arn).await?
+    } else {
+        String::new()
+    };
     Ok(observed(&cluster, &brokers))
 }
 

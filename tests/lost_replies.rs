@@ -531,6 +531,52 @@ async fn creates_answered_with_an_internal_error_are_resolved_not_repeated() {
     em.plan_exits(&file, 0);
 }
 
+/// The seed stack's creates in the JSON and REST-JSON services (MSK, Lambda, Pipes) and the
+/// rest of EC2 answered with HTTP 500 after their effect: one of each is made, and the apply
+/// says it resolved them.
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_stack_creates_answered_with_an_internal_error_converge() {
+    let em = Emulator::start();
+    let dir = StackDir::new();
+    let file = example(&dir, "msk-serverless-pipe.yaml");
+    em.control("/_emulator/faults", r#"{"drop_reply_mode": "error"}"#);
+    let out = apply_losing(
+        &em,
+        &file,
+        &[
+            "AllocateAddress",
+            "ec2:CreateRoute",
+            "AssociateRouteTable",
+            "CreateClusterV2",
+            "CreateRole",
+            "CreateFunction",
+            "CreatePipe",
+        ],
+    );
+    assert!(
+        out.stdout.contains("HTTP 500 InternalError"),
+        "apply never said it was resolving a 500:\n{}",
+        out.all()
+    );
+    assert_eq!(
+        census(&em, "msk-pipe").await,
+        counts(&[
+            ("vpc", 1),
+            ("subnet", 3),
+            ("internet_gateway", 1),
+            ("eip", 1),
+            ("nat_gateway", 1),
+            ("route_table", 2),
+            ("security_group", 1),
+            ("msk_serverless_cluster", 1),
+            ("sqs_queue", 1),
+            ("iam_role", 2),
+            ("lambda_function", 1),
+            ("pipe", 1),
+        ])
+    );
+}
+
 const DUPLICATE: &str = r#"
 stack: dup
 region: ap-northeast-1

@@ -371,3 +371,69 @@ async fn replacing_the_pollers_security_group_waits_for_their_old_interfaces() {
     );
     assert_nothing_left(&ec2, stack, &vpc).await;
 }
+
+/// The seed stack's `kafka_sg` is the cluster's group, and so the group of the pipe's pollers.
+/// A new description replaces it; the cluster (its groups are fixed at creation) and the pipe
+/// that reads it are replaced too. The same apply converges: the old group is deleted once the
+/// old pipe's and cluster's interfaces are gone, saying which ones it waits for.
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_the_clusters_security_group_waits_for_the_pipe_and_cluster_interfaces() {
+    let em = emulator();
+    let dir = StackDir::new();
+    let file = example(&dir, "msk-serverless-pipe.yaml");
+    let conf = em.sdk().await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let kafka = aws_sdk_kafka::Client::new(&conf);
+    let stack = "msk-pipe";
+    em.apply(&file);
+    let vpc = vpc_of(&ec2, stack).await;
+    let old = groups(&ec2, stack).await;
+    assert_eq!(old.len(), 1, "{old:?}");
+    let old = old[0].1.clone();
+    let before = interfaces(&ec2, &vpc).await;
+    let mut blocking = with_prefix(&before, "AWS EventBridge Pipes ENI-msk-pipe-to-processor-");
+    blocking.extend(with_prefix(
+        &before,
+        "MSK Serverless ENI for cluster msk-pipe-cluster-",
+    ));
+    assert_eq!(blocking.len(), 4, "{before:?}");
+
+    edit(
+        &file,
+        "description: Kafka clients inside the VPC reach the MSK Serverless cluster",
+        "description: Kafka clients inside the VPC reach the MSK Serverless cluster (v2)",
+    );
+    let started = Instant::now();
+    let out = em.apply(&file);
+    eprintln!(
+        "apply replacing kafka_sg took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_named_while_waiting(&out, "kafka_sg", &blocking);
+
+    let now = groups(&ec2, stack).await;
+    assert_eq!(now.len(), 1, "the old group is gone: {now:?}");
+    let new = now[0].1.clone();
+    assert_ne!(new, old);
+    let clusters = kafka.list_clusters_v2().send().await.unwrap();
+    let infos = clusters.cluster_info_list();
+    assert_eq!(infos.len(), 1, "{infos:?}");
+    let cluster_groups: Vec<String> = infos[0]
+        .serverless()
+        .map(|s| {
+            s.vpc_configs()
+                .iter()
+                .flat_map(|v| v.security_group_ids().iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(cluster_groups, std::slice::from_ref(&new));
+    let after = interfaces(&ec2, &vpc).await;
+    assert!(
+        after.iter().all(|e| !e.groups.contains(&old)),
+        "an interface still uses the old group: {after:?}"
+    );
+    em.plan_exits(&file, 0);
+    em.run(&["destroy", "-f", &file, "--auto-approve"]).ok();
+    assert_nothing_left(&ec2, stack, &vpc).await;
+}

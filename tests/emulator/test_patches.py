@@ -42,6 +42,7 @@ DELAYS = {
     "EMULATOR_LAMBDA_VPC_SECONDS": "0.4",
     "EMULATOR_LAMBDA_ENI_LINGER_SECONDS": "0.8",
     "EMULATOR_VPC_ENDPOINT_SECONDS": "0.4",
+    "EMULATOR_NAT_GATEWAY_SECONDS": "0.4",
 }
 PANDAS_LAYER = "arn:aws:lambda:ap-northeast-1:336392948345:layer:AWSSDKPandas-Python311:22"
 launcher: subprocess.Popen | None = None
@@ -419,20 +420,37 @@ class Ec2Test(EmulatorTest):
         mismatch = lambda: ec2.create_nat_gateway(SubnetId=subnet, AllocationId=other_eip, ClientToken="nat-token-1")
         self.assertEqual(error_code(mismatch), "IdempotentParameterMismatch")
 
-    def test_nat_gateway_delete_frees_its_address(self) -> None:
+    def test_nat_gateway_is_pending_then_deleting_and_frees_its_address_when_deleted(self) -> None:
         ec2 = client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.3.1.0/24")["Subnet"]["SubnetId"]
         eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
-        first = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+        made = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]
+        first = made["NatGatewayId"]
+        self.assertEqual(made["State"], "pending")
+
+        def state(nat_id: str) -> str:
+            return ec2.describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"][0]["State"]
+
+        self.assertEqual(wait_for(lambda: state(first), "available"), ["pending", "available"])
         ec2.delete_nat_gateway(NatGatewayId=first)
+        self.assertEqual(state(first), "deleting")
+        # Until `deleted`, the address stays associated and the interface stays in the subnet.
+        address = ec2.describe_addresses(AllocationIds=[eip])["Addresses"][0]
+        self.assertIn("AssociationId", address)
+        self.assertEqual(error_code(lambda: ec2.delete_subnet(SubnetId=subnet)), "DependencyViolation")
+        ec2.delete_nat_gateway(NatGatewayId=first)  # a repeated delete is accepted
+        self.assertEqual(wait_for(lambda: state(first), "deleted"), ["deleting", "deleted"])
         address = ec2.describe_addresses(AllocationIds=[eip])["Addresses"][0]
         self.assertNotIn("AssociationId", address)
-        # The address can carry a replacement gateway, and the subnet can go.
+        # The address can carry a replacement gateway, and once that is gone the subnet can go.
         second = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
         self.assertNotEqual(first, second)
         ec2.delete_nat_gateway(NatGatewayId=second)
+        wait_for(lambda: state(second), "deleted")
         ec2.delete_subnet(SubnetId=subnet)
+        self.assertEqual(error_code(lambda: ec2.delete_nat_gateway(NatGatewayId="nat-0123456789abcdef0")),
+                         "NatGatewayNotFound")
 
     def test_network_interfaces_block_subnet_and_group_deletion(self) -> None:
         ec2 = client("ec2")

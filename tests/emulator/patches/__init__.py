@@ -33,6 +33,7 @@ PATCHES = [
     pipes.patch_pipe_lifecycle,
     vpc.patch_lambda_vpc_network_interfaces,
     vpc.patch_vpc_endpoint_lifecycle,
+    vpc.patch_nat_gateway_lifecycle,
     # After kafka, lambda_esm and pipes: wraps what they return.
     pollers.patch_msk_cluster_network_interfaces,
     pollers.patch_kafka_mapping_network_interfaces,

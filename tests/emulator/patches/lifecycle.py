@@ -26,6 +26,7 @@ DELAYS = {
     "lambda_eni_linger": ("EMULATOR_LAMBDA_ENI_LINGER_SECONDS", 2.0),
     "poller_eni_linger": ("EMULATOR_POLLER_ENI_LINGER_SECONDS", 2.0),  # see pollers.py
     "vpc_endpoint": ("EMULATOR_VPC_ENDPOINT_SECONDS", 1.0),
+    "nat_gateway": ("EMULATOR_NAT_GATEWAY_SECONDS", 1.0),  # see vpc.py
 }
 
 _overrides: dict[str, float] = {}  # set through POST /_emulator/faults {"delays": ...}

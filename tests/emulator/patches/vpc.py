@@ -403,6 +403,58 @@ def patch_vpc_endpoint_lifecycle() -> None:
     _settle_before_ec2_requests()
 
 
+
+def patch_nat_gateway_lifecycle() -> None:
+    # moto's NAT gateway is `available` the moment CreateNatGateway answers and `deleted` (its
+    # address and interface freed by ec2.patch_nat_gateway_delete_frees_address) the moment
+    # DeleteNatGateway does. AWS ("NAT gateway basics", Amazon VPC User Guide): `pending` until
+    # it can route, `deleting` after the delete until `deleted`, its Elastic IP and network
+    # interface in use until then, so the address cannot be released nor the subnet deleted.
+    # Both transitions take `EMULATOR_NAT_GATEWAY_SECONDS` (AWS: a few minutes, about one).
+    # Apply after ec2.patch_nat_gateway_delete_frees_address: the delete it wraps frees them.
+    from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
+
+    original_init = NatGateway.__init__
+    inner_delete = NatGatewayBackend.delete_nat_gateway
+
+    def state_get(self: Any) -> str:
+        lc = self.__dict__.get("_emulator_lc")
+        return lc.current() if lc is not None else self.__dict__.get("_emulator_state", "available")
+
+    def state_set(self: Any, value: str) -> None:
+        lc = self.__dict__.get("_emulator_lc")
+        if lc is None:
+            self.__dict__["_emulator_state"] = value
+        else:
+            lc.set(value)
+
+    NatGateway.state = property(state_get, state_set)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._emulator_lc = lifecycle.Lifecycle("pending")
+        self._emulator_lc.begin("pending", "nat_gateway", lambda: "available")
+        with _lock:
+            _endpoints.append(self)  # settled before each EC2 request, like the endpoints
+
+    def delete_nat_gateway(self: Any, nat_gateway_id: str) -> Any:
+        nat = self.nat_gateways.get(nat_gateway_id)
+        if nat is None:
+            raise EC2ClientError("NatGatewayNotFound", f"The Nat Gateway {nat_gateway_id} was not found")
+        if nat.state in ("deleting", "deleted"):
+            return nat
+
+        def finish(backend: Any = self, nat_id: str = nat_gateway_id) -> str:
+            inner_delete(backend, nat_id)
+            return "deleted"
+
+        nat._emulator_lc.begin("deleting", "nat_gateway", finish)
+        return nat
+
+    NatGateway.__init__ = __init__
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
+    _settle_before_ec2_requests()
+
 _hooked = False
 
 

@@ -502,6 +502,63 @@ pub async fn recreate_while<T, A, AFut, U, UFut>(
     id: &str,
     transient: &Transient,
     attempts: u32,
+    attempt: A,
+    undo: U,
+) -> Result<T, CallError>
+where
+    A: FnMut() -> AFut,
+    AFut: Future<Output = Result<T, CallError>>,
+    U: FnMut() -> UFut,
+    UFut: Future<Output = Result<(), CallError>>,
+{
+    again_while(
+        cx,
+        id,
+        transient,
+        attempts,
+        "deleting it and creating it again",
+        attempt,
+        undo,
+    )
+    .await
+}
+
+/// Run `attempt` (a change and the wait for its outcome) up to `attempts` times while its
+/// failure matches `transient` and the budget lasts, pausing before sending it again, with a
+/// progress line for `id`. For changes whose failure AWS reports afterwards, as a state, and
+/// that the same call can repair. Other errors return at once.
+pub async fn resend_while<T, A, AFut>(
+    cx: &Ctx,
+    id: &str,
+    transient: &Transient,
+    attempts: u32,
+    attempt: A,
+) -> Result<T, CallError>
+where
+    A: FnMut() -> AFut,
+    AFut: Future<Output = Result<T, CallError>>,
+{
+    let nothing_to_undo = || async { Ok(()) };
+    again_while(
+        cx,
+        id,
+        transient,
+        attempts,
+        "sending it again",
+        attempt,
+        nothing_to_undo,
+    )
+    .await
+}
+
+/// The loop of [`recreate_while`] and [`resend_while`]: `doing` says what happens before the
+/// next attempt ("sending it again").
+async fn again_while<T, A, AFut, U, UFut>(
+    cx: &Ctx,
+    id: &str,
+    transient: &Transient,
+    attempts: u32,
+    doing: &str,
     mut attempt: A,
     mut undo: U,
 ) -> Result<T, CallError>
@@ -524,7 +581,7 @@ where
                 cx.progress(
                     id,
                     &format!(
-                        "{} ended {}: {}; deleting it and creating it again because {} (attempt {}/{attempts})",
+                        "{} ended {}: {}; {doing} because {} (attempt {}/{attempts})",
                         err.op,
                         err.code.as_deref().unwrap_or("failed"),
                         err.message,
@@ -533,50 +590,6 @@ where
                     ),
                 );
                 undo().await?;
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(15))).await;
-                n += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Run `attempt` (a change and the wait for its outcome) up to `attempts` times while its
-/// failure matches `transient` and the budget lasts, pausing before sending it again, with a
-/// progress line for `id`. For changes whose failure AWS reports afterwards, as a state, and
-/// that the same call can repair. Other errors return at once.
-pub async fn resend_while<T, A, AFut>(
-    cx: &Ctx,
-    id: &str,
-    transient: &Transient,
-    attempts: u32,
-    mut attempt: A,
-) -> Result<T, CallError>
-where
-    A: FnMut() -> AFut,
-    AFut: Future<Output = Result<T, CallError>>,
-{
-    let start = Instant::now();
-    let mut delays = pacing(Duration::from_secs(15));
-    let mut n = 1;
-    loop {
-        match attempt().await {
-            Err(err)
-                if transient.matches(&err)
-                    && n < attempts
-                    && start.elapsed() < transient.budget =>
-            {
-                cx.progress(
-                    id,
-                    &format!(
-                        "{} ended {}: {}; sending it again because {} (attempt {}/{attempts})",
-                        err.op,
-                        err.code.as_deref().unwrap_or("failed"),
-                        err.message,
-                        transient.why,
-                        n + 1,
-                    ),
-                );
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(15))).await;
                 n += 1;
             }

@@ -279,14 +279,9 @@ def _endpoint_enis(endpoint: Any, backend: Any, subnet_ids: list[str]) -> list[s
     return made
 
 
-def patch_vpc_endpoint_lifecycle() -> None:
-    from moto.ec2.models.vpcs import VPCBackend, VPCEndPoint
-    from moto.ec2.responses.vpcs import VPCs
-
-    original_init = VPCEndPoint.__init__
-    original_create = VPCBackend.create_vpc_endpoint
-    original_delete = VPCBackend.delete_vpc_endpoints
-    original_modify = VPCEndPoint.modify
+def _lifecycle_state() -> property:
+    """A `state` attribute read from the object's `_emulator_lc` Lifecycle once it has one
+    (moto's constructor sets `state` before the patch attaches it)."""
 
     def state_get(self: Any) -> str:
         lc = self.__dict__.get("_emulator_lc")
@@ -299,7 +294,19 @@ def patch_vpc_endpoint_lifecycle() -> None:
         else:
             lc.set(value)
 
-    VPCEndPoint.state = property(state_get, state_set)
+    return property(state_get, state_set)
+
+
+def patch_vpc_endpoint_lifecycle() -> None:
+    from moto.ec2.models.vpcs import VPCBackend, VPCEndPoint
+    from moto.ec2.responses.vpcs import VPCs
+
+    original_init = VPCEndPoint.__init__
+    original_create = VPCBackend.create_vpc_endpoint
+    original_delete = VPCBackend.delete_vpc_endpoints
+    original_modify = VPCEndPoint.modify
+
+    VPCEndPoint.state = _lifecycle_state()
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
@@ -417,18 +424,7 @@ def patch_nat_gateway_lifecycle() -> None:
     original_init = NatGateway.__init__
     inner_delete = NatGatewayBackend.delete_nat_gateway
 
-    def state_get(self: Any) -> str:
-        lc = self.__dict__.get("_emulator_lc")
-        return lc.current() if lc is not None else self.__dict__.get("_emulator_state", "available")
-
-    def state_set(self: Any, value: str) -> None:
-        lc = self.__dict__.get("_emulator_lc")
-        if lc is None:
-            self.__dict__["_emulator_state"] = value
-        else:
-            lc.set(value)
-
-    NatGateway.state = property(state_get, state_set)
+    NatGateway.state = _lifecycle_state()
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
